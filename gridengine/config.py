@@ -1,0 +1,275 @@
+"""One configuration object for a whole run, grouped by pipeline stage.
+
+Each group is a frozen dataclass that validates itself on construction (as
+PyVRP's parameter groups do), so an invalid value fails at the door with the
+name of the setting. :meth:`Config.from_toml` reads the same structure from a
+TOML file and rejects unknown keys and wrong types; :meth:`Config.to_dict`
+is what the manifest records.
+
+Example TOML::
+
+    seed = 0
+
+    [input]
+    coord_system = "wgs84"
+
+    [cells]
+    resolution = 9
+
+    [partition]
+    capacity = 1000.0
+    target_fill = 0.9
+
+    [assign]
+    require_full_staffing = false
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+__all__ = ["InputConfig", "CellConfig", "PartitionConfig", "AssignConfig", "Config"]
+
+COORD_SYSTEMS = ("wgs84", "gcj02", "bd09")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """How input tables are read.
+
+    Parameters
+    ----------
+    coord_system
+        Coordinate system of ``lat``/``lon`` in the customers and specialists files:
+        ``"wgs84"`` (default), ``"gcj02"`` or ``"bd09"``; converted to WGS-84 on reading.
+    encoding
+        Text encoding of CSV files; ``"auto"`` tries UTF-8 (with or without BOM), then GB18030.
+    max_reject_share
+        If more than this share of customer rows is rejected, the file is judged
+        unusable (wrong file, swapped columns) and the run stops with an error.
+    max_distance_km
+        A customer farther than this from the median customer location is rejected
+        (a geocoding error or a customer of another city).
+    """
+
+    coord_system: str = "wgs84"
+    encoding: str = "auto"
+    max_reject_share: float = 0.5
+    max_distance_km: float = 150.0
+
+    def __post_init__(self) -> None:
+        _check(
+            self.coord_system in COORD_SYSTEMS,
+            f"input.coord_system must be one of {', '.join(COORD_SYSTEMS)}, got {self.coord_system!r}",
+        )
+        _check(isinstance(self.encoding, str) and self.encoding != "", "input.encoding must be a non-empty string")
+        _check(0.0 < self.max_reject_share <= 1.0, f"input.max_reject_share must be in (0, 1], got {self.max_reject_share}")
+        _check(self.max_distance_km > 0, f"input.max_distance_km must be positive, got {self.max_distance_km}")
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """How customers are indexed into H3 cells and how the service area is tiled.
+
+    Parameters
+    ----------
+    resolution
+        H3 resolution of the cells (9: about 0.1 km² per cell, edge ~174 m).
+    service_area_buffer_m
+        Without a planner-given service area, the tiled area is every cell within
+        this distance of an occupied cell.
+    """
+
+    resolution: int = 9
+    service_area_buffer_m: float = 1000.0
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.resolution, int) and 0 <= self.resolution <= 15,
+               f"cells.resolution must be an integer in [0, 15], got {self.resolution!r}")
+        _check(0.0 <= self.service_area_buffer_m <= 50_000.0,
+               f"cells.service_area_buffer_m must be in [0, 50000], got {self.service_area_buffer_m}")
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """How cells are merged into grids.
+
+    Parameters
+    ----------
+    capacity
+        Workload a grid may hold at most (one specialist's capacity). ``None``: the
+        most common capacity in the roster (the larger one on ties).
+    k
+        Number of grids. ``None``: derived as ``ceil(total workload / (target_fill * capacity))``,
+        counted per disconnected area.
+    target_fill
+        Mean grid workload as a share of ``capacity`` when ``k`` is derived.
+    tolerance
+        Balance goal: grids within ``±tolerance`` of the mean workload of their area.
+    n_trees
+        Candidate spanning trees tried per bisection (more: better balance, slower).
+    bridge_share
+        A disconnected area whose workload is below this share of a grid's target
+        workload is joined to the nearest grid with room, through a reported bridge,
+        instead of getting a grid of its own.
+    refine_passes
+        Maximum passes of the boundary-move refinement.
+    """
+
+    capacity: float | None = None
+    k: int | None = None
+    target_fill: float = 0.9
+    tolerance: float = 0.05
+    n_trees: int = 6
+    bridge_share: float = 0.25
+    refine_passes: int = 60
+
+    def __post_init__(self) -> None:
+        _check(self.capacity is None or (math.isfinite(self.capacity) and self.capacity > 0),
+               f"partition.capacity must be a positive number, got {self.capacity!r}")
+        _check(self.k is None or (isinstance(self.k, int) and self.k >= 1),
+               f"partition.k must be a positive integer, got {self.k!r}")
+        _check(0.1 <= self.target_fill <= 1.0, f"partition.target_fill must be in [0.1, 1], got {self.target_fill}")
+        _check(0.0 < self.tolerance < 1.0, f"partition.tolerance must be in (0, 1), got {self.tolerance}")
+        _check(isinstance(self.n_trees, int) and 1 <= self.n_trees <= 100,
+               f"partition.n_trees must be an integer in [1, 100], got {self.n_trees!r}")
+        _check(0.0 <= self.bridge_share < 1.0, f"partition.bridge_share must be in [0, 1), got {self.bridge_share}")
+        _check(isinstance(self.refine_passes, int) and self.refine_passes >= 0,
+               f"partition.refine_passes must be a non-negative integer, got {self.refine_passes!r}")
+
+
+@dataclass(frozen=True)
+class AssignConfig:
+    """How specialists are assigned to grids.
+
+    Parameters
+    ----------
+    continuity_bonus_km
+        A specialist staying on their ``current_grid`` counts as this many km less travel.
+    require_full_staffing
+        Raise :class:`~gridengine.errors.CapacityShortfallError` instead of reporting
+        unstaffed grids.
+    """
+
+    continuity_bonus_km: float = 5.0
+    require_full_staffing: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.continuity_bonus_km >= 0, f"assign.continuity_bonus_km must be >= 0, got {self.continuity_bonus_km}")
+
+
+_GROUPS: dict[str, type] = {
+    "input": InputConfig,
+    "cells": CellConfig,
+    "partition": PartitionConfig,
+    "assign": AssignConfig,
+}
+
+
+def _coerce(group: str, cls: type, values: Any) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{group}] must be a table, got {type(values).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"unknown key(s) in [{group}]: {', '.join(unknown)}; known keys: {', '.join(fields)}"
+        )
+    out = {}
+    for name, value in values.items():
+        default = getattr(cls(), name)
+        expected = type(default) if default is not None else None
+        if name in ("capacity",):
+            expected = float
+        if name in ("k",):
+            expected = int
+        if value is None and default is None:  # optional settings (capacity, k) may be unset
+            out[name] = value
+            continue
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if expected is not None and not isinstance(value, expected) or isinstance(value, bool) and expected is not bool:
+            raise ConfigError(
+                f"[{group}] {name} must be of type {expected.__name__ if expected else 'any'}, "
+                f"got {type(value).__name__} {value!r}"
+            )
+        out[name] = value
+    return cls(**out)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole run's configuration: one group per stage plus the seed."""
+
+    input: InputConfig = field(default_factory=InputConfig)
+    cells: CellConfig = field(default_factory=CellConfig)
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    assign: AssignConfig = field(default_factory=AssignConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and 0 <= self.seed < 2**31,
+               f"seed must be an integer in [0, 2**31), got {self.seed!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Config":
+        """Build a config from nested dicts, rejecting unknown keys and wrong types."""
+        if not isinstance(data, dict):
+            raise ConfigError("config must be a table")
+        unknown = sorted(set(data) - set(_GROUPS) - {"seed"})
+        if unknown:
+            raise ConfigError(
+                f"unknown key(s) in config: {', '.join(unknown)}; known: seed, {', '.join(_GROUPS)}"
+            )
+        kwargs: dict[str, Any] = {}
+        for group, gcls in _GROUPS.items():
+            if group in data:
+                kwargs[group] = _coerce(group, gcls, data[group])
+        if "seed" in data:
+            if not isinstance(data["seed"], int) or isinstance(data["seed"], bool):
+                raise ConfigError(f"seed must be an integer, got {data['seed']!r}")
+            kwargs["seed"] = data["seed"]
+        return cls(**kwargs)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> "Config":
+        """Read a config from a TOML file.
+
+        Raises
+        ------
+        ConfigError
+            If the file is missing, is not valid TOML, or has unknown keys or wrong types;
+            the message starts with the file name.
+        """
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """All settings as plain nested dicts (what the manifest records)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some groups or the seed replaced."""
+        return dataclasses.replace(self, **changes)

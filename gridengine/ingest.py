@@ -1,0 +1,522 @@
+"""Ingest: read customers and specialists from files or tables, validate them once, at the door.
+
+Customers
+    A bad customer row (bad coordinate, bad workload, conflicting duplicate id …) is
+    not an error: it goes to the rejects table with its source ``row`` and a ``reason``,
+    so every input row ends up either in the valid table or in rejects (DESIGN.md
+    invariant 1). Only problems with the file as a whole raise :class:`InputError`:
+    unreadable, empty, a required column missing, or more than
+    ``InputConfig.max_reject_share`` of the rows rejected.
+Specialists
+    The roster is small and every row matters for staffing, so any bad specialist row
+    raises :class:`InputError` naming the file, row and column.
+
+Rows are numbered from 1 for the first data row (the header is not counted), the
+way a planner counts records; in a spreadsheet, row N sits on line N + 1.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .config import InputConfig
+from .errors import InputError
+
+__all__ = ["read_customers", "read_specialists", "read_service_area", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS"]
+
+logger = logging.getLogger(__name__)
+
+REJECT_COLUMNS = ["customer_id", "row", "reason"]
+_TEXT_SUFFIXES = {".csv", ".txt", ".tsv"}
+_PARQUET_SUFFIXES = {".parquet", ".pq", ".geoparquet"}
+_GEO_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp"}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, as hex (recorded in the manifest, never the contents)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def table_sha256(df: pd.DataFrame) -> str:
+    """A content hash of an in-memory table (column names, order and values)."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, df.columns)).encode())
+    if len(df):
+        h.update(pd.util.hash_pandas_object(df.astype(str), index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+def _decode(raw: bytes, path: Path, encoding: str) -> str:
+    if encoding != "auto":
+        try:
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise InputError(f"{path}: cannot decode as {encoding}: {exc}", path=str(path)) from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path}: not UTF-8 ({utf8_error.reason} at byte {utf8_error.start}) and not GB18030/GBK; "
+            "give the encoding with --encoding",
+            path=str(path),
+        ) from None
+    logger.info("%s: not UTF-8, read as GB18030 (GBK)", path)
+    return text
+
+
+def _sniff_delimiter(text: str) -> str:
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] > 0 else ","
+
+
+def _read_raw(path: Path, encoding: str) -> pd.DataFrame:
+    """Read a file into a DataFrame; CSV cells stay strings so validation sees what was written."""
+    if not path.exists():
+        raise InputError(f"{path}: file not found", path=str(path))
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, expected a file", path=str(path))
+    suffix = path.suffix.lower()
+    if suffix in _PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for broken files
+            raise InputError(f"{path}: not a readable Parquet file ({exc})", path=str(path)) from None
+        df = table.to_pandas()
+        if "geometry" in df.columns and ("lat" not in df.columns or "lon" not in df.columns):
+            df = _points_to_latlon(df, path, geo=False)
+        return df
+    if suffix in _GEO_SUFFIXES:
+        import geopandas as gpd
+
+        try:
+            gdf = gpd.read_file(path)
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable vector file ({exc})", path=str(path)) from None
+        return _points_to_latlon(gdf, path, geo=True)
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise InputError(f"{path}: file is empty", path=str(path))
+    text = _decode(raw, path, encoding)
+    sep = _sniff_delimiter(text)
+    import io
+
+    try:
+        df = pd.read_csv(
+            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
+            skipinitialspace=True,
+        )
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{path}: cannot parse as delimited text: {exc}", path=str(path)) from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: file is empty", path=str(path)) from None
+    return df
+
+
+def _points_to_latlon(df: pd.DataFrame, path: Path, *, geo: bool) -> pd.DataFrame:
+    import geopandas as gpd
+    import shapely
+
+    if geo:
+        gdf = df
+    else:
+        try:
+            gdf = gpd.GeoDataFrame(df, geometry=gpd.GeoSeries.from_wkb(df["geometry"]), crs="EPSG:4326")
+        except Exception as exc:
+            raise InputError(f"{path}: column 'geometry' is not WKB points ({exc})", path=str(path), field="geometry") from None
+    if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
+        gdf = gdf.to_crs("EPSG:4326")
+    geom = gdf.geometry.to_numpy()
+    kinds = shapely.get_type_id(geom)
+    bad = np.flatnonzero((kinds != 0) & ~shapely.is_missing(geom))
+    if len(bad):
+        raise InputError(
+            f"{path}: row {bad[0] + 1}: column 'geometry' must be a Point, got {shapely.get_type_id(geom[bad[0]])}",
+            path=str(path), row=int(bad[0]) + 1, field="geometry",
+        )
+    out = pd.DataFrame(gdf.drop(columns=gdf.geometry.name))
+    out["lat"] = shapely.get_y(geom)
+    out["lon"] = shapely.get_x(geom)
+    return out
+
+
+def _normalise_columns(df: pd.DataFrame, path: str) -> pd.DataFrame:
+    cols = [str(c).strip().lstrip("\ufeff") for c in df.columns]
+    seen: dict[str, int] = {}
+    for c in cols:
+        seen[c] = seen.get(c, 0) + 1
+    dup = [c for c, n in seen.items() if n > 1]
+    if dup:
+        raise InputError(f"{path}: column {dup[0]!r} appears more than once in the header", path=path, field=dup[0])
+    df = df.copy()
+    df.columns = cols
+    return df
+
+
+def _require(df: pd.DataFrame, required: list[str], path: str) -> None:
+    for col in required:
+        if col not in df.columns:
+            near = difflib.get_close_matches(col, list(map(str, df.columns)), n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            have = ", ".join(map(str, df.columns[:12]))
+            raise InputError(
+                f"{path}: required column {col!r} is missing{hint} (columns found: {have})",
+                path=path, field=col,
+            )
+
+
+def _as_text(s: pd.Series) -> pd.Series:
+    """Values as stripped strings, missing values as ''."""
+    out = s.astype(object).where(s.notna(), "")
+    return out.map(lambda v: v if isinstance(v, str) else (str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v))).str.strip()
+
+
+def _numeric(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parse a column to float64. Returns values, is_empty and is_unparseable masks."""
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        vals = s.to_numpy(dtype="float64", na_value=np.nan)
+        empty = np.isnan(vals)
+        return vals, empty, np.zeros(len(s), dtype=bool)
+    text = _as_text(s)
+    empty = (text == "").to_numpy()
+    vals = pd.to_numeric(text.where(~empty, None), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    bad = np.isnan(vals) & ~empty & ~text.str.lower().isin(["nan"]).to_numpy()
+    empty = empty | (np.isnan(vals) & ~bad)
+    return vals, empty, bad
+
+
+@dataclass
+class _Reasons:
+    """First reason per row (vectorised bookkeeping)."""
+
+    n: int
+
+    def __post_init__(self) -> None:
+        self.reason = np.full(self.n, None, dtype=object)
+
+    def add(self, mask: np.ndarray, reasons: np.ndarray | str) -> None:
+        take = mask & (self.reason == None)  # noqa: E711  (object array comparison)
+        if isinstance(reasons, str):
+            self.reason[take] = reasons
+        else:
+            self.reason[take] = np.asarray(reasons, dtype=object)[take]
+
+    @property
+    def bad(self) -> np.ndarray:
+        return self.reason != None  # noqa: E711
+
+
+def _fmt_values(template: str, values: pd.Series) -> np.ndarray:
+    return np.array([template.format(v) for v in values.astype(str)], dtype=object)
+
+
+def _check_coordinates(df: pd.DataFrame, reasons: _Reasons, *, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lat, lat_empty, lat_bad = _numeric(df["lat"])
+    lon, lon_empty, lon_bad = _numeric(df["lon"])
+    raw_lat = _as_text(df["lat"]) if lat_bad.any() else None
+    raw_lon = _as_text(df["lon"]) if lon_bad.any() else None
+    if raw_lat is not None:
+        reasons.add(lat_bad, _fmt_values("column 'lat': value {!r} is not a number", raw_lat))
+    if raw_lon is not None:
+        reasons.add(lon_bad, _fmt_values("column 'lon': value {!r} is not a number", raw_lon))
+    reasons.add(lat_empty & needed, "column 'lat': empty")
+    reasons.add(lon_empty & needed, "column 'lon': empty")
+    with np.errstate(invalid="ignore"):
+        inf = ~np.isfinite(lat) & ~np.isnan(lat) | ~np.isfinite(lon) & ~np.isnan(lon)
+        reasons.add(inf, "coordinates are infinite")
+        swapped = (np.abs(lat) > 90) & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
+        reasons.add(swapped, "column 'lat' is outside [-90, 90] but 'lon' would fit: lat and lon look swapped")
+        reasons.add(np.abs(lat) > 90, _fmt_values("column 'lat': value {} is outside [-90, 90]", pd.Series(lat)))
+        reasons.add(np.abs(lon) > 180, _fmt_values("column 'lon': value {} is outside [-180, 180]", pd.Series(lon)))
+        reasons.add((lat == 0) & (lon == 0), "coordinates (0, 0) are a placeholder, not a location")
+    return lat, lon
+
+
+def _far_from_centre(lat: np.ndarray, lon: np.ndarray, ok: np.ndarray, max_km: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distance of each point from the median of the valid points, in km."""
+    if not ok.any():
+        return np.zeros(len(lat), dtype=bool), np.zeros(len(lat))
+    lat0 = float(np.median(lat[ok]))
+    lon0 = float(np.median(lon[ok]))
+    from .cells import haversine_km
+
+    with np.errstate(invalid="ignore"):
+        d = haversine_km(lat, lon, lat0, lon0)
+        return ok & (d > max_km), d
+
+
+def validate_customers(
+    df: pd.DataFrame, *, config: InputConfig = InputConfig(), source: str = "customers"
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Validate a raw customers table.
+
+    Parameters
+    ----------
+    df
+        Raw table: ``customer_id`` and ``lat``/``lon`` (or ``address``), optional ``workload``
+        and any other columns (carried through).
+    config
+        Input settings (reject threshold, distance limit).
+    source
+        Name used in messages (the file path).
+
+    Returns
+    -------
+    customers
+        Valid rows: ``customer_id`` (str), ``lat``, ``lon`` (float, as given; NaN where only an
+        ``address`` is known), ``workload`` (float, default 1.0), ``row`` (int, 1-based source row),
+        then the other input columns.
+    rejects
+        ``customer_id``, ``row``, ``reason`` for every rejected row.
+
+    Raises
+    ------
+    InputError
+        Missing required column, no data rows, or too many rejected rows.
+    """
+    df = _normalise_columns(df, source)
+    _require(df, ["customer_id"], source)
+    has_address = "address" in df.columns
+    if not has_address:
+        _require(df, ["lat", "lon"], source)
+    elif ("lat" in df.columns) != ("lon" in df.columns):
+        _require(df, ["lat", "lon"], source)
+    n = len(df)
+    if n == 0:
+        raise InputError(f"{source}: no data rows (header only)", path=source)
+    reasons = _Reasons(n)
+    ids = _as_text(df["customer_id"])
+    reasons.add((ids == "").to_numpy(), "column 'customer_id': empty")
+    address = _as_text(df["address"]) if has_address else pd.Series([""] * n)
+    has_addr = (address != "").to_numpy()
+    if "lat" in df.columns:
+        lat, lon = _check_coordinates(df, reasons, needed=~has_addr)
+    else:
+        lat = np.full(n, np.nan)
+        lon = np.full(n, np.nan)
+    no_location = np.isnan(lat) & np.isnan(lon) & ~has_addr
+    reasons.add(no_location, "no coordinates and no address")
+    if "workload" in df.columns:
+        w, w_empty, w_bad = _numeric(df["workload"])
+        if w_bad.any():
+            reasons.add(w_bad, _fmt_values("column 'workload': value {!r} is not a number", _as_text(df["workload"])))
+        reasons.add(w_empty, "column 'workload': empty or NaN")
+        with np.errstate(invalid="ignore"):
+            reasons.add(~np.isfinite(w) & ~np.isnan(w), "column 'workload': infinite")
+            reasons.add(w < 0, _fmt_values("column 'workload': value {} is negative", pd.Series(w)))
+    else:
+        w = np.ones(n)
+    # Far outliers: judged against the median of rows that are otherwise fine.
+    has_xy = ~np.isnan(lat) & ~np.isnan(lon) & ~reasons.bad
+    far, dist = _far_from_centre(lat, lon, has_xy, config.max_distance_km)
+    if far.any():
+        reasons.add(far, _fmt_values(
+            "coordinates are {} km from the city's median location (limit input.max_distance_km = "
+            + f"{config.max_distance_km:g})", pd.Series(np.round(dist, 1))))
+    # Duplicate ids among rows: identical duplicates keep the first, conflicting ones reject all.
+    rows = np.arange(1, n + 1)
+    dup_mask = ids.duplicated(keep=False).to_numpy() & (ids != "").to_numpy()
+    if dup_mask.any():
+        sub = df.loc[dup_mask].astype(str)
+        sub_ids = ids[dup_mask]
+        content = pd.util.hash_pandas_object(sub, index=False)
+        groups = pd.DataFrame({"id": sub_ids.to_numpy(), "h": content.to_numpy(), "row": rows[dup_mask]})
+        first_row = groups.groupby("id", sort=False)["row"].transform("min").to_numpy()
+        n_variants = groups.groupby("id", sort=False)["h"].transform("nunique").to_numpy()
+        row_lists = groups.groupby("id", sort=False)["row"].transform(lambda r: ", ".join(map(str, r))).to_numpy()
+        msg = np.empty(len(groups), dtype=object)
+        for i in range(len(groups)):
+            if n_variants[i] > 1:
+                msg[i] = f"customer_id {groups['id'].iat[i]!r} appears in rows {row_lists[i]} with different data"
+            elif groups["row"].iat[i] != first_row[i]:
+                msg[i] = f"duplicate of row {first_row[i]} (customer_id {groups['id'].iat[i]!r})"
+            else:
+                msg[i] = None
+        full = np.full(n, None, dtype=object)
+        full[np.flatnonzero(dup_mask)] = msg
+        reasons.add(full != None, full)  # noqa: E711
+    bad = reasons.bad
+    rejects = pd.DataFrame({
+        "customer_id": ids[bad].to_numpy(dtype=object),
+        "row": rows[bad],
+        "reason": reasons.reason[bad].astype(str),
+    })
+    share = bad.mean()
+    if share > config.max_reject_share:
+        top = rejects["reason"].str.replace(r"value .*? is", "value … is", regex=True).value_counts()
+        first = rejects.iloc[0]
+        raise InputError(
+            f"{source}: {bad.sum()} of {n} rows ({share:.0%}) rejected, above input.max_reject_share "
+            f"= {config.max_reject_share:g}; most common: {top.index[0]} ({top.iloc[0]} rows); "
+            f"first at row {first['row']}: {first['reason']}",
+            path=source, row=int(first["row"]),
+        )
+    keep = ~bad
+    out = pd.DataFrame({
+        "customer_id": ids[keep].to_numpy(dtype=object),
+        "lat": lat[keep],
+        "lon": lon[keep],
+        "workload": w[keep].astype("float64"),
+        "row": rows[keep],
+    })
+    extra = [c for c in df.columns if c not in ("customer_id", "lat", "lon", "workload", "row")]
+    for c in extra:
+        out[c] = df[c].to_numpy()[keep]
+    out["customer_id"] = out["customer_id"].astype(str)
+    logger.info("ingest: %s: %d rows, %d valid, %d rejected", source, n, keep.sum(), bad.sum())
+    return out.reset_index(drop=True), rejects
+
+
+def read_customers(
+    path: str | Path, *, config: InputConfig = InputConfig()
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read and validate a customers file (CSV, Parquet, GeoParquet, GeoJSON, GeoPackage).
+
+    Parameters
+    ----------
+    path
+        The file.
+    config
+        Input settings (encoding, reject threshold).
+
+    Returns
+    -------
+    customers, rejects
+        As :func:`validate_customers`.
+
+    Raises
+    ------
+    InputError
+        The file is missing, unreadable, empty, lacks a required column, or too many rows
+        are bad. The message starts with the path and names the row and column where one applies.
+    """
+    path = Path(path)
+    return validate_customers(_read_raw(path, config.encoding), config=config, source=str(path))
+
+
+def validate_specialists(df: pd.DataFrame, *, source: str = "specialists") -> pd.DataFrame:
+    """Validate a roster; any bad row is an error.
+
+    Returns
+    -------
+    specialists
+        ``specialist_id`` (str), ``lat``, ``lon``, ``capacity`` (float), ``current_grid`` (str, '' if none),
+        ``row`` (int), then the other input columns.
+
+    Raises
+    ------
+    InputError
+        On a missing column, no rows, or the first bad value (file, row, column and value named;
+        up to five problems are listed).
+    """
+    df = _normalise_columns(df, source)
+    _require(df, ["specialist_id", "lat", "lon", "capacity"], source)
+    n = len(df)
+    if n == 0:
+        raise InputError(f"{source}: no specialists (header only)", path=source)
+    reasons = _Reasons(n)
+    ids = _as_text(df["specialist_id"])
+    reasons.add((ids == "").to_numpy(), "column 'specialist_id': empty")
+    lat, lon = _check_coordinates(df, reasons, needed=np.ones(n, dtype=bool))
+    cap, c_empty, c_bad = _numeric(df["capacity"])
+    if c_bad.any():
+        reasons.add(c_bad, _fmt_values("column 'capacity': value {!r} is not a number", _as_text(df["capacity"])))
+    reasons.add(c_empty, "column 'capacity': empty")
+    with np.errstate(invalid="ignore"):
+        reasons.add(~np.isfinite(cap) & ~np.isnan(cap), "column 'capacity': infinite")
+        reasons.add(cap <= 0, _fmt_values("column 'capacity': value {} must be positive", pd.Series(cap)))
+    dup = ids.duplicated(keep="first").to_numpy() & (ids != "").to_numpy()
+    if dup.any():
+        first_rows = {}
+        for i, s in enumerate(ids):
+            first_rows.setdefault(s, i + 1)
+        reasons.add(dup, np.array([f"duplicate specialist_id {s!r} (first at row {first_rows[s]})" for s in ids], dtype=object))
+    if reasons.bad.any():
+        idx = np.flatnonzero(reasons.bad)
+        first = int(idx[0])
+        field = str(reasons.reason[first]).split("'")[1] if "column '" in str(reasons.reason[first]) else None
+        more = "; ".join(f"row {i + 1}: {reasons.reason[i]}" for i in idx[1:5])
+        tail = f" (also {more}{' …' if len(idx) > 5 else ''})" if more else ""
+        raise InputError(
+            f"{source}: row {first + 1}: {reasons.reason[first]}{tail}; {len(idx)} bad specialist row(s)",
+            path=source, row=first + 1, field=field,
+        )
+    out = pd.DataFrame({
+        "specialist_id": ids.to_numpy(dtype=object).astype(str),
+        "lat": lat,
+        "lon": lon,
+        "capacity": cap,
+        "current_grid": _as_text(df["current_grid"]).to_numpy(dtype=object) if "current_grid" in df.columns else "",
+        "row": np.arange(1, n + 1),
+    })
+    for c in df.columns:
+        if c not in out.columns:
+            out[c] = df[c].to_numpy()
+    out["current_grid"] = out["current_grid"].astype(str)
+    return out
+
+
+def read_specialists(path: str | Path, *, config: InputConfig = InputConfig()) -> pd.DataFrame:
+    """Read and validate a specialists file (roster).
+
+    Parameters
+    ----------
+    path
+        CSV, Parquet, GeoParquet, GeoJSON or GeoPackage with ``specialist_id``, ``lat``, ``lon``, ``capacity``.
+    config
+        Input settings (encoding).
+
+    Returns
+    -------
+    specialists
+        As :func:`validate_specialists`.
+    """
+    path = Path(path)
+    return validate_specialists(_read_raw(path, config.encoding), source=str(path))
+
+
+def read_service_area(path: str | Path):
+    """Read a service-area polygon file (GeoJSON, GeoPackage, GeoParquet) as one WGS-84 geometry.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no polygons, or invalid geometry.
+    """
+    import geopandas as gpd
+    import shapely
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found", path=str(path))
+    try:
+        gdf = gpd.read_parquet(path) if path.suffix.lower() in _PARQUET_SUFFIXES else gpd.read_file(path)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable polygon file ({exc})", path=str(path)) from None
+    if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
+        gdf = gdf.to_crs("EPSG:4326")
+    geoms = gdf.geometry[~gdf.geometry.is_empty & gdf.geometry.notna()]
+    kinds = set(geoms.geom_type)
+    if not geoms.size or not kinds <= {"Polygon", "MultiPolygon"}:
+        raise InputError(f"{path}: expected Polygon or MultiPolygon features, found {sorted(kinds) or 'none'}",
+                         path=str(path), field="geometry")
+    geom = shapely.union_all(shapely.make_valid(geoms.to_numpy()))
+    return geom

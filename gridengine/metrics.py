@@ -1,0 +1,142 @@
+"""Metrics: the figures of DESIGN.md, computed from a plan's output tables.
+
+They are recomputed from the written tables (assignments, grids, cells), not taken
+from the solvers' own bookkeeping, so they check the solvers as much as report them.
+Names are the DESIGN.md names everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import h3
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
+
+from .cells import haversine_km
+
+__all__ = ["compute_metrics", "grid_contiguity", "METRIC_NAMES"]
+
+METRIC_NAMES = (
+    "coverage", "capacity_violations", "balance_max_dev", "within_5pct", "contiguous_share",
+    "compactness_km", "travel_km", "churn",
+)
+
+
+def grid_contiguity(cell_grid: pd.DataFrame, bridges: list[tuple[str, str]] = ()) -> pd.Series:
+    """Whether each grid's cells form one connected set under H3 adjacency plus reported bridges.
+
+    Parameters
+    ----------
+    cell_grid
+        ``cell`` (H3 string) and ``grid_id`` for every cell of the plan.
+    bridges
+        Reported bridges as (cell, cell) pairs of H3 strings.
+
+    Returns
+    -------
+    Series of bool indexed by ``grid_id``.
+    """
+    cells = cell_grid["cell"].astype(str).to_numpy()
+    pos = {c: i for i, c in enumerate(cells)}
+    grid = cell_grid["grid_id"].astype(str).to_numpy()
+    src, dst = [], []
+    for i, c in enumerate(cells):
+        for nb in h3.grid_ring(c, 1):
+            j = pos.get(nb)
+            if j is not None and j > i and grid[i] == grid[j]:
+                src.append(i)
+                dst.append(j)
+    for a, b in bridges:
+        if a in pos and b in pos:
+            src.append(pos[a])
+            dst.append(pos[b])
+    n = len(cells)
+    m = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    _, comp = connected_components(m, directed=False)
+    pieces = pd.DataFrame({"g": grid, "c": comp}).drop_duplicates().groupby("g").size()
+    return pieces == 1
+
+
+def compute_metrics(
+    assignments: pd.DataFrame,
+    grids: pd.DataFrame,
+    cell_grid: pd.DataFrame,
+    specialists: pd.DataFrame,
+    *,
+    bridges: list[tuple[str, str]] = (),
+    n_rejects: int = 0,
+) -> dict:
+    """Compute the plan metrics.
+
+    Parameters
+    ----------
+    assignments
+        ``customer_id``, ``lat``, ``lon``, ``grid_id``, ``specialist_id``, ``workload``.
+    grids
+        ``grid_id``, ``specialist_id``, ``workload``, ``capacity``, ``centre_lat``, ``centre_lon``.
+    cell_grid
+        ``cell`` (H3 string), ``grid_id``: every cell of the tiled service area.
+    specialists
+        ``specialist_id``, ``lat``, ``lon`` (the roster).
+    bridges
+        Reported bridges as (cell, cell).
+    n_rejects
+        Rejected input rows.
+
+    Returns
+    -------
+    dict
+        The DESIGN.md metrics (``churn`` is None without a previous plan) plus counts.
+    """
+    n = len(assignments)
+    staffed = grids["specialist_id"].astype(str) != ""
+    staffed_ids = set(grids.loc[staffed, "grid_id"])
+    coverage = float(assignments["grid_id"].isin(staffed_ids).mean()) if n else 1.0
+    cap = grids["capacity"].to_numpy(dtype="float64")
+    gw = grids["workload"].to_numpy(dtype="float64")
+    violations = int(np.count_nonzero(staffed.to_numpy() & (gw > cap + 1e-9)))
+    mean = float(gw.mean()) if len(gw) else 0.0
+    dev = np.abs(gw - mean) / mean if mean > 0 else np.zeros(len(gw))
+    contiguous = grid_contiguity(cell_grid, bridges)
+    centre = grids.set_index("grid_id")[["centre_lat", "centre_lon"]]
+    c = centre.loc[assignments["grid_id"]].to_numpy()
+    w = assignments["workload"].to_numpy(dtype="float64")
+    d = haversine_km(assignments["lat"].to_numpy(), assignments["lon"].to_numpy(), c[:, 0], c[:, 1])
+    compact = float((w * d).sum() / w.sum()) if w.sum() > 0 else 0.0
+    sp_xy = specialists.set_index("specialist_id")[["lat", "lon"]]
+    sg = grids.loc[staffed]
+    if len(sg):
+        b = sp_xy.loc[sg["specialist_id"]].to_numpy()
+        travel = float(haversine_km(b[:, 0], b[:, 1], sg["centre_lat"].to_numpy(), sg["centre_lon"].to_numpy()).mean())
+    else:
+        travel = 0.0
+    n_unstaffed = int((~staffed).sum())
+
+    def r(v: float) -> float:
+        return float(round(v, 6)) if math.isfinite(v) else v
+
+    return {
+        "coverage": r(coverage),
+        "capacity_violations": violations,
+        "balance_max_dev": r(float(dev.max()) if len(dev) else 0.0),
+        "within_5pct": r(float((dev <= 0.05 + 1e-12).mean()) if len(dev) else 1.0),
+        "contiguous_share": r(float(contiguous.mean()) if len(contiguous) else 1.0),
+        "compactness_km": r(compact),
+        "travel_km": r(travel),
+        "churn": None,
+        "n_customers": int(n),
+        "n_rejects": int(n_rejects),
+        "total_workload": r(float(w.sum())),
+        "n_grids": int(len(grids)),
+        "n_staffed_grids": int(staffed.sum()),
+        "n_unstaffed_grids": n_unstaffed,
+        "specialists_missing": n_unstaffed,
+        "n_specialists": int(len(specialists)),
+        "n_spare_specialists": int(len(specialists) - staffed.sum()),
+        "mean_grid_workload": r(mean),
+        "n_cells": int(len(cell_grid)),
+        "n_bridges": int(len(bridges)),
+    }

@@ -1,0 +1,269 @@
+"""The one-call API: customers and specialists in, a :class:`~gridengine.plan.Plan` out.
+
+Stages, each a module of its own, passing plain tables:
+ingest → geocode → cells → partition → assign → metrics (→ report when the plan is written).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import resource
+import socket
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import h3
+import numpy as np
+import pandas as pd
+import shapely
+
+from . import __version__
+from .assign import assign_specialists, design_capacity
+from .cells import build_cells
+from .config import Config
+from .errors import InputError
+from .geocode import geocode_customers
+from .ingest import (
+    file_sha256,
+    read_customers,
+    read_service_area,
+    read_specialists,
+    table_sha256,
+    validate_customers,
+    validate_specialists,
+)
+from .metrics import compute_metrics
+from .partition import partition_cells
+from .plan import Plan
+
+__all__ = ["plan_city"]
+
+logger = logging.getLogger(__name__)
+
+
+def _versions() -> dict[str, str]:
+    import networkx
+    import ortools
+    import pyarrow
+    import scipy
+
+    return {
+        "gridengine": __version__, "python": platform.python_version(), "numpy": np.__version__,
+        "pandas": pd.__version__, "geopandas": gpd.__version__, "shapely": shapely.__version__,
+        "h3": h3.__version__, "ortools": ortools.__version__, "scipy": scipy.__version__,
+        "networkx": networkx.__version__, "pyarrow": pyarrow.__version__,
+    }
+
+
+def _input(obj: Any, kind: str) -> dict[str, Any]:
+    if isinstance(obj, (str, Path)):
+        p = Path(obj)
+        return {"name": p.name, "sha256": file_sha256(p)} if p.is_file() else {"name": p.name, "sha256": None}
+    if isinstance(obj, pd.DataFrame):
+        return {"name": f"<{kind} table>", "sha256": table_sha256(obj)}
+    return {"name": f"<{kind} geometry>", "sha256": None if obj is None else
+            __import__("hashlib").sha256(shapely.to_wkb(obj)).hexdigest()}
+
+
+def plan_city(
+    customers: str | Path | pd.DataFrame,
+    specialists: str | Path | pd.DataFrame,
+    config: Config | None = None,
+    *,
+    service_area: str | Path | Any = None,
+) -> Plan:
+    """Plan one city: customers to cells to contiguous grids, one specialist per grid.
+
+    Parameters
+    ----------
+    customers
+        A customers file (CSV, Parquet, GeoParquet, GeoJSON, GeoPackage) or table with
+        ``customer_id`` and ``lat``/``lon``; optional ``workload`` (default 1.0).
+    specialists
+        A roster file or table with ``specialist_id``, ``lat``, ``lon``, ``capacity``;
+        optional ``current_grid``.
+    config
+        The run's :class:`~gridengine.config.Config` (defaults if None).
+    service_area
+        Optional polygon file or shapely geometry (WGS-84) of the area to tile; by default a
+        buffer of ``config.cells.service_area_buffer_m`` around the customers.
+
+    Returns
+    -------
+    Plan
+        Grids, assignments, rejects, metrics, manifest; write it with :meth:`Plan.write`.
+
+    Raises
+    ------
+    InputError
+        Unusable input (file, row and column named).
+    InfeasibleError
+        No contiguous partition within capacity exists or was found (said in domain terms).
+    CapacityShortfallError
+        The roster cannot staff every grid and ``config.assign.require_full_staffing`` is set.
+
+    Examples
+    --------
+    >>> import gridengine as ge
+    >>> plan = ge.plan_city("data/sample/customers.csv", "data/sample/specialists.csv",
+    ...                     service_area="data/sample/service_area.geojson")  # doctest: +SKIP
+    >>> plan.metrics["coverage"]  # doctest: +SKIP
+    1.0
+    """
+    config = config or Config()
+    started = datetime.now(timezone.utc)
+    timings: dict[str, float] = {}
+    t = time.perf_counter()
+
+    # ingest
+    if isinstance(customers, pd.DataFrame):
+        cust, rejects0 = validate_customers(customers, config=config.input)
+    else:
+        cust, rejects0 = read_customers(customers, config=config.input)
+    if isinstance(specialists, pd.DataFrame):
+        roster = validate_specialists(specialists)
+    else:
+        roster = read_specialists(specialists, config=config.input)
+    area = read_service_area(service_area) if isinstance(service_area, (str, Path)) else service_area
+    timings["ingest"] = time.perf_counter() - t
+
+    # geocode
+    t = time.perf_counter()
+    located, rejects1 = geocode_customers(cust, coord_system=config.input.coord_system)
+    if config.input.coord_system != "wgs84":
+        from .geocode import to_wgs84
+
+        roster["lat"], roster["lon"] = to_wgs84(roster["lat"].to_numpy(), roster["lon"].to_numpy(), config.input.coord_system)
+    timings["geocode"] = time.perf_counter() - t
+    if len(located) == 0:
+        raise InputError("no customer could be located: every row was rejected (see the reasons in rejects)")
+
+    # cells
+    t = time.perf_counter()
+    index, located, rejects2 = build_cells(
+        located, res=config.cells.resolution, service_area=area, buffer_m=config.cells.service_area_buffer_m)
+    if len(located) == 0:
+        raise InputError("no customer lies inside the service area")
+    timings["cells"] = time.perf_counter() - t
+
+    # partition
+    t = time.perf_counter()
+    capacity = config.partition.capacity if config.partition.capacity is not None else design_capacity(roster)
+    cell_grid, pres = partition_cells(index, upper=capacity, config=config.partition, seed=config.seed)
+    timings["partition"] = time.perf_counter() - t
+
+    # grids table
+    t = time.perf_counter()
+    cells = index.cells
+    cell_str = np.array([h3.int_to_str(int(c)) for c in cells["cell"].tolist()], dtype=object)
+    cust_grid = cell_grid.to_numpy()[index.customer_cell]
+    w = located["workload"].to_numpy()
+    grid_ids = np.sort(cell_grid.unique())
+    gpos = pd.Index(grid_ids).get_indexer(cust_grid)
+    cpos = pd.Index(grid_ids).get_indexer(cell_grid.to_numpy())
+    gw = np.bincount(gpos, weights=w, minlength=len(grid_ids))
+    gn = np.bincount(gpos, minlength=len(grid_ids))
+    wl = np.bincount(gpos, weights=w * located["lat"].to_numpy(), minlength=len(grid_ids))
+    wn = np.bincount(gpos, weights=w * located["lon"].to_numpy(), minlength=len(grid_ids))
+    nc = np.bincount(cpos, minlength=len(grid_ids))
+    cl = np.bincount(cpos, weights=cells["lat"].to_numpy(), minlength=len(grid_ids)) / nc
+    cn = np.bincount(cpos, weights=cells["lon"].to_numpy(), minlength=len(grid_ids)) / nc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre_lat = np.where(gw > 0, wl / np.where(gw > 0, gw, 1), cl)
+        centre_lon = np.where(gw > 0, wn / np.where(gw > 0, gw, 1), cn)
+    area_km2 = np.bincount(cpos, weights=[h3.cell_area(c, "km^2") for c in cell_str], minlength=len(grid_ids))
+    order = np.argsort(cpos, kind="stable")
+    bounds = np.r_[0, np.cumsum(nc)]
+    geoms = [shapely.geometry.shape(h3.cells_to_geo(list(cell_str[order[bounds[i]:bounds[i + 1]]])))
+             for i in range(len(grid_ids))]
+    grids = pd.DataFrame({
+        "grid_id": grid_ids.astype(str), "workload": np.round(gw, 6), "n_customers": gn.astype("int64"),
+        "n_cells": nc.astype("int64"), "area_km2": np.round(area_km2, 6),
+        "centre_lat": np.round(centre_lat, 7), "centre_lon": np.round(centre_lon, 7),
+    })
+    timings["grids"] = time.perf_counter() - t
+
+    # assign
+    t = time.perf_counter()
+    ares = assign_specialists(grids, roster, continuity_bonus_km=config.assign.continuity_bonus_km,
+                              require_full_staffing=config.assign.require_full_staffing)
+    grids.insert(1, "specialist_id", ares.grid_specialist.reindex(grids["grid_id"]).to_numpy().astype(str))
+    cap_of = roster.set_index("specialist_id")["capacity"]
+    grids["capacity"] = grids["specialist_id"].map(cap_of).astype("float64")
+    grids = gpd.GeoDataFrame(grids, geometry=geoms, crs="EPSG:4326")
+    timings["assign"] = time.perf_counter() - t
+
+    # tables of the plan
+    t = time.perf_counter()
+    g2s = dict(zip(grids["grid_id"], grids["specialist_id"]))
+    assignments = pd.DataFrame({
+        "customer_id": located["customer_id"].astype(str).to_numpy(),
+        "lat": located["lat"].to_numpy(), "lon": located["lon"].to_numpy(),
+        "cell": [h3.int_to_str(int(c)) for c in located["cell"].tolist()],
+        "grid_id": cust_grid.astype(str),
+        "specialist_id": [g2s[g] for g in cust_grid],
+        "workload": w,
+    }).sort_values("customer_id", kind="stable").reset_index(drop=True)
+    rejects = pd.concat([r for r in (rejects0, rejects1, rejects2) if len(r)] or [rejects0], ignore_index=True)
+    rejects = rejects.astype({"row": "int64"}).sort_values("row", kind="stable").reset_index(drop=True)
+    s2g = {s: g for g, s in g2s.items() if s}
+    spec_table = pd.DataFrame({
+        "specialist_id": roster["specialist_id"].to_numpy(), "lat": roster["lat"].to_numpy(),
+        "lon": roster["lon"].to_numpy(), "capacity": roster["capacity"].to_numpy(),
+        "grid_id": [s2g.get(s, "") for s in roster["specialist_id"]],
+    })
+    spec_table["status"] = np.where(spec_table["grid_id"] != "", "assigned", "spare")
+    cell_table = pd.DataFrame({
+        "cell": cell_str, "grid_id": cell_grid.to_numpy().astype(str), "lat": cells["lat"].to_numpy(),
+        "lon": cells["lon"].to_numpy(), "workload": cells["workload"].to_numpy(),
+        "n_customers": cells["n_customers"].to_numpy(),
+    })
+    bridges = [(str(cell_str[b.from_unit]), str(cell_str[b.to_unit])) for b in pres.bridges]
+    warnings = list(pres.notes)
+    for b, (cf, ct) in zip(pres.bridges, bridges):
+        warnings.append(
+            f"bridge: a separate area of {b.area_units} cells (workload {b.area_workload:g}) joins grid "
+            f"{cell_grid.iloc[b.to_unit]} across {b.distance_m / 1000:.2f} km (cell {cf} to {ct})")
+    warnings.extend(ares.messages)
+    metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects))
+    metrics["solver_status"] = {"partition": "FEASIBLE", "assign": ares.status}
+    metrics["design_capacity"] = float(capacity)
+    metrics["unstaffed_grids"] = list(ares.unstaffed)
+    metrics["spare_specialists"] = list(ares.spare)
+    metrics["bridges"] = [{"from_cell": a, "to_cell": b, "area_cells": br.area_units,
+                           "area_workload": round(br.area_workload, 6), "distance_km": round(br.distance_m / 1000, 3)}
+                          for (a, b), br in zip(bridges, pres.bridges)]
+    metrics["warnings"] = warnings
+    n_input = len(cust) + len(rejects0)
+    if len(assignments) + len(rejects) != n_input:  # invariant 1: nothing silently dropped
+        raise RuntimeError(f"internal error: {n_input} input rows but {len(assignments)} assigned + {len(rejects)} rejected")
+    timings["metrics"] = time.perf_counter() - t
+    cfg = config.to_dict()
+    manifest = {
+        "gridengine_version": __version__,
+        "config": cfg,
+        "seed": config.seed,
+        "design_capacity": float(capacity),
+        "inputs": {"customers": _input(customers, "customers"), "specialists": _input(specialists, "specialists"),
+                   "service_area": _input(service_area, "service area") if service_area is not None else None},
+        "input_rows": {"customers": int(n_input), "specialists": int(len(roster))},
+        "previous_plan": None,
+        "versions": _versions(),
+    }
+    run = {
+        "started": started.isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "cpu_count": __import__("os").cpu_count(),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "total_s": round(sum(timings.values()), 3),
+        "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    logger.info("plan: %d customers, %d grids, coverage %.4f in %.1fs", len(assignments), len(grids),
+                metrics["coverage"], run["total_s"])
+    return Plan(grids=grids, assignments=assignments.drop(columns=["workload"]), rejects=rejects,
+                specialists=spec_table, cells=cell_table, metrics=metrics, manifest=manifest, run=run,
+                warnings=warnings)

@@ -1,0 +1,228 @@
+"""The result object of a run, and how a plan folder is written (atomically).
+
+A plan folder holds the files DESIGN.md lists, plus ``specialists.csv`` (the roster
+with each specialist's grid, or "spare") and ``cells.parquet`` (every cell of the
+tiled service area with its grid, which a later re-run starts from). It is written into a hidden
+temporary folder beside the target and renamed into place only when complete, so a
+folder named like a plan is always a complete plan, and a failed or interrupted
+write never damages an earlier plan in the same place.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+
+from .errors import PlanWriteError
+
+__all__ = ["Plan", "DATA_FILES"]
+
+logger = logging.getLogger(__name__)
+
+#: Files whose bytes are identical for identical inputs, config and seed (DESIGN.md invariant 5).
+DATA_FILES = (
+    "grids.parquet", "grids.geojson", "assignments.parquet", "assignments.csv", "rejects.csv",
+    "specialists.csv", "cells.parquet", "metrics.json", "manifest.json",
+)
+
+
+def _json_dump(obj: Any) -> str:
+    return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n"
+
+
+def _round_coords(obj: Any, nd: int = 7) -> Any:
+    if isinstance(obj, float):
+        return round(obj, nd)
+    if isinstance(obj, (list, tuple)):
+        return [_round_coords(v, nd) for v in obj]
+    return obj
+
+
+@dataclass
+class Plan:
+    """One city's plan: grids, customer assignments, rejects, metrics and provenance.
+
+    Attributes
+    ----------
+    grids
+        GeoDataFrame (EPSG:4326), one row per grid: ``grid_id``, ``specialist_id`` ('' where unstaffed),
+        ``workload``, ``n_customers``, ``n_cells``, ``area_km2``, ``capacity`` (the specialist's, NaN
+        where unstaffed), ``centre_lat``, ``centre_lon``, geometry.
+    assignments
+        One row per assigned customer, sorted by ``customer_id``: ``customer_id``, ``lat``, ``lon``,
+        ``cell`` (H3 string), ``grid_id``, ``specialist_id``.
+    rejects
+        One row per rejected input row, sorted by ``row``: ``customer_id``, ``row``, ``reason``.
+    specialists
+        The roster: ``specialist_id``, ``lat``, ``lon``, ``capacity``, ``grid_id`` ('' if spare),
+        ``status`` (``"assigned"`` or ``"spare"``).
+    cells
+        Every cell of the tiled service area: ``cell`` (H3 string), ``grid_id``, ``lat``, ``lon``,
+        ``workload``, ``n_customers``.
+    metrics
+        DESIGN.md metrics, counts, solver status and warnings (no timings).
+    manifest
+        Version, full config, input hashes, seed.
+    run
+        Per-stage timings, peak memory, start time and host (differs between identical runs).
+    warnings
+        Things a planner should look at (bridges, unstaffed grids, grids added for capacity).
+    """
+
+    grids: gpd.GeoDataFrame
+    assignments: pd.DataFrame
+    rejects: pd.DataFrame
+    specialists: pd.DataFrame
+    cells: pd.DataFrame
+    metrics: dict
+    manifest: dict
+    run: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def is_fully_staffed(self) -> bool:
+        """Whether every grid has a specialist."""
+        return bool((self.grids["specialist_id"].astype(str) != "").all())
+
+    def summary(self) -> str:
+        """A short human-readable summary of the plan (what the CLI prints)."""
+        m = self.metrics
+        lines = [
+            f"gridengine plan: {m['n_customers']} customers assigned, {m['n_rejects']} rejected "
+            f"(workload {m['total_workload']:g})",
+            f"  grids            {m['n_grids']} ({m['n_staffed_grids']} staffed, {m['n_unstaffed_grids']} unstaffed), "
+            f"{m['n_cells']} cells, {m['n_bridges']} bridges",
+            f"  specialists      {m['n_specialists']} ({m['n_spare_specialists']} spare, {m['specialists_missing']} missing)",
+            f"  coverage         {m['coverage']:.2%}",
+            f"  capacity         {m['capacity_violations']} violations",
+            f"  contiguous       {m['contiguous_share']:.2%} of grids",
+            f"  balance          max deviation {m['balance_max_dev']:.2%}, {m['within_5pct']:.1%} of grids within ±5% "
+            f"(mean workload {m['mean_grid_workload']:g})",
+            f"  compactness      {m['compactness_km']:.3f} km (workload-weighted distance to grid centre)",
+            f"  travel           {m['travel_km']:.3f} km (mean base to grid centre)",
+        ]
+        if m.get("churn") is not None:
+            lines.append(f"  churn            {m['churn']:.2%}")
+        for w in self.warnings:
+            lines.append(f"  warning: {w}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _grids_geojson(self) -> str:
+        feats = []
+        props = [c for c in self.grids.columns if c != "geometry"]
+        for rec, geom in zip(self.grids[props].to_dict("records"), self.grids.geometry):
+            gi = geom.__geo_interface__
+            feats.append({
+                "type": "Feature",
+                "properties": {k: (None if isinstance(v, float) and v != v else v) for k, v in rec.items()},
+                "geometry": {"type": gi["type"], "coordinates": _round_coords(gi["coordinates"])},
+            })
+        return json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False,
+                          separators=(",", ":")) + "\n"
+
+    def write(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the plan folder atomically.
+
+        Parameters
+        ----------
+        folder
+            Target folder. Written complete or not at all.
+        overwrite
+            Replace a plan already in ``folder``. Without it, a non-empty folder is an error.
+
+        Returns
+        -------
+        Path
+            The folder.
+
+        Raises
+        ------
+        PlanWriteError
+            If the folder holds something and ``overwrite`` is False, or it cannot be written.
+        """
+        from . import report
+
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise PlanWriteError(f"{folder}: exists and is not a folder")
+        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+            raise PlanWriteError(f"{folder}: already holds files (a plan?); use --force / overwrite=True to replace it")
+        parent = folder.parent if str(folder.parent) else Path(".")
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
+        except OSError as exc:
+            raise PlanWriteError(f"{folder}: cannot write here: {exc.strerror or exc}") from None
+        try:
+            self.grids.to_parquet(tmp / "grids.parquet", index=False)
+            (tmp / "grids.geojson").write_text(self._grids_geojson(), encoding="utf-8")
+            self.assignments.to_parquet(tmp / "assignments.parquet", index=False)
+            self.assignments.to_csv(tmp / "assignments.csv", index=False, lineterminator="\n")
+            self.rejects.to_csv(tmp / "rejects.csv", index=False, lineterminator="\n")
+            self.specialists.to_csv(tmp / "specialists.csv", index=False, lineterminator="\n")
+            self.cells.to_parquet(tmp / "cells.parquet", index=False)
+            (tmp / "metrics.json").write_text(_json_dump(self.metrics), encoding="utf-8")
+            (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
+            density = self.cells.loc[self.cells["n_customers"] > 0, ["lat", "lon", "workload"]]
+            (tmp / "map.html").write_text(
+                report.render_map_html(self.grids, self.specialists, cells=density), encoding="utf-8")
+            (tmp / "report.html").write_text(
+                report.render_report_html(self.grids, self.metrics, warnings=self.warnings,
+                                          capacity=self.manifest.get("design_capacity")), encoding="utf-8")
+            # The manifest goes last: a folder with a manifest is a complete plan.
+            (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            os.chmod(tmp, 0o755)
+            if folder.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
+                os.rename(folder, old / "plan")
+                os.rename(tmp, folder)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, folder)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise PlanWriteError(f"{folder}: writing the plan failed: {exc}") from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        logger.info("report: plan written to %s", folder)
+        return folder
+
+    @classmethod
+    def read(cls, folder: str | Path) -> "Plan":
+        """Load a plan folder written by :meth:`write`.
+
+        Raises
+        ------
+        PlanWriteError
+            If the folder is not a complete plan (no manifest).
+        """
+        folder = Path(folder)
+        if not (folder / "manifest.json").is_file():
+            raise PlanWriteError(f"{folder}: not a complete plan folder (no manifest.json)")
+        grids = gpd.read_parquet(folder / "grids.parquet")
+        assignments = pd.read_parquet(folder / "assignments.parquet")
+        rejects = pd.read_csv(folder / "rejects.csv", dtype={"customer_id": str}, keep_default_na=False)
+        specialists = pd.read_csv(folder / "specialists.csv", dtype={"specialist_id": str, "grid_id": str},
+                                  keep_default_na=False)
+        metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        run = json.loads((folder / "run.json").read_text(encoding="utf-8")) if (folder / "run.json").is_file() else {}
+        cells = pd.read_parquet(folder / "cells.parquet")
+        return cls(grids, assignments, rejects, specialists, cells, metrics, manifest, run, list(metrics.get("warnings", [])))
