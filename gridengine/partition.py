@@ -9,7 +9,8 @@ Method (first version, guarantees first, quality second):
 1. **Areas.** The adjacency graph is split into connected components (areas cut off by
    water, islands). Each area gets whole grids sized to its own workload. An area too
    light for a grid of its own (below ``bridge_share`` of a grid's target) is joined to
-   the nearest grid with room through an explicit *bridge*, which the plan reports.
+   the nearest big area through an explicit *bridge* (the closest pair of units), before
+   the search, so its workload is balanced like any other; the plan reports the bridge.
 2. **Recursive bisection on spanning trees.** An area that needs ``k`` grids is cut in
    two along one edge of a spanning tree, so both halves are connected by construction;
    the halves get ``k // 2`` and ``k - k // 2`` grids. Several trees are tried per cut
@@ -426,22 +427,36 @@ def partition_units(
     g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src, dst)
     n_areas, area = connected_components(g.adj, directed=False)
     area_w = np.bincount(area, weights=w, minlength=n_areas)
-    area_n = np.bincount(area, minlength=n_areas)
     target = (total / k) if k is not None else target_fill * upper
     big = area_w >= bridge_share * target
     if not big.any():
         big[int(np.argmax(area_w))] = True  # the heaviest area always gets a grid
-    kc = _allocate_grids(area_w, big, k, upper, target_fill)
-    too_many = np.flatnonzero(kc > area_n)
+    # Small areas join the nearest big area through a bridge edge *before* the search, so
+    # bisection and refinement see their workload and balance it like any other.
+    bridges = _bridge_edges(g, area, big)
+    if bridges:
+        src2 = np.r_[src, [b.from_unit for b in bridges]]
+        dst2 = np.r_[dst, [b.to_unit for b in bridges]]
+        g = _Graph(w, g.x, g.y, src2, dst2)
+        root = {int(a): int(a) for a in np.flatnonzero(big)}
+        for b in bridges:
+            root[int(area[b.from_unit])] = int(area[b.to_unit])
+        merged = np.array([root[int(a)] for a in area], dtype="int64")
+    else:
+        merged = area
+    merged_w = np.bincount(merged, weights=w, minlength=n_areas)
+    merged_n = np.bincount(merged, minlength=n_areas)
+    kc = _allocate_grids(merged_w, big, k, upper, target_fill)
+    too_many = np.flatnonzero(kc > merged_n)
     if len(too_many):
         a = int(too_many[0])
-        raise InfeasibleError(f"area {a} has {area_n[a]} units but needs {kc[a]} grids")
+        raise InfeasibleError(f"area {a} has {merged_n[a]} units but needs {kc[a]} grids")
     rng = np.random.default_rng(seed)
     labels = np.full(n, -1, dtype="int64")
     notes: list[str] = []
     next_label = [0]
     for a in np.flatnonzero(big).tolist():
-        units = np.flatnonzero(area == a)
+        units = np.flatnonzero(merged == a)
         kk = int(kc[a])
         for attempt in range(20):
             start = next_label[0]
@@ -454,7 +469,7 @@ def partition_units(
             if k is not None or kk >= len(units):
                 worst = int(np.argmax(loads))
                 raise InfeasibleError(
-                    f"area {a} ({len(units)} units, workload {area_w[a]:g}) could not be split into {kk} contiguous "
+                    f"area {a} ({len(units)} units, workload {w[units].sum():g}) could not be split into {kk} contiguous "
                     f"grids within capacity {upper:g}: the heaviest grid holds {loads[worst]:g} "
                     f"({loads[worst] - upper:g} over); raise k or the capacity"
                 )
@@ -463,55 +478,32 @@ def partition_units(
             kk += 1
         else:  # pragma: no cover - 20 extra grids never sufficed
             raise InfeasibleError(f"area {a} could not be split within capacity {upper:g}")
-    labels, bridges = _bridge_small_areas(g, labels, area, big, upper)
-    loads = np.bincount(labels, weights=w, minlength=next_label[0])
-    if loads.max() > upper + 1e-9:
-        raise InfeasibleError(
-            f"small disconnected areas could not be joined to any grid within capacity {upper:g}"
-        )
+    # A bridge whose two ends landed in different grids carries no grid: the small area became
+    # a grid of its own (or part of one) and needs no report.
+    bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
+               for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
     conn = grid_connectivity(labels, src, dst, bridges)
     if not conn.all():  # pragma: no cover - refinement keeps connectivity by construction
         raise RuntimeError(f"internal error: grids {np.flatnonzero(~conn).tolist()} are not connected")
     return PartitionResult(labels=labels, n_grids=int(next_label[0]), bridges=bridges, area_of_unit=area, notes=notes)
 
 
-def _bridge_small_areas(g: _Graph, labels: np.ndarray, area: np.ndarray, big: np.ndarray, upper: float
-                        ) -> tuple[np.ndarray, list[Bridge]]:
-    """Join each small area to the nearest grid that has room for it, through a reported bridge."""
+def _bridge_edges(g: _Graph, area: np.ndarray, big: np.ndarray) -> list[Bridge]:
+    """For each small area, the shortest link (unit pair) to a unit of a big area."""
     small = np.flatnonzero(~big)
     if len(small) == 0:
-        return labels, []
-    bridges: list[Bridge] = []
-    loads = np.bincount(labels[labels >= 0], weights=g.w[labels >= 0])
+        return []
+    in_big = big[area]
+    anchor = np.flatnonzero(in_big)
+    tree = cKDTree(np.c_[g.x[anchor], g.y[anchor]])
     area_w = np.bincount(area, weights=g.w)
-    # Join heavier areas first, so the light ones still find room.
-    small = small[np.lexsort((small, -area_w[small]))]
+    bridges = []
     for a in small.tolist():
         units = np.flatnonzero(area == a)
-        assigned = np.flatnonzero(labels >= 0)
-        tree = cKDTree(np.c_[g.x[assigned], g.y[assigned]])
-        kq = min(len(assigned), 64)
-        d, j = tree.query(np.c_[g.x[units], g.y[units]], k=kq)
-        d = np.atleast_2d(d).reshape(len(units), -1)
-        j = np.atleast_2d(j).reshape(len(units), -1)
-        flat = np.argsort(d, axis=None, kind="stable")
-        chosen = None
-        for f in flat.tolist():
-            r, c = divmod(f, d.shape[1])
-            target = int(assigned[j[r, c]])
-            lab = int(labels[target])
-            if loads[lab] + area_w[a] <= upper + 1e-9:
-                chosen = (int(units[r]), target, float(d[r, c]), lab)
-                break
-        if chosen is None:
-            raise InfeasibleError(
-                f"a disconnected area of {len(units)} units with workload {area_w[a]:g} has no grid within reach "
-                f"that has room for it under capacity {upper:g}"
-            )
-        labels[units] = chosen[3]
-        loads[chosen[3]] += area_w[a]
-        bridges.append(Bridge(len(units), float(area_w[a]), chosen[0], chosen[1], chosen[2], chosen[3]))
-    return labels, bridges
+        d, j = tree.query(np.c_[g.x[units], g.y[units]], k=1)
+        i = int(np.argmin(d))  # first minimum: deterministic
+        bridges.append(Bridge(len(units), float(area_w[a]), int(units[i]), int(anchor[j[i]]), float(d[i]), -1))
+    return bridges
 
 
 def partition_cells(index, *, upper: float, config, seed: int = 0) -> tuple[pd.Series, PartitionResult]:

@@ -181,7 +181,9 @@ class Plan:
                 report.render_map_html(self.grids, self.specialists, cells=density), encoding="utf-8")
             (tmp / "report.html").write_text(
                 report.render_report_html(self.grids, self.metrics, warnings=self.warnings,
-                                          capacity=self.manifest.get("design_capacity")), encoding="utf-8")
+                                          capacity=self.manifest.get("design_capacity"),
+                                          map_svg=report.render_overview_svg(self.grids, self.specialists)),
+                encoding="utf-8")
             # The manifest goes last: a folder with a manifest is a complete plan.
             (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
             for f in tmp.iterdir():

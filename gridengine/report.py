@@ -1,0 +1,702 @@
+"""Self-contained HTML pages for a plan: the interactive map and the summary report.
+
+Both pages are single files that render offline from ``file://``: CSS, JS and
+SVG are inline, with no CDN, web font or map tile. Drawing is plain SVG in a
+local equirectangular projection (``x = lon * cos(mean_lat)``, ``y`` flipped),
+fitted to the city. Every text that comes from data goes through
+:func:`html.escape`; customers are only ever shown aggregated per H3 cell.
+Output is deterministic: grids are sorted by ``grid_id``, specialists by
+``specialist_id``, cells by position, and nothing depends on the clock.
+
+The functions return strings; the caller writes ``map.html`` / ``report.html``.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import math
+from collections.abc import Mapping
+from numbers import Integral, Real
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+
+__all__ = ["PALETTE", "colour_hex", "grid_colours", "render_overview_svg", "render_map_html", "render_report_html"]
+
+#: Qualitative palette (ColorBrewer Set3, reordered so the red that could be mistaken for the
+#: unstaffed highlight comes last); indices past its end get generated hues.
+PALETTE: tuple[str, ...] = (
+    "#8dd3c7", "#ffffb3", "#bebada", "#80b1d3", "#b3de69", "#fdb462",
+    "#fccde5", "#d9d9d9", "#bc80bd", "#ccebc5", "#ffed6f", "#fb8072",
+)  # fmt: skip
+_DENSITY = ("#fee5d9", "#fcae91", "#fb6a4a", "#de2d26", "#a50f15")
+_TOUCH_TOL = 1e-7  # degrees (~1 cm): H3 unions may differ by float ulps on shared edges
+_UNSTAFFED_RED = "#c62828"
+_PCT_KEYS = {"coverage", "balance_max_dev", "within_5pct", "contiguous_share", "churn"}
+_KM_KEYS = {"compactness_km", "travel_km"}
+_STAFF_KEYS = ("n_staffed_grids", "n_unstaffed_grids", "specialists_missing", "n_spare_specialists")
+_LABELS = {
+    "n_customers": "Customers", "n_rejects": "Rejected input rows",
+    "coverage": "Coverage (customers in a grid)", "n_grids": "Grids",
+    "capacity_violations": "Grids over capacity", "balance_max_dev": "Largest workload deviation",
+    "within_5pct": "Grids within 5% of target", "contiguous_share": "Contiguous grids",
+    "compactness_km": "Compactness", "travel_km": "Travel distance (estimate)",
+    "churn": "Churn vs previous plan", "solver_status": "Solver status",
+    "n_staffed_grids": "Staffed grids", "n_unstaffed_grids": "Unstaffed grids",
+    "specialists_missing": "Specialists missing", "n_spare_specialists": "Spare specialists",
+}  # fmt: skip
+_SUMMARY_ORDER = tuple(k for k in _LABELS if k not in _STAFF_KEYS)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _e(value: Any) -> str:
+    """HTML-escape ``str(value)`` (quotes included, safe in attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, Real) and not math.isfinite(float(v)))
+
+
+def _is_unstaffed(v: Any) -> bool:
+    return _missing(v) or str(v).strip() == ""
+
+
+def _num(v: Any, nd: int = 1) -> str:
+    """Format a number with thousands separators and ``nd`` decimals ("—" if missing)."""
+    return "—" if _missing(v) else f"{float(v):,.{nd}f}"
+
+
+def _pct(v: Any, nd: int = 2) -> str:
+    return "—" if _missing(v) else f"{100.0 * float(v):.{nd}f}%"
+
+
+def _use(workload: Any, capacity: Any) -> float:
+    """Capacity use ``workload / capacity`` as a fraction, NaN when undefined."""
+    bad = _missing(workload) or _missing(capacity) or float(capacity) <= 0
+    return math.nan if bad else float(workload) / float(capacity)
+
+
+def _f(x: float) -> str:
+    """Coordinate with one decimal, trailing ``.0`` dropped."""
+    s = f"{x:.1f}"
+    return s[:-2] if s.endswith(".0") else s
+
+
+def colour_hex(index: int) -> str:
+    """Fill colour for a colour index: :data:`PALETTE`, then golden-angle hues."""
+    return PALETTE[index] if index < len(PALETTE) else f"hsl({(index * 137.508) % 360.0:.0f},55%,68%)"
+
+
+def _sorted_grids(grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Grids in EPSG:4326 with string ids, sorted by ``grid_id`` (stable)."""
+    g = grids.to_crs(4326) if grids.crs is not None and grids.crs.to_epsg() != 4326 else grids.copy()
+    g["grid_id"] = g["grid_id"].astype(str)
+    return g.sort_values("grid_id", kind="mergesort").reset_index(drop=True)
+
+
+def _col(df: pd.DataFrame, name: str, default: Any = math.nan) -> list[Any]:
+    return df[name].tolist() if name in df.columns else [default] * len(df)
+
+
+class _Projection:
+    """Local equirectangular projection of lon/lat onto a ``width`` x ``height`` SVG plane."""
+
+    def __init__(self, bounds: tuple[float, float, float, float], width: float, height: float, pad: float) -> None:
+        minx, miny, maxx, maxy = bounds
+        self.kx = math.cos(math.radians((miny + maxy) / 2.0))
+        dx, dy = max((maxx - minx) * self.kx, 1e-9), max(maxy - miny, 1e-9)
+        self.s = min((width - 2 * pad) / dx, (height - 2 * pad) / dy)
+        self.ox = pad + ((width - 2 * pad) - dx * self.s) / 2 - minx * self.kx * self.s
+        self.oy = pad + ((height - 2 * pad) - dy * self.s) / 2 + maxy * self.s
+
+    def __call__(self, xy: np.ndarray) -> np.ndarray:
+        """Project an ``(n, 2)`` array of lon/lat to SVG x/y."""
+        xy = np.asarray(xy, dtype=float)
+        return np.column_stack([self.ox + xy[:, 0] * self.kx * self.s, self.oy - xy[:, 1] * self.s])
+
+
+def _bounds(grids: gpd.GeoDataFrame, *frames: pd.DataFrame | None) -> tuple[float, float, float, float]:
+    """Bounds of the city: the grids, else the first point table with finite coordinates."""
+    geoms = grids.geometry[~(grids.geometry.isna() | grids.geometry.is_empty)] if len(grids) else grids.geometry
+    if len(geoms):
+        b = tuple(float(v) for v in geoms.total_bounds)
+        if all(math.isfinite(v) for v in b):
+            return b  # type: ignore[return-value]
+    for df in frames:
+        if df is not None and len(df) and {"lat", "lon"} <= set(df.columns):
+            lat, lon = pd.to_numeric(df["lat"], errors="coerce"), pd.to_numeric(df["lon"], errors="coerce")
+            ok = lat.notna() & lon.notna()
+            if ok.any():
+                return float(lon[ok].min()), float(lat[ok].min()), float(lon[ok].max()), float(lat[ok].max())
+    return (-0.01, -0.01, 0.01, 0.01)
+
+
+def _fit_size(bounds: tuple[float, float, float, float], longest: float = 1000.0) -> tuple[float, float]:
+    """ViewBox size with the city's aspect ratio and the longest side ``longest``."""
+    minx, miny, maxx, maxy = bounds
+    dx = max((maxx - minx) * math.cos(math.radians((miny + maxy) / 2.0)), 1e-9)
+    dy = max(maxy - miny, 1e-9)
+    ratio = min(max(dy / dx, 0.25), 4.0)
+    return (longest, round(longest * ratio)) if ratio <= 1 else (round(longest / ratio), longest)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _n(v: int) -> str:
+    """Tenths (an int) as the shortest SVG number: 32 -> "3.2", -5 -> "-.5", 40 -> "4"."""
+    if v % 10 == 0:
+        return str(v // 10)
+    s = f"{v / 10:.1f}"
+    return s.replace("0.", ".", 1) if s.lstrip("-").startswith("0.") else s
+
+
+def _ring_d(xy: np.ndarray) -> str:
+    """One closed ring as ``M x,y l dx,dy ... z`` on a 0.1 grid (deltas from rounded points: no drift)."""
+    t = np.rint(np.asarray(xy, dtype=float).reshape(-1, 2) * 10).astype(np.int64)
+    t = t[np.r_[True, (t[1:] != t[:-1]).any(axis=1)]] if len(t) else t
+    if len(t) > 1 and (t[-1] == t[0]).all():
+        t = t[:-1]
+    if len(t) < 3:
+        return ""
+    out = [f"M{_n(int(t[0, 0]))},{_n(int(t[0, 1]))}l"]
+    for dx, dy in np.diff(t, axis=0).tolist():
+        s = f"{_n(dx)},{_n(dy)}"
+        out.append(s if len(out) == 1 or s[0] == "-" else " " + s)
+    out.append("z")
+    return "".join(out)
+
+
+def _polygons(geom: Any) -> list[Any]:
+    if geom is None or geom.is_empty:
+        return []
+    if geom.geom_type == "Polygon":
+        return [geom]
+    return [p for part in getattr(geom, "geoms", []) for p in _polygons(part)]
+
+
+def _project_geoms(geoms: Any, proj: _Projection, tol: float) -> list[Any]:
+    """Project (and, for ``tol > 0``, topology-preserving simplify in pixels) each geometry."""
+    arr = np.asarray(list(geoms), dtype=object)
+    if len(arr) == 0:
+        return []
+    out = shapely.transform(arr, proj)
+    if tol > 0:
+        out = shapely.simplify(out, tol, preserve_topology=True)
+    return list(out)
+
+
+def _path_d(pgeom: Any) -> str:
+    d = "".join(_ring_d(np.asarray(r.coords)) for p in _polygons(pgeom) for r in (p.exterior, *p.interiors))
+    return d or "M0,0z"
+
+
+# ----------------------------------------------------------------------------- colouring
+def grid_colours(grids: gpd.GeoDataFrame) -> dict[str, int]:
+    """Colour the grid adjacency graph so neighbouring grids never share a colour.
+
+    Parameters
+    ----------
+    grids
+        Grid polygons with a ``grid_id`` column. Two grids are neighbours when
+        their geometries touch or intersect (within ~1 cm, so float noise on
+        shared H3 edges does not hide an adjacency).
+
+    Returns
+    -------
+    dict[str, int]
+        ``grid_id -> colour index`` (0-based). Deterministic: nodes are inserted in
+        ``grid_id`` order and coloured with networkx's DSATUR greedy strategy
+        (``"saturation_largest_first"``), which rarely needs more than 5 colours
+        on planar maps. Use :func:`colour_hex` to turn an index into a fill.
+    """
+    g = _sorted_grids(grids)
+    ids = g["grid_id"].tolist()
+    graph = nx.Graph()
+    graph.add_nodes_from(ids)
+    if len(ids) > 1:
+        geoms = np.asarray(g.geometry.values, dtype=object)
+        left, right = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=_TOUCH_TOL)
+        graph.add_edges_from((ids[i], ids[j]) for i, j in zip(left.tolist(), right.tolist()) if i < j)
+    colours = nx.greedy_color(graph, strategy="saturation_largest_first")
+    return {gid: int(colours[gid]) for gid in ids}
+
+
+# ----------------------------------------------------------------------------- SVG layers
+def _hatch_defs(prefix: str) -> str:
+    return (f'<defs><pattern id="{prefix}-hatch" patternUnits="userSpaceOnUse" width="6" height="6" '
+            f'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff" fill-opacity=".35"/>'
+            f'<path d="M0,0v6" stroke="{_UNSTAFFED_RED}" stroke-width="2.2"/></pattern></defs>')  # fmt: skip
+
+
+def _grid_rows(g: gpd.GeoDataFrame) -> list[dict[str, Any]]:
+    """Per-grid display values, in ``grid_id`` order."""
+    cols = {c: _col(g, c) for c in ("workload", "capacity", "n_customers", "n_cells", "area_km2")}
+    rows = []
+    for i, (gid, spec) in enumerate(zip(g["grid_id"].tolist(), _col(g, "specialist_id", ""))):
+        r = {c: cols[c][i] for c in cols}
+        unst = _is_unstaffed(spec)
+        r.update(gid=gid, spec="" if unst else str(spec), unstaffed=unst, use=_use(r["workload"], r["capacity"]))
+        rows.append(r)
+    return rows
+
+
+def _grid_layer(rows: list[dict[str, Any]], ds: list[str], colours: dict[str, int], prefix: str,
+                popup: bool) -> str:  # fmt: skip
+    out = [f'<g id="{prefix}-grids">']
+    for r, d in zip(rows, ds):
+        spec = r["spec"] or "unstaffed"
+        tip = f"{r['gid']} · {spec} · workload {_num(r['workload'])} · use {_pct(r['use'], 1)}"
+        attrs = f'class="grid" data-grid-id="{_e(r["gid"])}"'
+        if popup:
+            attrs += (f' data-spec="{_e(spec)}" data-wl="{_num(r["workload"])}" data-nc="{_num(r["n_customers"], 0)}"'
+                      f' data-cap="{_num(r["capacity"])}" data-use="{_pct(r["use"], 1)}"'
+                      f' data-cells="{_num(r["n_cells"], 0)}" data-area="{_num(r["area_km2"], 2)} km²"')  # fmt: skip
+        if r["unstaffed"]:
+            attrs += ' data-unstaffed="1"'
+        fill = colour_hex(colours.get(r["gid"], 0))
+        out.append(f'<path {attrs} fill="{fill}" fill-rule="evenodd" d="{d}"><title>{_e(tip)}</title></path>')
+    out.append("</g>")
+    return "".join(out)
+
+
+def _unstaffed_layer(rows: list[dict[str, Any]], ds: list[str], prefix: str) -> str:
+    paths = "".join(f'<path d="{d}"/>' for r, d in zip(rows, ds) if r["unstaffed"])
+    return (f'<g id="{prefix}-unstaffed" class="unst" fill="url(#{prefix}-hatch)" fill-rule="evenodd" '
+            f'stroke="{_UNSTAFFED_RED}" stroke-width="2.2" pointer-events="none">{paths}</g>')  # fmt: skip
+
+
+def _label_layer(rows: list[dict[str, Any]], pgeoms: list[Any], prefix: str, font: float) -> str:
+    texts = []
+    for r, pg in zip(rows, pgeoms):
+        if parts := _polygons(pg):  # label the largest part
+            pt = max(parts, key=lambda p: p.area).point_on_surface()
+            texts.append(f'<text x="{_f(pt.x)}" y="{_f(pt.y)}">{_e(r["gid"])}</text>')
+    return (f'<g id="{prefix}-labels" class="lbl" font-size="{_f(font)}" text-anchor="middle" '
+            f'dominant-baseline="middle" pointer-events="none">{"".join(texts)}</g>')  # fmt: skip
+
+
+def _specialist_layer(specialists: pd.DataFrame | None, proj: _Projection, prefix: str, r: float) -> str:
+    out = [f'<g id="{prefix}-specs">']
+    if specialists is not None and len(specialists):
+        s = specialists.copy()
+        s["specialist_id"] = s["specialist_id"].astype(str)
+        s = s.sort_values("specialist_id", kind="mergesort")
+        lat = pd.to_numeric(s["lat"], errors="coerce").to_numpy(float)
+        lon = pd.to_numeric(s["lon"], errors="coerce").to_numpy(float)
+        ok, xy = np.isfinite(lat) & np.isfinite(lon), proj(np.column_stack([lon, lat]))
+        for k, (sid, gid, cap) in enumerate(zip(s["specialist_id"], _col(s, "grid_id", ""), _col(s, "capacity"))):
+            if not ok[k]:
+                continue
+            spare = _is_unstaffed(gid)
+            tip = f"Specialist {sid} · " + ("spare" if spare else f"grid {gid}") + f" · capacity {_num(cap)}"
+            cls = "spec spare" if spare else "spec"
+            out.append(f'<circle class="{cls}" cx="{_f(xy[k, 0])}" cy="{_f(xy[k, 1])}" r="{_f(r)}">'
+                       f"<title>{_e(tip)}</title></circle>")  # fmt: skip
+    out.append("</g>")
+    return "".join(out)
+
+
+def _density_layer(cells: pd.DataFrame, proj: _Projection, prefix: str) -> tuple[str, list[str]]:
+    """Occupied cells as small squares in 5 workload classes (one path per class)."""
+    c = pd.DataFrame({k: pd.to_numeric(cells[k], errors="coerce") for k in ("lat", "lon", "workload")})
+    c = c.dropna().sort_values(["lat", "lon", "workload"], kind="mergesort")
+    if c.empty:
+        return f'<g id="{prefix}-density"></g>', []
+    xy = proj(c[["lon", "lat"]].to_numpy())
+    side = 3.0
+    if len(xy) > 1:
+        pts = shapely.points(xy)
+        _, dist = shapely.STRtree(pts).query_nearest(pts, exclusive=True, return_distance=True)
+        if len(dist):
+            side = float(np.clip(0.5 * np.median(dist), 1.0, 10.0))
+    w = c["workload"].to_numpy(float).clip(min=0)
+    wmax = float(w.max()) if w.max() > 0 else 1.0
+    cls = np.minimum((np.sqrt(w / wmax) * 5).astype(int), 4)
+    t = np.rint((xy - side / 2) * 10).astype(np.int64)  # square corners in tenths; 'm' moves relative
+    sq = f"h{_f(side)}v{_f(side)}h-{_f(side)}z"
+    out = [f'<g id="{prefix}-density" pointer-events="none" fill-opacity=".75">']
+    for k in range(5):
+        if len(sel := t[cls == k]):
+            moves = np.diff(sel, axis=0, prepend=[[0, 0]]).tolist()
+            d = "".join(f"{'M' if i == 0 else 'm'}{_n(a)},{_n(b)}{sq}" for i, (a, b) in enumerate(moves))
+            out.append(f'<path fill="{_DENSITY[k]}" d="{d}"/>')
+    out.append("</g>")
+    legend = [f"{_num(wmax * (k / 5) ** 2)}–{_num(wmax * ((k + 1) / 5) ** 2)}" for k in range(5)]
+    return "".join(out), legend
+
+
+_SVG_CSS = (".grid{stroke:#37474f;stroke-width:.7;vector-effect:non-scaling-stroke;fill-opacity:.8}"
+            ".unst path{vector-effect:non-scaling-stroke}"
+            ".lbl text{fill:#111;font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:.25em;"
+            "stroke-linejoin:round;font-family:system-ui,Arial,sans-serif}"
+            ".spec{fill:#1a237e;stroke:#fff;stroke-width:1.2;vector-effect:non-scaling-stroke}"
+            ".spec.spare{fill:#fff;stroke:#1a237e;stroke-width:1.8}")  # fmt: skip
+
+
+def render_overview_svg(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | None, *, width: int = 900,
+                        height: int = 700) -> str:  # fmt: skip
+    """Static inline SVG of the plan (grids, unstaffed hatch, labels, specialist bases).
+
+    Parameters
+    ----------
+    grids
+        Plan grids (EPSG:4326) with ``grid_id``, ``specialist_id``, ``workload``,
+        ``capacity`` and a (Multi)Polygon geometry.
+    specialists
+        Specialists with ``specialist_id``, ``lat``, ``lon``, ``capacity``,
+        ``grid_id`` (``""`` if spare), or ``None`` to draw no bases.
+    width, height
+        Size of the SVG viewBox; the city is fitted inside it.
+
+    Returns
+    -------
+    str
+        An ``<svg>`` element without ``xmlns`` (for inline use in HTML). Each grid
+        is one ``<path class="grid" data-grid-id=...>`` with a ``<title>`` tooltip.
+    """
+    g = _sorted_grids(grids)
+    proj = _Projection(_bounds(g, specialists), width, height, 10)
+    pgeoms = _project_geoms(g.geometry.values, proj, 0.4)
+    ds = [_path_d(p) for p in pgeoms]
+    rows = _grid_rows(g)
+    sizes = [math.sqrt(p.area) for p in pgeoms if p is not None and not p.is_empty]
+    font = float(np.clip(0.28 * np.median(sizes), 6, 12)) if sizes else 10.0
+    body = [_hatch_defs("ge-ov"), f"<style>{_SVG_CSS}</style>",
+            _grid_layer(rows, ds, grid_colours(g), "ge-ov", popup=False), _unstaffed_layer(rows, ds, "ge-ov")]
+    if len(rows) <= 80:
+        body.append(_label_layer(rows, pgeoms, "ge-ov", font))
+    body.append(_specialist_layer(specialists, proj, "ge-ov", 3.0))
+    return (f'<svg class="ge-overview" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+            f'role="img" aria-label="Overview map of {len(rows)} grids">{"".join(body)}</svg>')  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- map.html
+_MAP_CSS = """*{box-sizing:border-box}html,body{margin:0;height:100%}
+body{display:flex;flex-direction:column;font:14px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif}
+header{padding:6px 12px;background:#263238;color:#fff;display:flex;gap:16px;align-items:baseline;flex-wrap:wrap}
+header h1{font-size:17px;margin:0}#ge-wrap{flex:1;display:flex;min-height:0;color:#222}
+#ge-side{width:260px;overflow:auto;padding:6px 12px;border-right:1px solid #ccc;background:#fafafa}
+#ge-side h2{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:#555;margin:12px 0 4px}
+#ge-side label{display:block}#ge-side ul{margin:0;padding-left:18px}.hint{color:#666;font-size:12px}
+.sw{display:inline-block;width:14px;height:11px;border:1px solid #555;vertical-align:middle;margin-right:4px}
+.sw.h{background:repeating-linear-gradient(45deg,#c62828 0 2px,#fff 2px 5px);border-color:#c62828}
+.sw.m{border-radius:50%;background:#1a237e;border-color:#fff}
+.sw.s{border-radius:50%;background:#fff;border:2px solid #1a237e}
+#ge-main{flex:1;position:relative;min-width:0;background:#eef1f4}
+#ge-svg{width:100%;height:100%;display:block;cursor:grab;touch-action:none;user-select:none}
+.grid{cursor:pointer}.grid:hover{fill-opacity:1;stroke-width:1.6}.grid.sel{stroke:#000;stroke-width:2.6}
+.ge-tools{position:absolute;top:8px;right:8px;z-index:4}.ge-tools button{min-width:30px;margin-left:2px}
+#ge-pop{position:absolute;z-index:5;background:#fff;border:1px solid #888;border-radius:4px;
+box-shadow:0 2px 8px rgba(0,0,0,.25);padding:6px 10px;font-size:13px;min-width:190px}
+#ge-pop th{text-align:left;padding-right:10px;color:#555;font-weight:normal}[hidden]{display:none!important}
+#ge-pop .x{float:right;border:0;background:none;font-size:16px;cursor:pointer;line-height:1}"""
+
+# Pan/zoom keeps one transform on <g id="ge-vp">; labels and base markers are counter-scaled so they keep
+# their screen size. Popup content is built with textContent from data-* attributes (never innerHTML).
+_MAP_JS = """(function(){var $=function(i){return document.getElementById(i);};
+var svg=$('ge-svg'),vp=$('ge-vp'),pop=$('ge-pop'),main=$('ge-main'),lab=$('ge-labels'),
+specs=svg.querySelectorAll('.spec'),FS=lab?+lab.getAttribute('font-size'):10,R=+svg.getAttribute('data-r'),
+vb=svg.viewBox.baseVal,k=1,tx=0,ty=0,drag=null,moved=false,sel=null;
+function apply(){vp.setAttribute('transform','translate('+tx+' '+ty+') scale('+k+')');
+if(lab)lab.setAttribute('font-size',FS/k);for(var i=0;i<specs.length;i++)specs[i].setAttribute('r',R/k);}
+function pt(e){var m=svg.getScreenCTM(),p=svg.createSVGPoint();p.x=e.clientX;p.y=e.clientY;
+if(!m)return{x:vb.width/2,y:vb.height/2};p=p.matrixTransform(m.inverse());return{x:p.x,y:p.y};}
+function zoom(f,p){var nk=Math.min(400,Math.max(.5,k*f));f=nk/k;tx=p.x-(p.x-tx)*f;ty=p.y-(p.y-ty)*f;k=nk;apply();}
+svg.addEventListener('wheel',function(e){e.preventDefault();var d=e.deltaY*(e.deltaMode===1?33:e.deltaMode===2?400:1);
+zoom(Math.exp(-Math.max(-300,Math.min(300,d))*.0015),pt(e));},{passive:false});
+svg.addEventListener('pointerdown',function(e){if(e.button!==0)return;drag={x:e.clientX,y:e.clientY,tx:tx,ty:ty};
+moved=false;});
+window.addEventListener('pointermove',function(e){if(!drag)return;var dx=e.clientX-drag.x,dy=e.clientY-drag.y;
+if(!moved&&Math.abs(dx)+Math.abs(dy)<4)return;moved=true;var m=svg.getScreenCTM(),a=m&&m.a?m.a:1;
+tx=drag.tx+dx/a;ty=drag.ty+dy/a;apply();});
+window.addEventListener('pointerup',function(){drag=null;});
+var F=[['Grid','gridId'],['Specialist','spec'],['Workload','wl'],['Capacity','cap'],['Capacity use','use'],
+['Customers','nc'],['Cells','cells'],['Area','area']];
+function hide(){pop.hidden=true;if(sel){sel.classList.remove('sel');sel=null;}}
+function show(t,e){hide();sel=t;t.classList.add('sel');pop.textContent='';var x=document.createElement('button');
+x.className='x';x.textContent='\\u00d7';x.title='Close';x.addEventListener('click',hide);pop.appendChild(x);
+var tb=document.createElement('table');F.forEach(function(f){var tr=tb.insertRow(),th=document.createElement('th');
+th.textContent=f[0];tr.appendChild(th);tr.insertCell().textContent=t.dataset[f[1]]||'';});pop.appendChild(tb);
+pop.hidden=false;var r=main.getBoundingClientRect(),px=e.clientX-r.left+12,py=e.clientY-r.top+12;
+px=Math.min(px,r.width-pop.offsetWidth-4);py=Math.min(py,r.height-pop.offsetHeight-4);
+pop.style.left=Math.max(4,px)+'px';pop.style.top=Math.max(4,py)+'px';}
+svg.addEventListener('click',function(e){if(moved){moved=false;return;}
+var t=e.target&&e.target.closest?e.target.closest('path.grid'):null;if(t)show(t,e);else hide();});
+document.addEventListener('keydown',function(e){if(e.key==='Escape')hide();});
+function c(){return{x:vb.x+vb.width/2,y:vb.y+vb.height/2};}
+$('ge-zin').addEventListener('click',function(){zoom(1.5,c());});
+$('ge-zout').addEventListener('click',function(){zoom(1/1.5,c());});
+$('ge-fit').addEventListener('click',function(){k=1;tx=0;ty=0;apply();});
+Array.prototype.forEach.call(document.querySelectorAll('input[data-layer]'),function(b){
+var id=b.getAttribute('data-layer');
+function u(){var g=$(id);if(g)g.style.display=b.checked?'':'none';if(!b.checked&&id==='ge-grids')hide();}
+b.addEventListener('change',u);u();});apply();})();"""
+
+
+def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells: pd.DataFrame | None = None,
+                    title: str = "gridengine plan") -> str:  # fmt: skip
+    """Interactive, self-contained ``map.html`` of a plan.
+
+    Parameters
+    ----------
+    grids
+        Plan grids (EPSG:4326): ``grid_id``, ``specialist_id`` (``""`` if unstaffed),
+        ``workload``, ``n_customers``, ``n_cells``, ``area_km2``, ``capacity`` and a
+        Polygon/MultiPolygon geometry.
+    specialists
+        ``specialist_id``, ``lat``, ``lon``, ``capacity``, ``grid_id`` (``""`` if spare).
+    cells
+        Optional occupied H3 cells (``lat``, ``lon``, ``workload``) drawn as a
+        shaded customer-density layer (customers are never shown individually).
+    title
+        Page title (escaped).
+
+    Returns
+    -------
+    str
+        A complete HTML document with inline CSS, SVG and JS only: fit-to-city
+        viewBox, wheel zoom and drag pan, click popup, ``<title>`` tooltips,
+        layer toggles, legend and the list of unstaffed grids.
+    """
+    g = _sorted_grids(grids)
+    bounds = _bounds(g, cells, specialists)
+    w, h = _fit_size(bounds)
+    proj = _Projection(bounds, w, h, 12)
+    pgeoms = _project_geoms(g.geometry.values, proj, 0.15)
+    ds = [_path_d(p) for p in pgeoms]
+    rows = _grid_rows(g)
+    density, dlegend = ("", []) if cells is None else _density_layer(cells, proj, "ge")
+    layers = [_grid_layer(rows, ds, grid_colours(g), "ge", popup=True), density, _unstaffed_layer(rows, ds, "ge"),
+              _label_layer(rows, pgeoms, "ge", 11.0), _specialist_layer(specialists, proj, "ge", 4.0)]  # fmt: skip
+    svg = (f'<svg id="ge-svg" viewBox="0 0 {_f(w)} {_f(h)}" data-r="4" preserveAspectRatio="xMidYMid meet">'
+           f"{_hatch_defs('ge')}<style>{_SVG_CSS}</style><g id=\"ge-vp\">{''.join(layers)}</g></svg>")  # fmt: skip
+
+    unst = [r for r in rows if r["unstaffed"]]
+    n_spec = 0 if specialists is None else len(specialists)
+    n_spare = 0 if not n_spec else sum(_is_unstaffed(v) for v in _col(specialists, "grid_id", ""))
+
+    def box(layer: str, label: str, on: bool = True, enabled: bool = True) -> str:
+        state = (" checked" if on else "") + ("" if enabled else " disabled")
+        return f'<label><input type="checkbox" data-layer="{layer}"{state}> {label}</label>'
+
+    toggles = [box("ge-grids", "Grids"), box("ge-labels", "Grid labels", on=len(rows) <= 150),
+               box("ge-specs", "Specialist bases"),
+               box("ge-density", "Customer density" + ("" if cells is not None else " (no data)"),
+                   on=cells is not None, enabled=cells is not None),
+               box("ge-unstaffed", "Unstaffed highlight")]  # fmt: skip
+    swatches = "".join(f'<span class="sw" style="background:{c}"></span>' for c in PALETTE[:8])
+    legend = [f"<div>{swatches}</div><div class=\"hint\">Colours only tell neighbouring grids apart.</div>",
+              '<div><span class="sw h"></span>Unstaffed grid</div>',
+              '<div><span class="sw m"></span>Specialist base</div>',
+              '<div><span class="sw s"></span>Spare specialist</div>']  # fmt: skip
+    if dlegend:
+        legend.append("<div>Customer workload per cell:</div>" + "".join(
+            f'<div><span class="sw" style="background:{c}"></span>{_e(t)}</div>' for c, t in zip(_DENSITY, dlegend)))
+    items = "".join(f"<li>{_e(r['gid'])} — workload {_num(r['workload'])}</li>" for r in unst)
+    unlist = f"<ul>{items}</ul>" if unst else "<p>None: every grid has a specialist.</p>"
+    info = (f"{len(rows)} grids · {len(rows) - len(unst)} staffed · {len(unst)} unstaffed · "
+            f"{n_spec} specialists ({n_spare} spare)")  # fmt: skip
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
+            f"<style>{_MAP_CSS}</style></head><body><header><h1>{_e(title)}</h1><span>{info}</span></header>"
+            f'<div id="ge-wrap"><aside id="ge-side"><h2>Layers</h2>{"".join(toggles)}<h2>Legend</h2>{"".join(legend)}'
+            f"<h2>Unstaffed grids ({len(unst)})</h2>{unlist}"
+            f'<p class="hint">Mouse wheel zooms, drag pans, click a grid for details, Esc closes.</p></aside>'
+            f'<main id="ge-main"><div class="ge-tools"><button id="ge-zin" title="Zoom in">+</button>'
+            f'<button id="ge-zout" title="Zoom out">−</button><button id="ge-fit" title="Fit city">Fit</button></div>'
+            f'{svg}<div id="ge-pop" hidden></div></main></div><script>{_MAP_JS}</script></body></html>\n')  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- report.html
+def _fmt_metric(key: str, v: Any) -> str:
+    """Format one metric: shares as %, ``*_km`` with 2 decimals, counts with separators."""
+    if v is None or v is pd.NA:
+        return "n/a (no previous plan)" if key == "churn" else "n/a"
+    if isinstance(v, (bool, np.bool_)):
+        return "yes" if v else "no"
+    if isinstance(v, (Integral, np.integer)):
+        return f"{int(v):,}"
+    if isinstance(v, Real):
+        if not math.isfinite(float(v)):
+            return "n/a"
+        if key in _PCT_KEYS or key.endswith(("_share", "_pct", "_rate")):
+            return _pct(v)
+        if key in _KM_KEYS or key.endswith("_km"):
+            return f"{float(v):,.2f} km"
+        if float(v).is_integer() and (key.startswith("n_") or key == "capacity_violations"):
+            return f"{int(v):,}"
+        return f"{float(v):,.3f}".rstrip("0").rstrip(".")
+    return _e(v)
+
+
+def _td(v: Any, text: str, cls: str = "n") -> str:
+    """Numeric table cell; ``data-v`` carries the raw value for sorting."""
+    return f'<td class="{cls}" data-v="{"" if _missing(v) else repr(float(v))}">{text}</td>'
+
+
+def _is_scalar(v: Any) -> bool:
+    return v is None or isinstance(v, (str, bool, Real, np.generic))
+
+
+def _metric_rows(metrics: Mapping[str, Any], keys: list[str]) -> str:
+    def label(k: str) -> str:
+        return f"{_e(_LABELS[k])} <code>{_e(k)}</code>" if k in _LABELS else f"<code>{_e(k)}</code>"
+
+    return "".join(f"<tr><th>{label(k)}</th><td>{_fmt_metric(k, metrics[k])}</td></tr>" for k in keys)
+
+
+def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
+    span = hi - lo if hi > lo else 1.0
+    mag = 10 ** math.floor(math.log10(span / n))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if span / (m * mag) <= n)
+    first = math.ceil(lo / step) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
+
+
+def _histogram_svg(workloads: list[Any], capacity: float | None, width: int = 720, height: int = 260) -> str:
+    """Inline SVG histogram of grid workloads with vertical lines at capacity and mean."""
+    w = np.asarray([float(v) for v in workloads if not _missing(v)], dtype=float)
+    if len(w) == 0:
+        return "<p>No workload data.</p>"
+    cap = None if _missing(capacity) else float(capacity)  # type: ignore[arg-type]
+    lo = min(0.0, float(w.min()))
+    hi = max(float(w.max()), cap or 0.0) * 1.05
+    hi = hi if hi > lo else lo + 1.0
+    nb = int(min(40, max(5, math.ceil(2 * len(w) ** (1 / 3)))))
+    counts, edges = np.histogram(w, bins=nb, range=(lo, hi))
+    ml, mr, mt, mb = 48, 16, 30, 36
+    pw, ph = width - ml - mr, height - mt - mb
+    cmax = max(int(counts.max()), 1)
+    sx = lambda v: ml + (v - lo) / (hi - lo) * pw  # noqa: E731
+    sy = lambda c: mt + ph - c / cmax * ph  # noqa: E731
+    out = [f'<svg class="hist" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+           f'aria-label="Histogram of grid workloads" font-size="11" font-family="system-ui,sans-serif">']  # fmt: skip
+    for c, a, b in zip(counts.tolist(), edges[:-1].tolist(), edges[1:].tolist()):
+        if c:
+            out.append(f'<rect x="{_f(sx(a) + .5)}" y="{_f(sy(c))}" width="{_f(max(sx(b) - sx(a) - 1, .5))}" '
+                       f'height="{_f(ph - (sy(c) - mt))}" fill="#78909c"><title>{c} grids with workload '
+                       f"{_num(a)}–{_num(b)}</title></rect>")  # fmt: skip
+    out.append(f'<path d="M{ml},{mt}V{mt + ph}H{ml + pw}" fill="none" stroke="#333"/>')
+    for t in _nice_ticks(lo, hi):
+        out.append(f'<path d="M{_f(sx(t))},{mt + ph}v4" stroke="#333"/><text x="{_f(sx(t))}" y="{mt + ph + 16}" '
+                   f'text-anchor="middle">{_num(t, 0 if float(t).is_integer() else 1)}</text>')  # fmt: skip
+    for t in _nice_ticks(0, cmax, 4):
+        if float(t).is_integer():
+            out.append(f'<text x="{ml - 6}" y="{_f(sy(t) + 4)}" text-anchor="end">{int(t)}</text>')
+    out.append(f'<text x="{ml + pw / 2:.0f}" y="{height - 3}" text-anchor="middle">workload per grid</text>')
+    lines = [("mean", float(w.mean()), "#1565c0", "6 3", mt + 10)]
+    if cap is not None:
+        lines.append(("capacity", cap, _UNSTAFFED_RED, "", mt - 6))
+    for name, v, colour, dash, ty in lines:
+        x = sx(v)
+        anchor, dx = ("end", -4) if x > ml + pw * 0.75 else ("start", 4)
+        out.append(f'<path d="M{_f(x)},{mt - 12}V{mt + ph}" stroke="{colour}" stroke-width="2"'
+                   + (f' stroke-dasharray="{dash}"' if dash else "")
+                   + f'/><text x="{_f(x + dx)}" y="{ty}" fill="{colour}" text-anchor="{anchor}">'
+                   f"{name} {_num(v)}</text>")  # fmt: skip
+    out.append("</svg>")
+    return "".join(out)
+
+
+_REPORT_CSS = """body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;color:#222;
+max-width:1100px;margin:0 auto;padding:12px 20px}h1{font-size:22px;margin:8px 0}
+h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}table{border-collapse:collapse}
+th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}
+td.n{text-align:right;font-variant-numeric:tabular-nums}table.kv th{font-weight:normal;color:#444}
+code{color:#888;font-size:11px}nav a{margin-right:12px}
+table.sortable th{cursor:pointer;background:#f3f5f7;position:sticky;top:0}
+th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
+tr.unstaffed td{background:#fdecea}td.over{color:#b71c1c;font-weight:600}ul.warn li{margin:2px 0}
+.tag{color:#b71c1c;font-weight:600}svg{max-width:100%;height:auto}.hint{color:#666;font-size:12px}"""
+
+_SORT_JS = """Array.prototype.forEach.call(document.querySelectorAll('table.sortable th'),function(th,i){
+th.addEventListener('click',function(){var tb=th.closest('table').tBodies[0],rows=Array.prototype.slice.call(tb.rows),
+asc=th.getAttribute('aria-sort')!=='ascending';
+Array.prototype.forEach.call(th.parentNode.cells,function(h){h.removeAttribute('aria-sort');});
+th.setAttribute('aria-sort',asc?'ascending':'descending');
+function key(r){var c=r.cells[i],v=c.getAttribute('data-v');if(v===null)return c.textContent;v=parseFloat(v);
+return isNaN(v)?-1e300:v;}
+rows.sort(function(a,b){var x=key(a),y=key(b),s=x<y?-1:x>y?1:0;return asc?s:-s;});
+rows.forEach(function(r){tb.appendChild(r);});});});"""
+
+
+def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list[str], capacity: float | None,
+                       title: str = "gridengine plan report", map_svg: str | None = None) -> str:  # fmt: skip
+    """Self-contained ``report.html``: metrics, warnings, staffing, workload histogram, map, grid table.
+
+    Parameters
+    ----------
+    grids
+        Plan grids, as for :func:`render_map_html`.
+    metrics
+        Plan metrics. Known keys are labelled and formatted (shares in ``coverage``,
+        ``balance_max_dev``, ``within_5pct``, ``contiguous_share``, ``churn`` are
+        fractions shown as %, ``*_km`` with 2 decimals); ``churn`` may be ``None``.
+        Extra scalar keys are shown too (sorted); non-scalar values are skipped.
+    warnings
+        Planner-facing warnings (bridges, split compounds, shortfall), escaped.
+    capacity
+        Nominal specialist capacity: a line on the histogram (``None`` for none).
+    title
+        Page title (escaped).
+    map_svg
+        Trusted SVG markup inserted as is; :func:`render_overview_svg` if ``None``.
+
+    Returns
+    -------
+    str
+        A complete deterministic HTML document (inline CSS/SVG/JS only).
+    """
+    g = _sorted_grids(grids)
+    rows = _grid_rows(g)
+    unst = [r for r in rows if r["unstaffed"]]
+    scalar = {k: v for k, v in metrics.items() if _is_scalar(v)}
+    summary = [k for k in _SUMMARY_ORDER if k in scalar]
+    summary += sorted(k for k in scalar if k not in _SUMMARY_ORDER and k not in _STAFF_KEYS)
+    summary_html = _metric_rows(scalar, summary)
+    if capacity is not None:
+        summary_html += f"<tr><th>Capacity per specialist</th><td>{_num(capacity)}</td></tr>"
+    staff = dict(scalar)
+    staff.setdefault("n_staffed_grids", len(rows) - len(unst))
+    staff.setdefault("n_unstaffed_grids", len(unst))
+    staff_html = '<table class="kv">' + _metric_rows(staff, [k for k in _STAFF_KEYS if k in staff]) + "</table>"
+    if unst:
+        staff_html += "<p>Unstaffed grids: " + ", ".join(f'<span class="tag">{_e(r["gid"])}</span>' for r in unst)
+        staff_html += "</p>"
+    warn_html = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+    warn_html = f'<ul class="warn">{warn_html}</ul>' if warnings else "<p>No warnings.</p>"
+    wl = [r["workload"] for r in rows]
+    fin = [float(v) for v in wl if not _missing(v)]
+    stats = (f"{len(fin)} grids · mean {_num(np.mean(fin))} · median {_num(np.median(fin))} · "
+             f"min {_num(min(fin))} · max {_num(max(fin))}" if fin else "")  # fmt: skip
+    head = ["Grid", "Specialist", "Workload", "Capacity", "Use", "Customers", "Cells", "Area km²"]
+    body = []
+    for r in rows:
+        over = not _missing(r["use"]) and r["use"] > 1.0 + 1e-9
+        spec = '<span class="tag">unstaffed</span>' if r["unstaffed"] else _e(r["spec"])
+        tr = '<tr class="unstaffed">' if r["unstaffed"] else "<tr>"
+        body.append(f'{tr}<td>{_e(r["gid"])}</td><td>{spec}</td>'
+                    + _td(r["workload"], _num(r["workload"])) + _td(r["capacity"], _num(r["capacity"]))
+                    + _td(r["use"], _pct(r["use"], 1), "n over" if over else "n")
+                    + _td(r["n_customers"], _num(r["n_customers"], 0)) + _td(r["n_cells"], _num(r["n_cells"], 0))
+                    + _td(r["area_km2"], _num(r["area_km2"], 2)) + "</tr>")  # fmt: skip
+    overview = map_svg if map_svg is not None else render_overview_svg(g, None)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
+            f"<style>{_REPORT_CSS}</style></head><body><h1>{_e(title)}</h1>"
+            '<nav><a href="#summary">Summary</a><a href="#warnings">Warnings</a><a href="#staffing">Staffing</a>'
+            '<a href="#workload">Workload</a><a href="#map">Map</a><a href="#grids">Grids</a></nav>'
+            f'<h2 id="summary">Summary</h2><table class="kv">{summary_html}</table>'
+            f'<h2 id="warnings">Warnings ({len(warnings)})</h2>{warn_html}'
+            f'<h2 id="staffing">Staffing</h2>{staff_html}'
+            f'<h2 id="workload">Workload distribution</h2>{_histogram_svg(wl, capacity)}<p class="hint">{stats}</p>'
+            f'<h2 id="map">Overview map</h2>{overview}<p class="hint">Colours only tell neighbouring grids apart; '
+            "hatched with a red outline = unstaffed; dark dots = specialist bases, hollow = spare.</p>"
+            f'<h2 id="grids">Grids ({len(rows)})</h2><p class="hint">Click a column header to sort.</p>'
+            f'<table class="sortable"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
+            f'<tbody>{"".join(body)}</tbody></table><script>{_SORT_JS}</script></body></html>\n')  # fmt: skip
