@@ -36,6 +36,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+import h3
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -366,6 +367,7 @@ def partition_units(
     bridge_share: float = 0.25,
     refine_passes: int = 60,
     seed: int = 0,
+    unit_names: list[str] | None = None,
 ) -> PartitionResult:
     """Partition units into contiguous grids whose workload stays within ``upper``.
 
@@ -393,6 +395,8 @@ def partition_units(
         Maximum refinement passes per phase.
     seed
         Seed of the only random generator used.
+    unit_names
+        How to name a unit in messages (e.g. ``"cell 89411c… at (22.54, 114.06)"``); default ``"unit i"``.
 
     Returns
     -------
@@ -412,12 +416,19 @@ def partition_units(
         raise InfeasibleError("unit weights must be finite and non-negative")
     if not (upper > 0 and math.isfinite(upper)):
         raise InfeasibleError(f"capacity must be a positive number, got {upper!r}")
+    def name(i: int) -> str:
+        return unit_names[i] if unit_names is not None else f"unit {i}"
+
+    def area_name(a: int, units: np.ndarray) -> str:
+        return f"area {a} ({len(units)} units, workload {w[units].sum():g}, heaviest {name(int(units[np.argmax(w[units])]))})"
+
     heavy = np.flatnonzero(w > upper + 1e-9)
     if len(heavy):
         i = int(heavy[np.argmax(w[heavy])])
         raise InfeasibleError(
-            f"unit {i} holds workload {w[i]:g}, above the capacity {upper:g} by {w[i] - upper:g} "
-            f"({len(heavy)} unit(s) too heavy); one location cannot be split between grids at this resolution"
+            f"{name(i)} holds workload {w[i]:g}, above the capacity {upper:g} by {w[i] - upper:g} "
+            f"({len(heavy)} unit(s) too heavy); a unit cannot be split between grids: use finer units "
+            "(cells.resolution) or a larger capacity"
         )
     total = float(w.sum())
     if k is not None and k > n:
@@ -450,7 +461,7 @@ def partition_units(
     too_many = np.flatnonzero(kc > merged_n)
     if len(too_many):
         a = int(too_many[0])
-        raise InfeasibleError(f"area {a} has {merged_n[a]} units but needs {kc[a]} grids")
+        raise InfeasibleError(f"{area_name(a, np.flatnonzero(merged == a))} needs {kc[a]} grids, more than its units")
     rng = np.random.default_rng(seed)
     labels = np.full(n, -1, dtype="int64")
     notes: list[str] = []
@@ -469,15 +480,15 @@ def partition_units(
             if k is not None or kk >= len(units):
                 worst = int(np.argmax(loads))
                 raise InfeasibleError(
-                    f"area {a} ({len(units)} units, workload {w[units].sum():g}) could not be split into {kk} contiguous "
+                    f"{area_name(a, units)} could not be split into {kk} contiguous "
                     f"grids within capacity {upper:g}: the heaviest grid holds {loads[worst]:g} "
                     f"({loads[worst] - upper:g} over); raise k or the capacity"
                 )
-            notes.append(f"area {a}: {kk} grids could not all stay within capacity {upper:g}; used {kk + 1}")
+            notes.append(f"{area_name(a, units)}: {kk} grids could not all stay within capacity {upper:g}; used {kk + 1}")
             next_label[0] = start
             kk += 1
         else:  # pragma: no cover - 20 extra grids never sufficed
-            raise InfeasibleError(f"area {a} could not be split within capacity {upper:g}")
+            raise InfeasibleError(f"{area_name(a, units)} could not be split within capacity {upper:g}")
     # A bridge whose two ends landed in different grids carries no grid: the small area became
     # a grid of its own (or part of one) and needs no report.
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
@@ -533,6 +544,9 @@ def partition_cells(index, *, upper: float, config, seed: int = 0) -> tuple[pd.S
         cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
         upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
         n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes, seed=seed,
+        unit_names=[f"cell {h3.int_to_str(int(c))} at ({la:.5f}, {lo:.5f}) with {n} customers"
+                    for c, la, lo, n in zip(cells["cell"].tolist(), cells["lat"].tolist(), cells["lon"].tolist(),
+                                            cells["n_customers"].tolist())],
     )
     # Relabel by first unit (cells are sorted by H3 index), independent of the search order.
     first = np.full(res.n_grids, len(res.labels), dtype="int64")

@@ -93,3 +93,19 @@ def test_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["plan", "--help"])
     assert "example:" in capsys.readouterr().out
+
+
+def test_same_plan_under_another_hash_seed(sample_paths, sample_plan_dir, tmp_path):
+    """Determinism does not hang on Python's string hashing (sets and dicts iterated into files)."""
+    import hashlib
+    import os
+
+    from gridengine.plan import DATA_FILES
+
+    out = tmp_path / "h"
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    r = subprocess.run([sys.executable, "-m", "gridengine", *plan_args(sample_paths, out), "-q"],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    for f in DATA_FILES:
+        assert hashlib.sha256((out / f).read_bytes()).digest() == hashlib.sha256((sample_plan_dir / f).read_bytes()).digest(), f
