@@ -11,6 +11,15 @@ included (DESIGN.md), so grids are territories on the map:
 
 Areas of the tiling that do not touch (islands, land cut off by water) become
 separate components of the adjacency graph; the partitioner handles them.
+
+**Adaptive resolution.** Fixed-resolution cells are too coarse in dense cores: one
+resolution-9 cell of a high-rise district can hold more workload than a specialist.
+With ``max_cell_workload`` set, every cell heavier than it is replaced by its seven
+children (one resolution finer), repeatedly, up to ``max_refine`` levels, so the tiling
+mixes resolutions but cells never overlap by index: a customer belongs to the one cell
+of the tiling that is an ancestor-or-self of its finest cell (H3's index hierarchy,
+which is exact, unlike its geometry). A cell whose customers all sit at one point is not
+refined (refining cannot split them).
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "cell_to_parent_vec",
+    "cells_to_polygon",
     "haversine_km",
     "LocalProjection",
     "points_to_cells",
@@ -77,6 +88,21 @@ class LocalProjection:
         return lat, lon
 
 
+_RES_MASK = np.uint64(0xF << 52)
+
+
+def cell_to_parent_vec(cells: np.ndarray, res: int) -> np.ndarray:
+    """Vectorised ``h3.cell_to_parent`` on uint64 cells of resolution >= ``res`` (bit arithmetic on the index)."""
+    cells = np.asarray(cells, dtype="uint64")
+    out = (cells & ~_RES_MASK) | np.uint64(res << 52)
+    return out | np.uint64((1 << ((15 - res) * 3)) - 1)
+
+
+def cell_resolution_vec(cells: np.ndarray) -> np.ndarray:
+    """Vectorised ``h3.get_resolution`` on uint64 cells."""
+    return ((np.asarray(cells, dtype="uint64") & _RES_MASK) >> np.uint64(52)).astype("int64")
+
+
 def points_to_cells(lat: np.ndarray, lon: np.ndarray, res: int) -> np.ndarray:
     """H3 cell (uint64) of each point at resolution ``res``."""
     f = h3i.latlng_to_cell
@@ -121,21 +147,65 @@ def tile_service_area(occupied: np.ndarray, *, res: int, service_area=None, buff
 
 
 def cell_adjacency(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Undirected adjacency of sorted ``cells``: index pairs (i < j) of neighbouring cells, sorted."""
+    """Undirected adjacency of sorted ``cells`` (resolutions may be mixed): index pairs (i < j), sorted.
+
+    Two cells are adjacent when a same-resolution neighbour of the finer one is the coarser
+    one or a descendant of it. Pentagons are handled (``grid_disk`` rather than ``grid_ring``).
+    """
+    cells = np.asarray(cells, dtype="uint64")
     pos = {int(c): i for i, c in enumerate(cells.tolist())}
+    res = cell_resolution_vec(cells)
+    coarsest = int(res.min()) if len(res) else 0
+    mixed = len(res) and int(res.max()) != coarsest
     src: list[int] = []
     dst: list[int] = []
-    ring = h3i.grid_ring
+    disk = h3i.grid_disk
+    parent = h3i.cell_to_parent
     for i, c in enumerate(cells.tolist()):
-        for nb in ring(c, 1):
+        rc = int(res[i]) if mixed else coarsest
+        for nb in disk(c, 1):
+            if nb == c:
+                continue
             j = pos.get(nb)
-            if j is not None and j > i:
-                src.append(i)
-                dst.append(j)
-    a = np.array(src, dtype="int64")
-    b = np.array(dst, dtype="int64")
-    order = np.lexsort((b, a))
-    return a[order], b[order]
+            if j is None and mixed:
+                for r in range(rc - 1, coarsest - 1, -1):
+                    j = pos.get(parent(nb, r))
+                    if j is not None:
+                        break
+            if j is not None and j != i:
+                src.append(min(i, j))
+                dst.append(max(i, j))
+    if not src:
+        return np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64")
+    pairs = np.unique(np.c_[np.array(src, dtype="int64"), np.array(dst, dtype="int64")], axis=0)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def cells_to_polygon(cells: list[str]):
+    """The territory covered by H3 cells (any mix of resolutions) as one shapely geometry.
+
+    Same-resolution groups are merged exactly by H3; groups are then unioned, and the
+    slivers H3's inexact parent/child geometry leaves between resolutions are filled.
+    """
+    import shapely
+    from shapely.geometry import MultiPolygon, Polygon, shape
+
+    by_res: dict[int, list[str]] = {}
+    for c in cells:
+        by_res.setdefault(h3.get_resolution(c), []).append(c)
+    parts = [shape(h3.cells_to_geo(group)) for _, group in sorted(by_res.items())]
+    geom = parts[0] if len(parts) == 1 else shapely.union_all(parts)
+    if len(parts) == 1:
+        return geom
+    finest = max(by_res)
+    limit = h3.average_hexagon_area(finest, "km^2") * 1e6 / (111_320.0 ** 2)  # one finest cell, in deg²
+
+    def fill(p: Polygon) -> Polygon:
+        keep = [r for r in p.interiors if Polygon(r).area > limit]
+        return Polygon(p.exterior, keep)
+
+    polys = [fill(p) for p in shapely.get_parts(geom) if isinstance(p, Polygon)]
+    return polys[0] if len(polys) == 1 else MultiPolygon(polys)
 
 
 @dataclass
@@ -162,12 +232,40 @@ class CellIndex:
     projection: LocalProjection
 
 
+def _refine_units(lat: np.ndarray, lon: np.ndarray, w: np.ndarray, base: int, max_res: int,
+                  max_cell_workload: float | None) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Each customer's cell after adaptive refinement, and the cells split at each level."""
+    if max_cell_workload is None or max_res <= base:
+        return points_to_cells(lat, lon, base), []
+    fine = points_to_cells(lat, lon, max_res)
+    unit = cell_to_parent_vec(fine, base)
+    split: list[np.ndarray] = []
+    for r in range(base, max_res):
+        at_r = cell_resolution_vec(unit) == r
+        uniq, inv = np.unique(unit, return_inverse=True)
+        load = np.bincount(inv, weights=w, minlength=len(uniq))
+        # cells whose customers sit at more than one finest cell (else refining cannot split them)
+        f_min = np.full(len(uniq), np.iinfo("uint64").max, dtype="uint64")
+        f_max = np.zeros(len(uniq), dtype="uint64")
+        np.minimum.at(f_min, inv, fine)
+        np.maximum.at(f_max, inv, fine)
+        heavy = (load > max_cell_workload) & (f_min != f_max)
+        sel = heavy[inv] & at_r
+        if not sel.any():
+            break
+        split.append(np.unique(unit[sel]))
+        unit[sel] = cell_to_parent_vec(fine[sel], r + 1)
+    return unit, split
+
+
 def build_cells(
     customers: pd.DataFrame,
     *,
     res: int,
     service_area=None,
     buffer_m: float = 1000.0,
+    max_cell_workload: float | None = None,
+    max_refine: int = 3,
 ) -> tuple[CellIndex, pd.DataFrame, pd.DataFrame]:
     """Index customers into H3 cells, tile the service area and build the adjacency.
 
@@ -176,11 +274,16 @@ def build_cells(
     customers
         Located customers with ``customer_id``, ``lat``, ``lon``, ``workload``, ``row``.
     res
-        H3 resolution.
+        Base H3 resolution of the tiling.
     service_area
         Optional shapely (Multi)Polygon in WGS-84.
     buffer_m
         Buffer used when no service area is given.
+    max_cell_workload
+        Adaptive resolution: cells heavier than this are split into their children, up to
+        ``max_refine`` levels finer than ``res``. ``None`` keeps every cell at ``res``.
+    max_refine
+        Maximum number of refinement levels.
 
     Returns
     -------
@@ -207,10 +310,21 @@ def build_cells(
             })
             customers = customers.loc[inside].reset_index(drop=True)
             lat, lon = lat[inside], lon[inside]
-    cust_cells = points_to_cells(lat, lon, res)
-    tiled = tile_service_area(cust_cells, res=res, service_area=service_area, buffer_m=buffer_m)
+    w_cust = customers["workload"].to_numpy(dtype="float64")
+    cust_cells, split = _refine_units(lat, lon, w_cust, res, min(15, res + max_refine), max_cell_workload)
+    base_cells = cell_to_parent_vec(cust_cells, res)
+    tiled = tile_service_area(base_cells, res=res, service_area=service_area, buffer_m=buffer_m)
+    if split:
+        current = set(tiled.tolist())
+        for level in split:
+            for c in level.tolist():
+                current.discard(c)
+                current.update(h3i.cell_to_children(c, h3i.get_resolution(c) + 1))
+        tiled = np.array(sorted(current), dtype="uint64")
     pos = np.searchsorted(tiled, cust_cells)
-    workload = np.bincount(pos, weights=customers["workload"].to_numpy(), minlength=len(tiled))
+    if len(pos) and not (tiled[np.minimum(pos, len(tiled) - 1)] == cust_cells).all():  # pragma: no cover
+        raise RuntimeError("internal error: a customer's cell is not part of the tiling")
+    workload = np.bincount(pos, weights=w_cust, minlength=len(tiled))
     counts = np.bincount(pos, minlength=len(tiled))
     centres = np.array([h3i.cell_to_latlng(c) for c in tiled.tolist()], dtype="float64").reshape(-1, 2)
     proj = LocalProjection.around(centres[:, 0], centres[:, 1])
@@ -227,6 +341,7 @@ def build_cells(
     edges = cell_adjacency(tiled)
     customers = customers.copy()
     customers["cell"] = cust_cells
-    logger.info("cells: %d customers in %d occupied cells; %d cells tile the service area, %d adjacencies",
-                len(customers), int((counts > 0).sum()), len(tiled), len(edges[0]))
+    logger.info("cells: %d customers in %d occupied cells (%d cells refined); %d cells tile the service area, "
+                "%d adjacencies", len(customers), int((counts > 0).sum()), sum(len(s_) for s_ in split),
+                len(tiled), len(edges[0]))
     return CellIndex(table, edges, pos, proj), customers, rejects

@@ -90,16 +90,27 @@ class CellConfig:
     service_area_buffer_m
         Without a planner-given service area, the tiled area is every cell within
         this distance of an occupied cell.
+    max_cell_share
+        Adaptive resolution: a cell holding more than this share of a grid's target
+        workload is split into finer cells (``None``: fixed resolution).
+    max_refine
+        At most this many resolutions finer than ``resolution``.
     """
 
     resolution: int = 9
     service_area_buffer_m: float = 1000.0
+    max_cell_share: float | None = 0.2
+    max_refine: int = 3
 
     def __post_init__(self) -> None:
         _check(isinstance(self.resolution, int) and 0 <= self.resolution <= 15,
                f"cells.resolution must be an integer in [0, 15], got {self.resolution!r}")
         _check(0.0 <= self.service_area_buffer_m <= 50_000.0,
                f"cells.service_area_buffer_m must be in [0, 50000], got {self.service_area_buffer_m}")
+        _check(self.max_cell_share is None or 0.0 < self.max_cell_share <= 1.0,
+               f"cells.max_cell_share must be in (0, 1], got {self.max_cell_share}")
+        _check(isinstance(self.max_refine, int) and 0 <= self.max_refine <= 6,
+               f"cells.max_refine must be an integer in [0, 6], got {self.max_refine!r}")
 
 
 @dataclass(frozen=True)
@@ -133,7 +144,7 @@ class PartitionConfig:
     target_fill: float = 0.9
     tolerance: float = 0.05
     n_trees: int = 6
-    bridge_share: float = 0.25
+    bridge_share: float = 0.5
     refine_passes: int = 60
 
     def __post_init__(self) -> None:
@@ -191,7 +202,7 @@ def _coerce(group: str, cls: type, values: Any) -> Any:
     for name, value in values.items():
         default = getattr(cls(), name)
         expected = type(default) if default is not None else None
-        if name in ("capacity",):
+        if name in ("capacity", "max_cell_share"):
             expected = float
         if name in ("k",):
             expected = int

@@ -39,20 +39,20 @@ def grid_contiguity(cell_grid: pd.DataFrame, bridges: list[tuple[str, str]] = ()
     -------
     Series of bool indexed by ``grid_id``.
     """
-    cells = cell_grid["cell"].astype(str).to_numpy()
-    pos = {c: i for i, c in enumerate(cells)}
-    grid = cell_grid["grid_id"].astype(str).to_numpy()
-    src, dst = [], []
-    for i, c in enumerate(cells):
-        for nb in h3.grid_ring(c, 1):
-            j = pos.get(nb)
-            if j is not None and j > i and grid[i] == grid[j]:
-                src.append(i)
-                dst.append(j)
-    for a, b in bridges:
-        if a in pos and b in pos:
-            src.append(pos[a])
-            dst.append(pos[b])
+    from .cells import cell_adjacency
+
+    as_int = np.array([h3.str_to_int(c) for c in cell_grid["cell"].astype(str)], dtype="uint64")
+    order = np.argsort(as_int, kind="stable")
+    cells = as_int[order]
+    grid = cell_grid["grid_id"].astype(str).to_numpy()[order]
+    pos = {h3.int_to_str(int(c)): i for i, c in enumerate(cells.tolist())}
+    a, b = cell_adjacency(cells)
+    same = grid[a] == grid[b]
+    src, dst = list(a[same]), list(b[same])
+    for x, y in bridges:
+        if x in pos and y in pos:
+            src.append(pos[x])
+            dst.append(pos[y])
     n = len(cells)
     m = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
     _, comp = connected_components(m, directed=False)

@@ -43,6 +43,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, depth_first_order, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
+from ._kernels import refine_moves, subtree_sums
 from .errors import InfeasibleError
 
 __all__ = ["Bridge", "PartitionResult", "partition_units", "partition_cells", "grid_connectivity"]
@@ -192,6 +193,16 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
     k1, k2 = k // 2, k - k // 2
     per = total / k if total > 0 else 1.0
     best = None  # (score tuple, mask, kA)
+    iw = w + max(total, 1.0) / n * 0.05  # inertia weights: empty land counts a little, for shape
+    xm, ym = x - mx, y - my
+    r2 = xm * xm + ym * ym
+    x, y = xm, ym
+
+    def pos_of(order: np.ndarray) -> np.ndarray:
+        p_ = np.empty(n, dtype="int64")
+        p_[order] = np.arange(n)
+        return p_
+
     for t in range(n_trees):
         angle = base_angle + (0.0 if t == 0 else (t - (n_trees - 1) / 2) * (math.pi / (2 * n_trees)) + rng.uniform(-0.05, 0.05))
         ux, uy = math.cos(angle), math.sin(angle)
@@ -204,34 +215,35 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
         order, pred = depth_first_order(tree, root, directed=False, return_predecessors=True)
         if len(order) != n:  # not connected: should not happen for a component
             raise RuntimeError("bisection called on a disconnected unit set")
-        sw = w.copy()
-        sn = np.ones(n, dtype="int64")
-        pr = pred[order[::-1]]
-        for v, p in zip(order[::-1].tolist(), pr.tolist()):
-            if p >= 0:
-                sw[p] += sw[v]
-                sn[p] += sn[v]
+        sw, sn = subtree_sums(order.astype(np.int64), pred.astype(np.int64), w)
         cand = order[1:]  # every non-root node is the child end of one tree edge
         s = sw[cand]
         cnt = sn[cand]
-        best_local = []
+        # Moment of inertia of both halves for every cut at once: a subtree is a contiguous run
+        # of the DFS order, so its weighted sums are differences of prefix sums.
+        cw = np.r_[0.0, np.cumsum(iw[order])]
+        cx = np.r_[0.0, np.cumsum((iw * x)[order])]
+        cy = np.r_[0.0, np.cumsum((iw * y)[order])]
+        cr = np.r_[0.0, np.cumsum((iw * r2)[order])]
+        lo_ = pos_of(order)[cand]
+        hi_ = lo_ + cnt
+        aw, ax, ay, ar = cw[hi_] - cw[lo_], cx[hi_] - cx[lo_], cy[hi_] - cy[lo_], cr[hi_] - cr[lo_]
+        bw, bx, by, br = cw[-1] - aw, cx[-1] - ax, cy[-1] - ay, cr[-1] - ar
+        inertia = (ar - (ax * ax + ay * ay) / np.maximum(aw, 1e-12)) + (br - (bx * bx + by * by) / np.maximum(bw, 1e-12))
         for kA in sorted({k1, k2}):
             err = np.abs(s - total * kA / k) / per
             ok = (cnt >= kA) & (n - cnt >= k - kA)
+            if not ok.any():
+                continue
             err = np.where(ok, err, np.inf)
-            top = np.argsort(err, kind="stable")[:12]
-            for i in top:
-                if np.isfinite(err[i]):
-                    best_local.append((float(err[i]), int(cand[i]), kA))
-        if not best_local:
-            continue
-        pos = np.empty(n, dtype="int64")
-        pos[order] = np.arange(n)
-        for err_i, c, kA in best_local:
-            mask = (pos >= pos[c]) & (pos < pos[c] + sn[c])
-            cut = int(np.count_nonzero(mask[a] != mask[b]))
-            score = (round(max(err_i, tol * 0.25), 6), cut / math.sqrt(n), err_i)
+            emin = float(err.min())
+            thr = max(emin, tol * 0.25)
+            good = np.flatnonzero(err <= thr + 1e-12)
+            i = int(good[np.argmin(inertia[good])])
+            score = (round(max(float(err[i]), tol * 0.25), 6), float(inertia[i]), float(err[i]))
             if best is None or score < best[0]:
+                pos = pos_of(order)
+                mask = (pos >= pos[cand[i]]) & (pos < pos[cand[i]] + cnt[i])
                 best = (score, mask, kA)
     if best is None:
         raise InfeasibleError(f"cannot split an area of {n} units into {k} connected grids")
@@ -249,108 +261,57 @@ def _recursive_bisection(g: _Graph, units: np.ndarray, k: int, labels: np.ndarra
     _recursive_bisection(g, units[~mask], k - kA, labels, next_label, rng, n_trees, tol)
 
 
-def _still_connected_without(g: _Graph, labels: np.ndarray, u: int, limit: int = 400) -> bool:
-    """Whether removing ``u`` keeps its grid connected (conservative: False if unsure within ``limit`` steps)."""
-    lab = labels[u]
-    nbrs = [int(v) for v in g.neighbours(u) if labels[v] == lab]
-    if len(nbrs) <= 1:
-        return len(nbrs) == 1 or False
-    targets = set(nbrs[1:])
-    seen = {u, nbrs[0]}
-    queue = deque([nbrs[0]])
-    steps = 0
-    while queue and targets:
-        v = queue.popleft()
-        steps += 1
-        if steps > limit:
-            return False
-        for t in g.neighbours(v).tolist():
-            if t not in seen and labels[t] == lab:
-                seen.add(t)
-                targets.discard(t)
-                queue.append(t)
-    return not targets
+def _refine(g: _Graph, labels: np.ndarray, n_grids: int, grid_area: np.ndarray, area_mean: np.ndarray,
+            upper: float, tol: float, passes: int, locked: np.ndarray, annealing=(1.0, 4.0, 16.0, 64.0, 256.0)) -> int:
+    """Balance then compact all grids by boundary moves (compiled kernel); returns the number of moves."""
+    if passes == 0 or n_grids < 2:
+        return 0
+    mean = area_mean[grid_area]
+    band = 0.9 * tol * mean
+    lo = mean - band
+    hi = np.minimum(mean + band, upper)
+    up = np.full(n_grids, float(upper))
+    n_units = max(g.n, 1)
+    eps = max(float(g.w.sum()) / n_units, 1e-6) * 0.05  # weight of empty land, so it shapes grids too
+    # Penalty schedule: lambda * (excess)^2 is compared with workload x metres of distance; a
+    # grid 5% off its band costs mu/400 of (mean workload x grid radius) at lambda = mu * R / mean.
+    span = math.sqrt(max((g.x.max() - g.x.min()) * (g.y.max() - g.y.min()), 1.0) / max(n_grids, 1))
+    lambdas = np.array([mu * span / max(float(area_mean.max()), 1e-9) for mu in annealing], dtype=np.float64)
+    return int(refine_moves(g.indptr.astype(np.int64), g.indices.astype(np.int64), g.w, g.x, g.y, labels,
+                            n_grids, lo, hi, up, eps, passes, locked, lambdas))
 
 
-def _refine(g: _Graph, units: np.ndarray, labels: np.ndarray, grid_ids: list[int], upper: float,
-            tol: float, passes: int) -> None:
-    """Boundary moves inside one area: balance first, then compactness; never break connectivity or capacity."""
-    if len(grid_ids) < 2 or passes == 0:
-        return
-    total = float(g.w[units].sum())
-    k = len(grid_ids)
-    mean = total / k
-    band = 0.5 * tol * mean
-    lo, hi = mean - band, min(mean + band, upper)
-    eps = max(mean, 1.0) / max(len(units) / k, 1.0) * 0.05  # weight of an empty unit for shape
-    W = {gid: float(g.w[units][labels[units] == gid].sum()) for gid in grid_ids}
-    size = {gid: int(np.count_nonzero(labels[units] == gid)) for gid in grid_ids}
+#: Penalty schedules tried by the refinement (see :func:`gridengine._kernels.refine_moves`): none
+#: (strict balance, then compactness within the band) and two annealing schedules that let
+#: compactness lead first. Lumpy cities reward different ones; the best result is kept.
+REFINE_SCHEDULES: tuple[tuple[float, ...], ...] = (
+    (),
+    (16.0, 64.0, 256.0, 1024.0, 4096.0),
+    (8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0),
+)
 
-    def excess(v: float) -> float:
-        if v > upper:
-            return (v - lo) + 10.0 * (v - upper) + mean
-        return max(0.0, v - hi, lo - v)
 
-    unit_list = np.sort(units)
-    for phase in ("balance", "compact"):
-        for _ in range(passes):
-            # Centres (weighted, with a floor so empty land shapes grids too).
-            sx: dict[int, float] = {gid: 0.0 for gid in grid_ids}
-            sy: dict[int, float] = {gid: 0.0 for gid in grid_ids}
-            sw: dict[int, float] = {gid: 0.0 for gid in grid_ids}
-            lw = g.w[unit_list] + eps
-            lab = labels[unit_list]
-            for gid in grid_ids:
-                m = lab == gid
-                sw[gid] = float(lw[m].sum())
-                sx[gid] = float((lw[m] * g.x[unit_list][m]).sum())
-                sy[gid] = float((lw[m] * g.y[unit_list][m]).sum())
-            cx = {gid: sx[gid] / sw[gid] for gid in grid_ids}
-            cy = {gid: sy[gid] / sw[gid] for gid in grid_ids}
-            if phase == "balance" and all(excess(W[gid]) == 0 for gid in grid_ids):
-                break
-            moved = 0
-            src_lab = labels[g.src]
-            dst_lab = labels[g.dst]
-            boundary = np.unique(np.r_[g.src[src_lab != dst_lab], g.dst[src_lab != dst_lab]])
-            boundary = boundary[np.isin(boundary, unit_list, assume_unique=True)] if len(boundary) else boundary
-            for u in boundary.tolist():
-                gu = int(labels[u])
-                if size[gu] <= 1:
-                    continue
-                wu = float(g.w[u])
-                cand = {int(labels[v]) for v in g.neighbours(u).tolist()} - {gu}
-                if not cand:
-                    continue
-                du = math.hypot(g.x[u] - cx[gu], g.y[u] - cy[gu])
-                best = None
-                for h in sorted(cand):
-                    if W[h] + wu > upper + 1e-9 and wu > 0:
-                        continue
-                    d_bal = (excess(W[gu] - wu) ** 2 + excess(W[h] + wu) ** 2
-                             - excess(W[gu]) ** 2 - excess(W[h]) ** 2)
-                    d_cmp = (wu + eps) * (math.hypot(g.x[u] - cx[h], g.y[u] - cy[h]) - du)
-                    if phase == "balance":
-                        ok = d_bal < -1e-12
-                        key = (d_bal, d_cmp)
-                    else:
-                        ok = d_bal <= 1e-12 and d_cmp < -1e-9
-                        key = (d_cmp, d_bal)
-                    if ok and (best is None or key < best[0]):
-                        best = (key, h)
-                if best is None:
-                    continue
-                if not _still_connected_without(g, labels, u):
-                    continue
-                h = best[1]
-                labels[u] = h
-                W[gu] -= wu
-                W[h] += wu
-                size[gu] -= 1
-                size[h] += 1
-                moved += 1
-            if moved == 0:
-                break
+def _refine_portfolio(g: _Graph, labels: np.ndarray, n_grids: int, grid_area: np.ndarray, area_mean: np.ndarray,
+                      upper: float, tol: float, passes: int, locked: np.ndarray) -> np.ndarray:
+    """Refine with each schedule of :data:`REFINE_SCHEDULES` and keep the best result.
+
+    Best = fewest grids over capacity, then fewest grids outside ±``tol`` of their area's mean,
+    then the smallest workload-weighted distance to grid centres; ties keep the earlier schedule.
+    """
+    best = None
+    for sched in REFINE_SCHEDULES if passes else ((),):
+        lab = labels.copy()
+        _refine(g, lab, n_grids, grid_area, area_mean, upper, tol, passes, locked, annealing=sched)
+        loads = np.bincount(lab, weights=g.w, minlength=n_grids)
+        mean = area_mean[grid_area]
+        off = int(np.count_nonzero(np.abs(loads - mean) > tol * mean + 1e-9))
+        cx = np.bincount(lab, weights=g.w * g.x, minlength=n_grids) / np.maximum(loads, 1e-12)
+        cy = np.bincount(lab, weights=g.w * g.y, minlength=n_grids) / np.maximum(loads, 1e-12)
+        cost = float((g.w * np.hypot(g.x - cx[lab], g.y - cy[lab])).sum())
+        key = (int(np.count_nonzero(loads > upper + 1e-9)), off, cost)
+        if best is None or key < best[0]:
+            best = (key, lab)
+    return best[1]
 
 
 def partition_units(
@@ -364,7 +325,7 @@ def partition_units(
     target_fill: float = 0.9,
     tolerance: float = 0.05,
     n_trees: int = 6,
-    bridge_share: float = 0.25,
+    bridge_share: float = 0.5,
     refine_passes: int = 60,
     seed: int = 0,
     unit_names: list[str] | None = None,
@@ -465,30 +426,49 @@ def partition_units(
     rng = np.random.default_rng(seed)
     labels = np.full(n, -1, dtype="int64")
     notes: list[str] = []
-    next_label = [0]
-    for a in np.flatnonzero(big).tolist():
-        units = np.flatnonzero(merged == a)
-        kk = int(kc[a])
-        for attempt in range(20):
-            start = next_label[0]
-            _recursive_bisection(g, units, kk, labels, next_label, rng, n_trees, tolerance)
-            gids = list(range(start, next_label[0]))
-            _refine(g, units, labels, gids, upper, tolerance, refine_passes)
-            loads = np.bincount(labels[units] - start, weights=w[units], minlength=kk)
-            if loads.max() <= upper + 1e-9:
-                break
-            if k is not None or kk >= len(units):
-                worst = int(np.argmax(loads))
+    locked = np.zeros(n, dtype=np.bool_)
+    areas = np.flatnonzero(big).tolist()
+    kk = {a: int(kc[a]) for a in areas}
+    todo = list(areas)
+    for attempt in range(21):
+        for a in todo:  # (re)build the grids of these areas from scratch
+            units = np.flatnonzero(merged == a)
+            labels[units] = -1
+            _recursive_bisection(g, units, kk[a], labels, [0], rng, n_trees, tolerance)
+            labels[units] += 1_000_000 * (a + 1)  # keep areas apart until relabelled below
+        # relabel 0..K-1, in area order then label order (deterministic)
+        _, labels = np.unique(labels, return_inverse=True)
+        n_grids = int(labels.max()) + 1
+        grid_area = np.zeros(n_grids, dtype="int64")
+        grid_area[labels] = merged
+        area_mean = np.zeros(n_areas)
+        for a in areas:
+            area_mean[a] = merged_w[a] / kk[a]
+        labels = _refine_portfolio(g, labels, n_grids, grid_area, area_mean, upper, tolerance, refine_passes,
+                                   locked)
+        loads = np.bincount(labels, weights=w, minlength=n_grids)
+        over = np.unique(grid_area[loads > upper + 1e-9])
+        if len(over) == 0:
+            break
+        todo = []
+        for a in over.tolist():
+            units = np.flatnonzero(merged == a)
+            worst = float(loads[grid_area == a].max())
+            if k is not None or kk[a] >= len(units) or attempt == 20:
                 raise InfeasibleError(
-                    f"{area_name(a, units)} could not be split into {kk} contiguous "
-                    f"grids within capacity {upper:g}: the heaviest grid holds {loads[worst]:g} "
-                    f"({loads[worst] - upper:g} over); raise k or the capacity"
+                    f"{area_name(a, units)} could not be split into {kk[a]} contiguous grids within capacity "
+                    f"{upper:g}: the heaviest grid holds {worst:g} ({worst - upper:g} over); raise k or the capacity"
                 )
-            notes.append(f"{area_name(a, units)}: {kk} grids could not all stay within capacity {upper:g}; used {kk + 1}")
-            next_label[0] = start
-            kk += 1
-        else:  # pragma: no cover - 20 extra grids never sufficed
-            raise InfeasibleError(f"{area_name(a, units)} could not be split within capacity {upper:g}")
+            notes.append(f"{area_name(a, units)}: {kk[a]} grids could not all stay within capacity {upper:g}; "
+                         f"used {kk[a] + 1}")
+            kk[a] += 1
+            todo.append(a)
+        labels = labels.astype("int64")
+        # areas not redone keep their grids; give them distinct high labels again
+        for a in areas:
+            if a not in todo:
+                units = np.flatnonzero(merged == a)
+                labels[units] += 1_000_000 * (a + 1)
     # A bridge whose two ends landed in different grids carries no grid: the small area became
     # a grid of its own (or part of one) and needs no report.
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
@@ -496,7 +476,7 @@ def partition_units(
     conn = grid_connectivity(labels, src, dst, bridges)
     if not conn.all():  # pragma: no cover - refinement keeps connectivity by construction
         raise RuntimeError(f"internal error: grids {np.flatnonzero(~conn).tolist()} are not connected")
-    return PartitionResult(labels=labels, n_grids=int(next_label[0]), bridges=bridges, area_of_unit=area, notes=notes)
+    return PartitionResult(labels=labels, n_grids=n_grids, bridges=bridges, area_of_unit=area, notes=notes)
 
 
 def _bridge_edges(g: _Graph, area: np.ndarray, big: np.ndarray) -> list[Bridge]:

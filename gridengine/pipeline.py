@@ -23,7 +23,7 @@ import shapely
 
 from . import __version__
 from .assign import assign_specialists, design_capacity
-from .cells import build_cells
+from .cells import build_cells, cells_to_polygon
 from .config import Config
 from .errors import InputError
 from .geocode import geocode_customers
@@ -144,15 +144,19 @@ def plan_city(
 
     # cells
     t = time.perf_counter()
+    capacity = config.partition.capacity if config.partition.capacity is not None else design_capacity(roster)
+    total_w = float(located["workload"].sum())
+    target = total_w / config.partition.k if config.partition.k else config.partition.target_fill * capacity
+    max_cell = None if config.cells.max_cell_share is None else config.cells.max_cell_share * target
     index, located, rejects2 = build_cells(
-        located, res=config.cells.resolution, service_area=area, buffer_m=config.cells.service_area_buffer_m)
+        located, res=config.cells.resolution, service_area=area, buffer_m=config.cells.service_area_buffer_m,
+        max_cell_workload=max_cell, max_refine=config.cells.max_refine)
     if len(located) == 0:
         raise InputError("no customer lies inside the service area")
     timings["cells"] = time.perf_counter() - t
 
     # partition
     t = time.perf_counter()
-    capacity = config.partition.capacity if config.partition.capacity is not None else design_capacity(roster)
     cell_grid, pres = partition_cells(index, upper=capacity, config=config.partition, seed=config.seed)
     timings["partition"] = time.perf_counter() - t
 
@@ -178,8 +182,7 @@ def plan_city(
     area_km2 = np.bincount(cpos, weights=[h3.cell_area(c, "km^2") for c in cell_str], minlength=len(grid_ids))
     order = np.argsort(cpos, kind="stable")
     bounds = np.r_[0, np.cumsum(nc)]
-    geoms = [shapely.geometry.shape(h3.cells_to_geo(list(cell_str[order[bounds[i]:bounds[i + 1]]])))
-             for i in range(len(grid_ids))]
+    geoms = [cells_to_polygon(list(cell_str[order[bounds[i]:bounds[i + 1]]])) for i in range(len(grid_ids))]
     grids = pd.DataFrame({
         "grid_id": grid_ids.astype(str), "workload": np.round(gw, 6), "n_customers": gn.astype("int64"),
         "n_cells": nc.astype("int64"), "area_km2": np.round(area_km2, 6),

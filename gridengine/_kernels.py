@@ -1,0 +1,191 @@
+"""Compiled inner loops of the partitioner (numba).
+
+Boundary-move refinement is sequential by nature (each move changes the loads and
+centres the next one is judged by, and needs a connectivity check), so it cannot be
+vectorised with numpy; numba compiles it to machine code with deterministic,
+single-threaded semantics. Compiled functions are cached on disk (``cache=True``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["subtree_sums", "refine_moves"]
+
+
+@njit(cache=True)
+def subtree_sums(order, pred, w):
+    """Weight and size of every subtree of a rooted tree given in DFS (or BFS) order."""
+    n = order.shape[0]
+    sw = w.copy()
+    sn = np.ones(n, dtype=np.int64)
+    for i in range(n - 1, -1, -1):
+        v = order[i]
+        p = pred[v]
+        if p >= 0:
+            sw[p] += sw[v]
+            sn[p] += sn[v]
+    return sw, sn
+
+
+@njit(cache=True)
+def _excess(v, lo, hi, upper):
+    if v > upper + 1e-9:
+        return (v - lo) + 10.0 * (v - upper) + (hi - lo) + 1.0
+    if v > hi:
+        return v - hi
+    if v < lo:
+        return lo - v
+    return 0.0
+
+
+@njit(cache=True)
+def _connected_without(u, g, labels, indptr, indices, stamp, token, queue):
+    """Whether grid ``g`` stays connected when unit ``u`` leaves it (exact BFS with early exit)."""
+    first = -1
+    need = 0
+    for e in range(indptr[u], indptr[u + 1]):
+        v = indices[e]
+        if labels[v] == g:
+            if first < 0:
+                first = v
+            need += 1
+    if need <= 1:
+        return need == 1
+    # Mark neighbours in g as targets with token + 1, visited with token.
+    for e in range(indptr[u], indptr[u + 1]):
+        v = indices[e]
+        if labels[v] == g:
+            stamp[v] = token + 1
+    remaining = need
+    stamp[u] = token
+    stamp[first] = token
+    remaining -= 1
+    head = 0
+    tail = 0
+    queue[tail] = first
+    tail += 1
+    while head < tail and remaining > 0:
+        v = queue[head]
+        head += 1
+        for e in range(indptr[v], indptr[v + 1]):
+            t = indices[e]
+            if labels[t] == g and stamp[t] != token:
+                if stamp[t] == token + 1:
+                    remaining -= 1
+                stamp[t] = token
+                queue[tail] = t
+                tail += 1
+    return remaining == 0
+
+
+@njit(cache=True)
+def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, passes, locked, lambdas):
+    """Move boundary units between neighbouring grids, in place on ``labels``.
+
+    First, for each penalty weight in ``lambdas`` (increasing), moves are accepted when they
+    lower ``distance + lambda * squared excess``: compactness leads while the penalty is
+    small and balance takes over as it grows. Then two strict phases alternate until
+    neither moves anything: *balance* (a move must reduce the sum of squared excess outside
+    each grid's band [lo, hi]) and *compact* (a move must shorten the unit's weighted
+    distance to its grid centre without increasing excess).
+    No move breaks a grid's connectivity, empties a grid, pushes a grid above ``upper``
+    or moves a locked unit. Returns the number of moves made.
+    """
+    n = w.shape[0]
+    W = np.zeros(n_grids)
+    S = np.zeros(n_grids, dtype=np.int64)
+    SW = np.zeros(n_grids)
+    SX = np.zeros(n_grids)
+    SY = np.zeros(n_grids)
+    for u in range(n):
+        g = labels[u]
+        W[g] += w[u]
+        S[g] += 1
+        ww = w[u] + eps
+        SW[g] += ww
+        SX[g] += ww * x[u]
+        SY[g] += ww * y[u]
+    stamp = np.zeros(n, dtype=np.int64)
+    queue = np.empty(n, dtype=np.int64)
+    token = 1
+    total_moves = 0
+    n_lam = lambdas.shape[0]
+    for _round in range(50 + n_lam):
+        round_moves = 0
+        for phase in range(2):
+            if _round < n_lam and phase == 1:
+                break
+            lam = lambdas[_round] if _round < n_lam else 0.0
+            for _p in range(passes):
+                moved = 0
+                for u in range(n):
+                    if locked[u]:
+                        continue
+                    g = labels[u]
+                    if S[g] <= 1:
+                        continue
+                    wu = w[u]
+                    wwu = wu + eps
+                    cgx = SX[g] / SW[g]
+                    cgy = SY[g] / SW[g]
+                    du = np.sqrt((x[u] - cgx) ** 2 + (y[u] - cgy) ** 2)
+                    eg0 = _excess(W[g], lo[g], hi[g], upper[g])
+                    eg1 = _excess(W[g] - wu, lo[g], hi[g], upper[g])
+                    best_h = -1
+                    bk1 = 0.0
+                    bk2 = 0.0
+                    for e in range(indptr[u], indptr[u + 1]):
+                        h = labels[indices[e]]
+                        if h == g:
+                            continue
+                        if wu > 0 and W[h] + wu > upper[h] + 1e-9:
+                            continue
+                        eh0 = _excess(W[h], lo[h], hi[h], upper[h])
+                        eh1 = _excess(W[h] + wu, lo[h], hi[h], upper[h])
+                        dbal = eg1 * eg1 + eh1 * eh1 - eg0 * eg0 - eh0 * eh0
+                        chx = SX[h] / SW[h]
+                        chy = SY[h] / SW[h]
+                        dcmp = wwu * (np.sqrt((x[u] - chx) ** 2 + (y[u] - chy) ** 2) - du)
+                        if lam > 0.0:
+                            k1 = dcmp + lam * dbal
+                            k2 = dbal
+                            ok = k1 < -1e-9
+                        elif phase == 0:
+                            ok = dbal < -1e-12
+                            k1 = dbal
+                            k2 = dcmp
+                        else:
+                            ok = dbal <= 1e-12 and dcmp < -1e-9
+                            k1 = dcmp
+                            k2 = dbal
+                        if ok and (best_h < 0 or k1 < bk1 or (k1 == bk1 and (k2 < bk2 or (k2 == bk2 and h < best_h)))):
+                            best_h = h
+                            bk1 = k1
+                            bk2 = k2
+                    if best_h < 0:
+                        continue
+                    token += 2
+                    if not _connected_without(u, g, labels, indptr, indices, stamp, token, queue):
+                        continue
+                    h = best_h
+                    labels[u] = h
+                    W[g] -= wu
+                    W[h] += wu
+                    S[g] -= 1
+                    S[h] += 1
+                    SW[g] -= wwu
+                    SX[g] -= wwu * x[u]
+                    SY[g] -= wwu * y[u]
+                    SW[h] += wwu
+                    SX[h] += wwu * x[u]
+                    SY[h] += wwu * y[u]
+                    moved += 1
+                round_moves += moved
+                if moved == 0:
+                    break
+        total_moves += round_moves
+        if round_moves == 0 and _round >= n_lam:
+            break
+    return total_moves
