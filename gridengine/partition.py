@@ -172,7 +172,8 @@ class _Graph:
         return self.indices[self.indptr[u]:self.indptr[u + 1]]
 
 
-def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_trees: int, tol: float) -> tuple[np.ndarray, int]:
+def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_trees: int, tol: float,
+            cut_score: str) -> tuple[np.ndarray, int]:
     """Split a connected unit set into two connected sets. Returns (mask of side A over units, k of side A)."""
     n = len(units)
     local = np.full(g.n, -1, dtype="int64")
@@ -239,8 +240,16 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
             emin = float(err.min())
             thr = max(emin, tol * 0.25)
             good = np.flatnonzero(err <= thr + 1e-12)
-            i = int(good[np.argmin(inertia[good])])
-            score = (round(max(float(err[i]), tol * 0.25), 6), float(inertia[i]), float(err[i]))
+            if cut_score == "inertia":
+                i = int(good[np.argmin(inertia[good])])
+                sec = float(inertia[i])
+            else:
+                top = good[np.argsort(err[good], kind="stable")[:12]]
+                pp = pos_of(order)
+                cuts = [int(np.count_nonzero(((pp >= pp[cand[t]]) & (pp < pp[cand[t]] + cnt[t]))[a] != ((pp >= pp[cand[t]]) & (pp < pp[cand[t]] + cnt[t]))[b])) for t in top]
+                i = int(top[int(np.argmin(cuts))])
+                sec = min(cuts) / math.sqrt(n)
+            score = (round(max(float(err[i]), tol * 0.25), 6), sec, float(err[i]))
             if best is None or score < best[0]:
                 pos = pos_of(order)
                 mask = (pos >= pos[cand[i]]) & (pos < pos[cand[i]] + cnt[i])
@@ -251,14 +260,14 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
 
 
 def _recursive_bisection(g: _Graph, units: np.ndarray, k: int, labels: np.ndarray, next_label: list[int],
-                         rng: np.random.Generator, n_trees: int, tol: float) -> None:
+                         rng: np.random.Generator, n_trees: int, tol: float, cut_score: str) -> None:
     if k == 1:
         labels[units] = next_label[0]
         next_label[0] += 1
         return
-    mask, kA = _bisect(g, units, k, rng, n_trees, tol)
-    _recursive_bisection(g, units[mask], kA, labels, next_label, rng, n_trees, tol)
-    _recursive_bisection(g, units[~mask], k - kA, labels, next_label, rng, n_trees, tol)
+    mask, kA = _bisect(g, units, k, rng, n_trees, tol, cut_score)
+    _recursive_bisection(g, units[mask], kA, labels, next_label, rng, n_trees, tol, cut_score)
+    _recursive_bisection(g, units[~mask], k - kA, labels, next_label, rng, n_trees, tol, cut_score)
 
 
 def _refine(g: _Graph, labels: np.ndarray, n_grids: int, grid_area: np.ndarray, area_mean: np.ndarray,
@@ -284,11 +293,26 @@ def _refine(g: _Graph, labels: np.ndarray, n_grids: int, grid_area: np.ndarray, 
 #: Penalty schedules tried by the refinement (see :func:`gridengine._kernels.refine_moves`): none
 #: (strict balance, then compactness within the band) and two annealing schedules that let
 #: compactness lead first. Lumpy cities reward different ones; the best result is kept.
+#: How a bisection chooses among its cuts that are within balance: fewest cut edges (short
+#: borders) or least moment of inertia of the two halves (round halves). Both are tried.
+CUT_SCORES: tuple[str, ...] = ("cut", "inertia")
 REFINE_SCHEDULES: tuple[tuple[float, ...], ...] = (
     (),
     (16.0, 64.0, 256.0, 1024.0, 4096.0),
     (8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0, 4096.0),
 )
+
+
+def _quality_key(g: _Graph, lab: np.ndarray, n_grids: int, grid_area: np.ndarray, area_mean: np.ndarray,
+                 upper: float, tol: float) -> tuple[int, int, float]:
+    """(grids over capacity, grids outside ±tol of their area's mean, workload-weighted distance to centres)."""
+    loads = np.bincount(lab, weights=g.w, minlength=n_grids)
+    mean = area_mean[grid_area]
+    off = int(np.count_nonzero(np.abs(loads - mean) > tol * mean + 1e-9))
+    cx = np.bincount(lab, weights=g.w * g.x, minlength=n_grids) / np.maximum(loads, 1e-12)
+    cy = np.bincount(lab, weights=g.w * g.y, minlength=n_grids) / np.maximum(loads, 1e-12)
+    cost = float((g.w * np.hypot(g.x - cx[lab], g.y - cy[lab])).sum())
+    return int(np.count_nonzero(loads > upper + 1e-9)), off, round(cost, 3)
 
 
 def _refine_portfolio(g: _Graph, labels: np.ndarray, n_grids: int, grid_area: np.ndarray, area_mean: np.ndarray,
@@ -302,13 +326,7 @@ def _refine_portfolio(g: _Graph, labels: np.ndarray, n_grids: int, grid_area: np
     for sched in REFINE_SCHEDULES if passes else ((),):
         lab = labels.copy()
         _refine(g, lab, n_grids, grid_area, area_mean, upper, tol, passes, locked, annealing=sched)
-        loads = np.bincount(lab, weights=g.w, minlength=n_grids)
-        mean = area_mean[grid_area]
-        off = int(np.count_nonzero(np.abs(loads - mean) > tol * mean + 1e-9))
-        cx = np.bincount(lab, weights=g.w * g.x, minlength=n_grids) / np.maximum(loads, 1e-12)
-        cy = np.bincount(lab, weights=g.w * g.y, minlength=n_grids) / np.maximum(loads, 1e-12)
-        cost = float((g.w * np.hypot(g.x - cx[lab], g.y - cy[lab])).sum())
-        key = (int(np.count_nonzero(loads > upper + 1e-9)), off, cost)
+        key = _quality_key(g, lab, n_grids, grid_area, area_mean, upper, tol)
         if best is None or key < best[0]:
             best = (key, lab)
     return best[1]
@@ -423,34 +441,38 @@ def partition_units(
     if len(too_many):
         a = int(too_many[0])
         raise InfeasibleError(f"{area_name(a, np.flatnonzero(merged == a))} needs {kc[a]} grids, more than its units")
-    rng = np.random.default_rng(seed)
-    labels = np.full(n, -1, dtype="int64")
     notes: list[str] = []
     locked = np.zeros(n, dtype=np.bool_)
     areas = np.flatnonzero(big).tolist()
     kk = {a: int(kc[a]) for a in areas}
-    todo = list(areas)
     for attempt in range(21):
-        for a in todo:  # (re)build the grids of these areas from scratch
-            units = np.flatnonzero(merged == a)
-            labels[units] = -1
-            _recursive_bisection(g, units, kk[a], labels, [0], rng, n_trees, tolerance)
-            labels[units] += 1_000_000 * (a + 1)  # keep areas apart until relabelled below
-        # relabel 0..K-1, in area order then label order (deterministic)
-        _, labels = np.unique(labels, return_inverse=True)
-        n_grids = int(labels.max()) + 1
-        grid_area = np.zeros(n_grids, dtype="int64")
-        grid_area[labels] = merged
         area_mean = np.zeros(n_areas)
         for a in areas:
             area_mean[a] = merged_w[a] / kk[a]
-        labels = _refine_portfolio(g, labels, n_grids, grid_area, area_mean, upper, tolerance, refine_passes,
-                                   locked)
+        best = None
+        for cut_score in CUT_SCORES:  # a small portfolio of starts; the best refined plan wins
+            rng = np.random.default_rng(seed)
+            labels = np.full(n, -1, dtype="int64")
+            for a in areas:
+                units = np.flatnonzero(merged == a)
+                _recursive_bisection(g, units, kk[a], labels, [0], rng, n_trees, tolerance, cut_score)
+                labels[units] += 1_000_000 * (a + 1)  # keep areas apart until relabelled below
+            # relabel 0..K-1, in area order then label order (deterministic)
+            _, labels = np.unique(labels, return_inverse=True)
+            labels = labels.astype("int64")
+            n_grids = int(labels.max()) + 1
+            grid_area = np.zeros(n_grids, dtype="int64")
+            grid_area[labels] = merged
+            labels = _refine_portfolio(g, labels, n_grids, grid_area, area_mean, upper, tolerance, refine_passes,
+                                       locked)
+            key = _quality_key(g, labels, n_grids, grid_area, area_mean, upper, tolerance)
+            if best is None or key < best[0]:
+                best = (key, labels, n_grids, grid_area)
+        _, labels, n_grids, grid_area = best
         loads = np.bincount(labels, weights=w, minlength=n_grids)
         over = np.unique(grid_area[loads > upper + 1e-9])
         if len(over) == 0:
             break
-        todo = []
         for a in over.tolist():
             units = np.flatnonzero(merged == a)
             worst = float(loads[grid_area == a].max())
@@ -462,13 +484,6 @@ def partition_units(
             notes.append(f"{area_name(a, units)}: {kk[a]} grids could not all stay within capacity {upper:g}; "
                          f"used {kk[a] + 1}")
             kk[a] += 1
-            todo.append(a)
-        labels = labels.astype("int64")
-        # areas not redone keep their grids; give them distinct high labels again
-        for a in areas:
-            if a not in todo:
-                units = np.flatnonzero(merged == a)
-                labels[units] += 1_000_000 * (a + 1)
     # A bridge whose two ends landed in different grids carries no grid: the small area became
     # a grid of its own (or part of one) and needs no report.
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
