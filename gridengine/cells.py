@@ -224,12 +224,15 @@ class CellIndex:
         Row position in ``cells`` of each located customer (same order as the customers table).
     projection
         The local projection used for ``x``/``y``.
+    n_barrier_cuts
+        Adjacencies removed by barriers and zone boundaries.
     """
 
     cells: pd.DataFrame
     edges: tuple[np.ndarray, np.ndarray]
     customer_cell: np.ndarray
     projection: LocalProjection
+    n_barrier_cuts: int = 0
 
 
 def _refine_units(lat: np.ndarray, lon: np.ndarray, w: np.ndarray, base: int, max_res: int,
@@ -266,6 +269,8 @@ def build_cells(
     buffer_m: float = 1000.0,
     max_cell_workload: float | None = None,
     max_refine: int = 3,
+    barriers=None,
+    zones=None,
 ) -> tuple[CellIndex, pd.DataFrame, pd.DataFrame]:
     """Index customers into H3 cells, tile the service area and build the adjacency.
 
@@ -284,6 +289,15 @@ def build_cells(
         ``max_refine`` levels finer than ``res``. ``None`` keeps every cell at ``res``.
     max_refine
         Maximum number of refinement levels.
+    barriers
+        Optional shapely geometry (WGS-84) of lines and polygons no grid may cross (rivers,
+        expressways, rail): adjacency between two cells is removed when the segment joining
+        their centres crosses a barrier line or polygon boundary; cells whose centre lies inside
+        a barrier polygon and hold no customer are dropped from the tiling.
+    zones
+        Optional shapely geometry or sequence of polygons (e.g. sub-district boundaries): cells
+        belong to the zone containing their centre, and adjacency between zones is removed, so
+        every grid stays inside one zone.
 
     Returns
     -------
@@ -321,6 +335,8 @@ def build_cells(
                 current.discard(c)
                 current.update(h3i.cell_to_children(c, h3i.get_resolution(c) + 1))
         tiled = np.array(sorted(current), dtype="uint64")
+    if barriers is not None:
+        tiled = _drop_barrier_cells(tiled, cust_cells, barriers)
     pos = np.searchsorted(tiled, cust_cells)
     if len(pos) and not (tiled[np.minimum(pos, len(tiled) - 1)] == cust_cells).all():  # pragma: no cover
         raise RuntimeError("internal error: a customer's cell is not part of the tiling")
@@ -339,9 +355,74 @@ def build_cells(
         "n_customers": counts.astype("int64"),
     })
     edges = cell_adjacency(tiled)
+    n_cut = 0
+    if barriers is not None or zones is not None:
+        keep = np.ones(len(edges[0]), dtype=bool)
+        if barriers is not None:
+            keep &= ~_edges_crossing(x, y, edges, barriers, proj)
+        if zones is not None:
+            zone = _zone_of(centres[:, 0], centres[:, 1], zones)
+            keep &= zone[edges[0]] == zone[edges[1]]
+        n_cut = int((~keep).sum())
+        edges = (edges[0][keep], edges[1][keep])
     customers = customers.copy()
     customers["cell"] = cust_cells
     logger.info("cells: %d customers in %d occupied cells (%d cells refined); %d cells tile the service area, "
                 "%d adjacencies", len(customers), int((counts > 0).sum()), sum(len(s_) for s_ in split),
                 len(tiled), len(edges[0]))
-    return CellIndex(table, edges, pos, proj), customers, rejects
+    if n_cut:
+        logger.info("cells: barriers and zone boundaries removed %d adjacencies", n_cut)
+    return CellIndex(table, edges, pos, proj, n_cut), customers, rejects
+
+
+def _drop_barrier_cells(tiled: np.ndarray, occupied: np.ndarray, barriers) -> np.ndarray:
+    """Drop empty cells whose centre lies inside a barrier polygon (water, no-go land)."""
+    import shapely
+
+    polys = [p for p in shapely.get_parts(barriers) if p.geom_type in ("Polygon", "MultiPolygon")]
+    if not polys:
+        return tiled
+    area = shapely.union_all(polys)
+    centres = np.array([h3i.cell_to_latlng(c) for c in tiled.tolist()], dtype="float64").reshape(-1, 2)
+    inside = shapely.contains_xy(area, centres[:, 1], centres[:, 0])
+    keep = ~inside | np.isin(tiled, occupied)
+    return tiled[keep]
+
+
+def _edges_crossing(x: np.ndarray, y: np.ndarray, edges: tuple[np.ndarray, np.ndarray], barriers, proj) -> np.ndarray:
+    """Whether the segment between the centres of each adjacent pair crosses a barrier."""
+    import shapely
+
+    lines = []
+    for part in shapely.get_parts(barriers):
+        if part.geom_type in ("Polygon", "MultiPolygon"):
+            lines.extend(shapely.get_parts(part.boundary))
+        elif part.geom_type in ("LineString", "MultiLineString", "LinearRing"):
+            lines.extend(shapely.get_parts(part))
+    if not lines or len(edges[0]) == 0:
+        return np.zeros(len(edges[0]), dtype=bool)
+    # barriers to the local metric plane, so segments and barriers share one planar frame
+    projected = []
+    for ln in lines:
+        c = shapely.get_coordinates(ln)
+        bx, by = proj.to_xy(c[:, 1], c[:, 0])
+        projected.append(shapely.linestrings(np.c_[bx, by]))
+    tree = shapely.STRtree(projected)
+    a, b = edges
+    segs = shapely.linestrings(np.stack([np.c_[x[a], y[a]], np.c_[x[b], y[b]]], axis=1))
+    hit = tree.query(segs, predicate="intersects")
+    out = np.zeros(len(a), dtype=bool)
+    out[np.unique(hit[0])] = True
+    return out
+
+
+def _zone_of(lat: np.ndarray, lon: np.ndarray, zones) -> np.ndarray:
+    """Index of the zone polygon containing each point (-1 outside every zone)."""
+    import shapely
+
+    parts = list(zones) if isinstance(zones, (list, tuple)) else list(shapely.get_parts(zones))
+    zone = np.full(len(lat), -1, dtype="int64")
+    for i, z in enumerate(parts):
+        inside = shapely.contains_xy(z, lon, lat) & (zone < 0)
+        zone[inside] = i
+    return zone

@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True, help="plan folder to write (written atomically)")
     pl.add_argument("--config", help="config TOML file")
     pl.add_argument("--service-area", help="service-area polygon file (GeoJSON, GPKG, GeoParquet)")
+    pl.add_argument("--barriers", help="lines/polygons no grid may cross (rivers, expressways, rail)")
+    pl.add_argument("--zones", help="polygons (one per feature, e.g. sub-districts) each grid must stay inside")
+    pl.add_argument("--locked", help="CSV of cell,grid_id: cells pinned to a grid that keeps its id")
     pl.add_argument("--seed", type=int, help="random seed (overrides the config)")
     pl.add_argument("--capacity", type=float, help="grid capacity in workload units (overrides the config)")
     pl.add_argument("-k", "--grids", type=int, dest="k", help="number of grids (overrides the config)")
@@ -91,7 +94,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         raise GridEngineError(f"{out}: already holds files (a plan?); use --force to replace it")
     cfg = _config_from_args(args)
     t0 = time.perf_counter()
-    plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area)
+    plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area,
+                           barriers=args.barriers, zones=args.zones, locked=args.locked)
     t1 = time.perf_counter()
     plan.run["timings_s"]["write"] = 0.0
     plan.write(out, overwrite=args.force)

@@ -29,7 +29,7 @@ import pandas as pd
 from .config import InputConfig
 from .errors import InputError
 
-__all__ = ["read_customers", "read_specialists", "read_service_area", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS"]
+__all__ = ["read_customers", "read_specialists", "read_service_area", "read_geometry", "read_zones", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS"]
 
 logger = logging.getLogger(__name__)
 
@@ -493,13 +493,13 @@ def read_specialists(path: str | Path, *, config: InputConfig = InputConfig()) -
     return validate_specialists(_read_raw(path, config.encoding), source=str(path))
 
 
-def read_service_area(path: str | Path):
-    """Read a service-area polygon file (GeoJSON, GeoPackage, GeoParquet) as one WGS-84 geometry.
+def read_geometry(path: str | Path, *, kinds: set[str] = frozenset({"Polygon", "MultiPolygon"}), what: str = "polygon"):
+    """Read a vector file (GeoJSON, GeoPackage, GeoParquet) as one WGS-84 geometry.
 
     Raises
     ------
     InputError
-        Missing or unreadable file, no polygons, or invalid geometry.
+        Missing or unreadable file, or features of another geometry type than ``kinds``.
     """
     import geopandas as gpd
     import shapely
@@ -510,13 +510,36 @@ def read_service_area(path: str | Path):
     try:
         gdf = gpd.read_parquet(path) if path.suffix.lower() in _PARQUET_SUFFIXES else gpd.read_file(path)
     except Exception as exc:
-        raise InputError(f"{path}: not a readable polygon file ({exc})", path=str(path)) from None
+        raise InputError(f"{path}: not a readable {what} file ({exc})", path=str(path)) from None
     if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
         gdf = gdf.to_crs("EPSG:4326")
     geoms = gdf.geometry[~gdf.geometry.is_empty & gdf.geometry.notna()]
-    kinds = set(geoms.geom_type)
-    if not geoms.size or not kinds <= {"Polygon", "MultiPolygon"}:
-        raise InputError(f"{path}: expected Polygon or MultiPolygon features, found {sorted(kinds) or 'none'}",
+    found = set(geoms.geom_type)
+    if not geoms.size or not found <= set(kinds):
+        raise InputError(f"{path}: expected {' or '.join(sorted(kinds))} features, found {sorted(found) or 'none'}",
                          path=str(path), field="geometry")
-    geom = shapely.union_all(shapely.make_valid(geoms.to_numpy()))
-    return geom
+    return shapely.union_all(shapely.make_valid(geoms.to_numpy()))
+
+
+def read_zones(path: str | Path) -> list:
+    """Read a zones file (one polygon feature per zone, e.g. sub-districts) as a list of WGS-84 geometries."""
+    import geopandas as gpd
+    import shapely
+
+    path = Path(path)
+    read_geometry(path, kinds={"Polygon", "MultiPolygon"}, what="zones")  # validates the file
+    gdf = gpd.read_parquet(path) if path.suffix.lower() in _PARQUET_SUFFIXES else gpd.read_file(path)
+    if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
+        gdf = gdf.to_crs("EPSG:4326")
+    return [shapely.make_valid(g) for g in gdf.geometry if g is not None and not g.is_empty]
+
+
+def read_service_area(path: str | Path):
+    """Read a service-area (or zones) polygon file as one WGS-84 geometry.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, no polygons, or invalid geometry.
+    """
+    return read_geometry(path, kinds={"Polygon", "MultiPolygon"}, what="polygon")

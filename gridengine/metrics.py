@@ -25,7 +25,8 @@ METRIC_NAMES = (
 )
 
 
-def grid_contiguity(cell_grid: pd.DataFrame, bridges: list[tuple[str, str]] = ()) -> pd.Series:
+def grid_contiguity(cell_grid: pd.DataFrame, bridges: list[tuple[str, str]] = (),
+                    blocked: set[tuple[str, str]] = frozenset()) -> pd.Series:
     """Whether each grid's cells form one connected set under H3 adjacency plus reported bridges.
 
     Parameters
@@ -34,6 +35,8 @@ def grid_contiguity(cell_grid: pd.DataFrame, bridges: list[tuple[str, str]] = ()
         ``cell`` (H3 string) and ``grid_id`` for every cell of the plan.
     bridges
         Reported bridges as (cell, cell) pairs of H3 strings.
+    blocked
+        Neighbour pairs (cell, cell), in H3-integer order, that barriers or zone boundaries cut.
 
     Returns
     -------
@@ -48,6 +51,9 @@ def grid_contiguity(cell_grid: pd.DataFrame, bridges: list[tuple[str, str]] = ()
     pos = {h3.int_to_str(int(c)): i for i, c in enumerate(cells.tolist())}
     a, b = cell_adjacency(cells)
     same = grid[a] == grid[b]
+    if blocked:
+        names = [h3.int_to_str(int(c)) for c in cells.tolist()]
+        same &= np.array([(names[i], names[j]) not in blocked for i, j in zip(a.tolist(), b.tolist())], dtype=bool)
     src, dst = list(a[same]), list(b[same])
     for x, y in bridges:
         if x in pos and y in pos:
@@ -68,6 +74,7 @@ def compute_metrics(
     *,
     bridges: list[tuple[str, str]] = (),
     n_rejects: int = 0,
+    blocked: set[tuple[str, str]] = frozenset(),
 ) -> dict:
     """Compute the plan metrics.
 
@@ -85,6 +92,8 @@ def compute_metrics(
         Reported bridges as (cell, cell).
     n_rejects
         Rejected input rows.
+    blocked
+        Neighbour pairs cut by barriers or zone boundaries (not counted as adjacency).
 
     Returns
     -------
@@ -100,7 +109,7 @@ def compute_metrics(
     violations = int(np.count_nonzero(staffed.to_numpy() & (gw > cap + 1e-9)))
     mean = float(gw.mean()) if len(gw) else 0.0
     dev = np.abs(gw - mean) / mean if mean > 0 else np.zeros(len(gw))
-    contiguous = grid_contiguity(cell_grid, bridges)
+    contiguous = grid_contiguity(cell_grid, bridges, blocked)
     centre = grids.set_index("grid_id")[["centre_lat", "centre_lon"]]
     c = centre.loc[assignments["grid_id"]].to_numpy()
     w = assignments["workload"].to_numpy(dtype="float64")

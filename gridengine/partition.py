@@ -93,6 +93,8 @@ class PartitionResult:
         Connected-area (component) id of every unit.
     notes
         Human-readable remarks (grids added to meet capacity, …).
+    locked_labels
+        Grid label of each lock group.
     """
 
     labels: np.ndarray
@@ -100,6 +102,7 @@ class PartitionResult:
     bridges: list[Bridge] = field(default_factory=list)
     area_of_unit: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
+    locked_labels: dict[int, int] = field(default_factory=dict)
 
 
 def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> sp.csr_matrix:
@@ -167,6 +170,7 @@ class _Graph:
         self.adj = _csr(self.n, src, dst)
         self.indptr = self.adj.indptr
         self.indices = self.adj.indices
+        self.lock = np.zeros(self.n, dtype=np.int64)  # 1 on units that carry a locked group
 
     def neighbours(self, u: int) -> np.ndarray:
         return self.indices[self.indptr[u]:self.indptr[u + 1]]
@@ -231,9 +235,15 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
         aw, ax, ay, ar = cw[hi_] - cw[lo_], cx[hi_] - cx[lo_], cy[hi_] - cy[lo_], cr[hi_] - cr[lo_]
         bw, bx, by, br = cw[-1] - aw, cx[-1] - ax, cy[-1] - ay, cr[-1] - ar
         inertia = (ar - (ax * ax + ay * ay) / np.maximum(aw, 1e-12)) + (br - (bx * bx + by * by) / np.maximum(bw, 1e-12))
+        lock_total = int(g.lock[units].sum())
+        if lock_total:
+            cl = np.r_[0, np.cumsum(g.lock[units][order])]
+            lock_a = cl[hi_] - cl[lo_]
         for kA in sorted({k1, k2}):
             err = np.abs(s - total * kA / k) / per
             ok = (cnt >= kA) & (n - cnt >= k - kA)
+            if lock_total:  # at most one locked group per grid: never more groups than grids on a side
+                ok &= (lock_a <= kA) & (lock_total - lock_a <= k - kA)
             if not ok.any():
                 continue
             err = np.where(ok, err, np.inf)
@@ -347,6 +357,7 @@ def partition_units(
     refine_passes: int = 60,
     seed: int = 0,
     unit_names: list[str] | None = None,
+    locked: np.ndarray | None = None,
 ) -> PartitionResult:
     """Partition units into contiguous grids whose workload stays within ``upper``.
 
@@ -376,6 +387,10 @@ def partition_units(
         Seed of the only random generator used.
     unit_names
         How to name a unit in messages (e.g. ``"cell 89411c… at (22.54, 114.06)"``); default ``"unit i"``.
+    locked
+        Optional lock group of each unit (-1: free). Units of one group always end in the same
+        grid, never with another group; ``PartitionResult.locked_labels`` gives each group's grid.
+        A group must be contiguous.
 
     Returns
     -------
@@ -391,6 +406,67 @@ def partition_units(
     n = len(w)
     if n == 0:
         raise InfeasibleError("nothing to partition: no units")
+    if locked is not None and (np.asarray(locked) >= 0).any():
+        return _partition_locked(np.asarray(weights, dtype="float64"), np.asarray(x, dtype="float64"),
+                                 np.asarray(y, dtype="float64"), edges, np.asarray(locked, dtype="int64"),
+                                 dict(upper=upper, k=k, target_fill=target_fill, tolerance=tolerance, n_trees=n_trees,
+                                      bridge_share=bridge_share, refine_passes=refine_passes, seed=seed),
+                                 unit_names)
+    return _partition_core(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), edges,
+                           upper=upper, k=k, target_fill=target_fill, tolerance=tolerance, n_trees=n_trees,
+                           bridge_share=bridge_share, refine_passes=refine_passes, seed=seed,
+                           unit_names=unit_names, lock=None)
+
+
+def _partition_locked(w: np.ndarray, x: np.ndarray, y: np.ndarray, edges, locked: np.ndarray, opts: dict,
+                      unit_names: list[str] | None) -> PartitionResult:
+    """Contract each lock group to one unit, partition, and expand the labels back."""
+    n = len(w)
+    src = np.asarray(edges[0], dtype="int64")
+    dst = np.asarray(edges[1], dtype="int64")
+    groups = np.unique(locked[locked >= 0])
+    # every group must be contiguous on its own
+    inside = (locked[src] >= 0) & (locked[src] == locked[dst])
+    _, comp = connected_components(_csr(n, src[inside], dst[inside]), directed=False)
+    for grp in groups.tolist():
+        members = np.flatnonzero(locked == grp)
+        if len(np.unique(comp[members])) > 1:
+            raise InfeasibleError(f"locked group {grp}: its {len(members)} units are not contiguous, so no grid can hold them")
+    free = np.flatnonzero(locked < 0)
+    node = np.empty(n, dtype="int64")
+    node[free] = np.arange(len(free))
+    gpos = np.searchsorted(groups, locked[locked >= 0])
+    node[locked >= 0] = len(free) + gpos
+    m = len(free) + len(groups)
+    cw = np.bincount(node, weights=w, minlength=m)
+    ww = w + 1e-9
+    cx = np.bincount(node, weights=ww * x, minlength=m) / np.bincount(node, weights=ww, minlength=m)
+    cy = np.bincount(node, weights=ww * y, minlength=m) / np.bincount(node, weights=ww, minlength=m)
+    a, b = node[src], node[dst]
+    keep = a != b
+    pairs = np.unique(np.sort(np.c_[a[keep], b[keep]], axis=1), axis=0)
+    lock = np.zeros(m, dtype=np.int64)
+    lock[len(free):] = 1
+    names = None
+    if unit_names is not None:
+        names = [unit_names[i] for i in free.tolist()] + [f"locked group {grp}" for grp in groups.tolist()]
+    res = _partition_core(cw, cx, cy, (pairs[:, 0], pairs[:, 1]), unit_names=names, lock=lock, **opts)
+    labels = res.labels[node]
+    first_of = {int(nd): int(u) for u, nd in reversed(list(enumerate(node.tolist())))}
+    bridges = [Bridge(b.area_units, b.area_workload, first_of[b.from_unit], first_of[b.to_unit], b.distance_m, b.label)
+               for b in res.bridges]
+    locked_labels = {int(grp): int(res.labels[len(free) + i]) for i, grp in enumerate(groups.tolist())}
+    conn = grid_connectivity(labels, src, dst, bridges)
+    if not conn.all():  # pragma: no cover - groups are contiguous and contracted
+        raise RuntimeError("internal error: a grid with locked units is not connected")
+    return PartitionResult(labels=labels, n_grids=res.n_grids, bridges=bridges, area_of_unit=None, notes=res.notes,
+                           locked_labels=locked_labels)
+
+
+def _partition_core(w: np.ndarray, x: np.ndarray, y: np.ndarray, edges, *, upper: float, k: int | None,
+                    target_fill: float, tolerance: float, n_trees: int, bridge_share: float, refine_passes: int,
+                    seed: int, unit_names: list[str] | None, lock: np.ndarray | None) -> PartitionResult:
+    n = len(w)
     if not np.all(np.isfinite(w)) or (w < 0).any():
         raise InfeasibleError("unit weights must be finite and non-negative")
     if not (upper > 0 and math.isfinite(upper)):
@@ -415,6 +491,8 @@ def partition_units(
     src = np.asarray(edges[0], dtype="int64")
     dst = np.asarray(edges[1], dtype="int64")
     g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src, dst)
+    if lock is not None:
+        g.lock = lock
     n_areas, area = connected_components(g.adj, directed=False)
     area_w = np.bincount(area, weights=w, minlength=n_areas)
     target = (total / k) if k is not None else target_fill * upper
@@ -428,6 +506,8 @@ def partition_units(
         src2 = np.r_[src, [b.from_unit for b in bridges]]
         dst2 = np.r_[dst, [b.to_unit for b in bridges]]
         g = _Graph(w, g.x, g.y, src2, dst2)
+        if lock is not None:
+            g.lock = lock
         root = {int(a): int(a) for a in np.flatnonzero(big)}
         for b in bridges:
             root[int(area[b.from_unit])] = int(area[b.to_unit])
@@ -437,12 +517,20 @@ def partition_units(
     merged_w = np.bincount(merged, weights=w, minlength=n_areas)
     merged_n = np.bincount(merged, minlength=n_areas)
     kc = _allocate_grids(merged_w, big, k, upper, target_fill)
+    if lock is not None:  # an area needs a grid for each locked group in it
+        locks_in = np.bincount(merged, weights=lock, minlength=n_areas).astype("int64")
+        short = np.flatnonzero(big & (locks_in > kc))
+        if len(short) and k is not None:
+            a = int(short[0])
+            raise InfeasibleError(f"{area_name(a, np.flatnonzero(merged == a))} holds {locks_in[a]} locked groups "
+                                  f"but only {kc[a]} of the k = {k} grids")
+        kc = np.where(big, np.maximum(kc, locks_in), kc)
     too_many = np.flatnonzero(kc > merged_n)
     if len(too_many):
         a = int(too_many[0])
         raise InfeasibleError(f"{area_name(a, np.flatnonzero(merged == a))} needs {kc[a]} grids, more than its units")
     notes: list[str] = []
-    locked = np.zeros(n, dtype=np.bool_)
+    locked = (g.lock > 0) if lock is not None else np.zeros(n, dtype=np.bool_)
     areas = np.flatnonzero(big).tolist()
     kk = {a: int(kc[a]) for a in areas}
     for attempt in range(21):
@@ -512,7 +600,69 @@ def _bridge_edges(g: _Graph, area: np.ndarray, big: np.ndarray) -> list[Bridge]:
     return bridges
 
 
-def partition_cells(index, *, upper: float, config, seed: int = 0) -> tuple[pd.Series, PartitionResult]:
+def locked_groups(cells: np.ndarray, locked: pd.DataFrame | None) -> tuple[np.ndarray, list[str]]:
+    """Lock group of each tiling cell from a planner's table of ``cell`` → ``grid_id``.
+
+    A locked cell coarser than the tiling (it was refined) locks all its descendants; a locked
+    cell finer than the tiling locks the tiling cell that contains it.
+
+    Returns
+    -------
+    group
+        Group index per cell (-1: free).
+    names
+        Grid id of each group.
+
+    Raises
+    ------
+    InputError
+        If a locked cell is not a valid H3 cell or lies outside the tiled service area, or if one
+        cell is locked to two grids.
+    """
+    from .cells import cell_resolution_vec
+    from .errors import InputError
+
+    group = np.full(len(cells), -1, dtype="int64")
+    if locked is None or len(locked) == 0:
+        return group, []
+    for col in ("cell", "grid_id"):
+        if col not in locked.columns:
+            raise InputError(f"locked cells: required column {col!r} is missing", field=col)
+    names = sorted(set(locked["grid_id"].astype(str)))
+    gid = {nm: i for i, nm in enumerate(names)}
+    pos = {int(c): i for i, c in enumerate(cells.tolist())}
+    res = cell_resolution_vec(cells)
+    by_parent: dict[int, list[int]] = {}
+    for i, (c, r) in enumerate(zip(cells.tolist(), res.tolist())):
+        for rr in range(int(res.min()), r):
+            by_parent.setdefault(h3.cell_to_parent(h3.int_to_str(c), rr), []).append(i)
+    for row, (c, g_name) in enumerate(zip(locked["cell"].astype(str), locked["grid_id"].astype(str)), start=1):
+        if not h3.is_valid_cell(c):
+            raise InputError(f"locked cells: row {row}: column 'cell': {c!r} is not an H3 cell", row=row, field="cell")
+        hits = []
+        ci = h3.str_to_int(c)
+        if ci in pos:
+            hits = [pos[ci]]
+        elif c in by_parent:
+            hits = by_parent[c]
+        else:
+            for rr in range(h3.get_resolution(c) - 1, -1, -1):
+                p_ = h3.str_to_int(h3.cell_to_parent(c, rr))
+                if p_ in pos:
+                    hits = [pos[p_]]
+                    break
+        if not hits:
+            raise InputError(f"locked cells: row {row}: cell {c} is outside the tiled service area", row=row, field="cell")
+        for i in hits:
+            if group[i] >= 0 and group[i] != gid[g_name]:
+                raise InputError(f"locked cells: row {row}: cell {c} is locked to both {names[group[i]]} and {g_name}",
+                                 row=row, field="grid_id")
+            group[i] = gid[g_name]
+    return group, names
+
+
+def partition_cells(index, *, upper: float, config, seed: int = 0,
+                    locked: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
     """Partition the H3 cell layer into grids.
 
     Parameters
@@ -525,16 +675,21 @@ def partition_cells(index, *, upper: float, config, seed: int = 0) -> tuple[pd.S
         :class:`~gridengine.config.PartitionConfig`.
     seed
         Random seed.
+    locked
+        Optional planner table ``cell`` (H3) → ``grid_id``: those cells stay together in a grid
+        that keeps that id.
 
     Returns
     -------
     grid_id
-        Grid id (``"G0001"``, …) of each cell, aligned with ``index.cells``. Ids are numbered
-        in the order of each grid's smallest H3 cell, so they do not depend on the search order.
+        Grid id of each cell, aligned with ``index.cells``. Locked grids keep their ids; the others
+        are ``"G0001"``, … numbered in the order of each grid's smallest H3 cell (skipping ids
+        taken by locked grids), so they do not depend on the search order.
     result
         The raw :class:`PartitionResult` (bridges, notes).
     """
     cells = index.cells
+    group, lock_names = locked_groups(cells["cell"].to_numpy(), locked)
     res = partition_units(
         cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
         upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
@@ -542,6 +697,7 @@ def partition_cells(index, *, upper: float, config, seed: int = 0) -> tuple[pd.S
         unit_names=[f"cell {h3.int_to_str(int(c))} at ({la:.5f}, {lo:.5f}) with {n} customers"
                     for c, la, lo, n in zip(cells["cell"].tolist(), cells["lat"].tolist(), cells["lon"].tolist(),
                                             cells["n_customers"].tolist())],
+        locked=group if lock_names else None,
     )
     # Relabel by first unit (cells are sorted by H3 index), independent of the search order.
     first = np.full(res.n_grids, len(res.labels), dtype="int64")
@@ -550,9 +706,22 @@ def partition_cells(index, *, upper: float, config, seed: int = 0) -> tuple[pd.S
     rank = np.empty(res.n_grids, dtype="int64")
     rank[order] = np.arange(res.n_grids)
     width = max(4, len(str(res.n_grids)))
-    names = np.array([f"G{i + 1:0{width}d}" for i in range(res.n_grids)], dtype=object)
+    fixed = {int(rank[lab]): lock_names[grp] for grp, lab in res.locked_labels.items()}
+    taken = set(fixed.values())
+    free_names = (f"G{i:0{width}d}" for i in range(1, 10 * (res.n_grids + len(taken)) + 2))
+    names = np.empty(res.n_grids, dtype=object)
+    for r in range(res.n_grids):
+        if r in fixed:
+            names[r] = fixed[r]
+        else:
+            nm = next(free_names)
+            while nm in taken:
+                nm = next(free_names)
+            names[r] = nm
     res.labels = rank[res.labels]
     res.bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(rank[b.label]))
                    for b in res.bridges]
-    logger.info("partition: %d cells -> %d grids (%d bridges)", len(cells), res.n_grids, len(res.bridges))
+    res.locked_labels = {grp: int(rank[lab]) for grp, lab in res.locked_labels.items()}
+    logger.info("partition: %d cells -> %d grids (%d bridges, %d locked grids)", len(cells), res.n_grids,
+                len(res.bridges), len(lock_names))
     return pd.Series(names[res.labels], index=cells.index, name="grid_id"), res

@@ -29,6 +29,8 @@ from .errors import InputError
 from .geocode import geocode_customers
 from .ingest import (
     file_sha256,
+    read_geometry,
+    read_zones,
     read_customers,
     read_service_area,
     read_specialists,
@@ -69,12 +71,28 @@ def _input(obj: Any, kind: str) -> dict[str, Any]:
             __import__("hashlib").sha256(shapely.to_wkb(obj)).hexdigest()}
 
 
+_BARRIER_KINDS = {"Polygon", "MultiPolygon", "LineString", "MultiLineString"}
+
+
+def _blocked_pairs(cells: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> set[tuple[str, str]]:
+    """H3 neighbour pairs that barriers or zone boundaries removed from the adjacency."""
+    from .cells import cell_adjacency
+
+    a, b = cell_adjacency(cells)
+    full = set(zip(a.tolist(), b.tolist()))
+    kept = set(zip(edges[0].tolist(), edges[1].tolist()))
+    return {(h3.int_to_str(int(cells[i])), h3.int_to_str(int(cells[j]))) for i, j in full - kept}
+
+
 def plan_city(
     customers: str | Path | pd.DataFrame,
     specialists: str | Path | pd.DataFrame,
     config: Config | None = None,
     *,
     service_area: str | Path | Any = None,
+    barriers: str | Path | Any = None,
+    zones: str | Path | Any = None,
+    locked: str | Path | pd.DataFrame | None = None,
 ) -> Plan:
     """Plan one city: customers to cells to contiguous grids, one specialist per grid.
 
@@ -91,6 +109,15 @@ def plan_city(
     service_area
         Optional polygon file or shapely geometry (WGS-84) of the area to tile; by default a
         buffer of ``config.cells.service_area_buffer_m`` around the customers.
+    barriers
+        Optional file or geometry of lines and polygons no grid may cross (rivers, expressways,
+        rail); empty cells inside barrier polygons are left out of the tiling.
+    zones
+        Optional polygon file or geometry (e.g. street / sub-district boundaries): every grid
+        stays inside one zone.
+    locked
+        Optional table or CSV file of ``cell`` (H3) → ``grid_id``: those cells stay together in a
+        grid that keeps that id.
 
     Returns
     -------
@@ -129,6 +156,12 @@ def plan_city(
     else:
         roster = read_specialists(specialists, config=config.input)
     area = read_service_area(service_area) if isinstance(service_area, (str, Path)) else service_area
+    barrier_geom = read_geometry(barriers, kinds=_BARRIER_KINDS) if isinstance(barriers, (str, Path)) else barriers
+    zone_geom = read_zones(zones) if isinstance(zones, (str, Path)) else zones
+    if isinstance(locked, (str, Path)):
+        from .ingest import _read_raw
+
+        locked = _read_raw(Path(locked), config.input.encoding)
     timings["ingest"] = time.perf_counter() - t
 
     # geocode
@@ -150,14 +183,15 @@ def plan_city(
     max_cell = None if config.cells.max_cell_share is None else config.cells.max_cell_share * target
     index, located, rejects2 = build_cells(
         located, res=config.cells.resolution, service_area=area, buffer_m=config.cells.service_area_buffer_m,
-        max_cell_workload=max_cell, max_refine=config.cells.max_refine)
+        max_cell_workload=max_cell, max_refine=config.cells.max_refine, barriers=barrier_geom, zones=zone_geom)
     if len(located) == 0:
         raise InputError("no customer lies inside the service area")
     timings["cells"] = time.perf_counter() - t
 
     # partition
     t = time.perf_counter()
-    cell_grid, pres = partition_cells(index, upper=capacity, config=config.partition, seed=config.seed)
+    cell_grid, pres = partition_cells(index, upper=capacity, config=config.partition, seed=config.seed,
+                                      locked=locked)
     timings["partition"] = time.perf_counter() - t
 
     # grids table
@@ -232,7 +266,11 @@ def plan_city(
             f"bridge: a separate area of {b.area_units} cells (workload {b.area_workload:g}) joins grid "
             f"{cell_grid.iloc[b.to_unit]} across {b.distance_m / 1000:.2f} km (cell {cf} to {ct})")
     warnings.extend(ares.messages)
-    metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects))
+    blocked = _blocked_pairs(cells["cell"].to_numpy(), index.edges) if index.n_barrier_cuts else set()
+    metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects),
+                              blocked=blocked)
+    metrics["barrier_cuts"] = int(index.n_barrier_cuts)
+    metrics["locked_grids"] = sorted(set(locked["grid_id"].astype(str))) if locked is not None and len(locked) else []
     metrics["solver_status"] = {"partition": "FEASIBLE", "assign": ares.status}
     metrics["design_capacity"] = float(capacity)
     metrics["unstaffed_grids"] = list(ares.unstaffed)
@@ -252,7 +290,10 @@ def plan_city(
         "seed": config.seed,
         "design_capacity": float(capacity),
         "inputs": {"customers": _input(customers, "customers"), "specialists": _input(specialists, "specialists"),
-                   "service_area": _input(service_area, "service area") if service_area is not None else None},
+                   "service_area": _input(service_area, "service area") if service_area is not None else None,
+                   "barriers": _input(barriers, "barriers") if barriers is not None else None,
+                   "zones": _input(zones, "zones") if zones is not None else None,
+                   "locked": _input(locked, "locked") if locked is not None else None},
         "input_rows": {"customers": int(n_input), "specialists": int(len(roster))},
         "previous_plan": None,
         "versions": _versions(),
