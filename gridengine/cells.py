@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "split_heavy_cells",
     "cell_to_parent_vec",
     "cells_to_polygon",
     "haversine_km",
@@ -426,3 +427,49 @@ def _zone_of(lat: np.ndarray, lon: np.ndarray, zones) -> np.ndarray:
         inside = shapely.contains_xy(z, lon, lat) & (zone < 0)
         zone[inside] = i
     return zone
+
+
+def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float, chunk: float,
+                      order_by: str | None = "address") -> tuple[np.ndarray, np.ndarray]:
+    """Split cells that no grid can hold (one location heavier than ``limit``) at customer level.
+
+    Refinement cannot split customers who share one location (a large compound geocoded to
+    one point). For each such cell, customers are taken in address order (so buildings and
+    units stay together) and cut into groups of about ``chunk`` workload; the groups become
+    *dedicated grids* sharing the cell's territory, and the rest stays in the cell. The cell
+    table's workload and customer count are reduced accordingly (in place).
+
+    Returns
+    -------
+    group
+        Per customer: -1, or the dedicated group number (0, 1, …) within its cell.
+    cell_of_group
+        Per customer: the row in ``index.cells`` of the split cell (-1 if not split).
+    """
+    n = len(customers)
+    group = np.full(n, -1, dtype="int64")
+    cell_of = np.full(n, -1, dtype="int64")
+    load = index.cells["workload"].to_numpy()
+    heavy = np.flatnonzero(load > limit + 1e-9)
+    if len(heavy) == 0:
+        return group, cell_of
+    w = customers["workload"].to_numpy(dtype="float64")
+    key = customers[order_by].astype(str).to_numpy() if order_by in customers.columns else None
+    ids = customers["customer_id"].astype(str).to_numpy()
+    for c in heavy.tolist():
+        members = np.flatnonzero(index.customer_cell == c)
+        order = np.lexsort((ids[members], key[members])) if key is not None else np.argsort(ids[members], kind="stable")
+        members = members[order]
+        total = float(w[members].sum())
+        n_groups = max(1, int(math.ceil(total / chunk)) - 1)  # the remainder stays with the cell's territory grid
+        target = total / (n_groups + 1)
+        acc = np.cumsum(w[members])
+        g = np.minimum((acc - 1e-9) // target, n_groups).astype("int64")
+        dedicated = g < n_groups  # the last share stays in the cell
+        group[members[dedicated]] = g[dedicated]
+        cell_of[members[dedicated]] = c
+        moved_w = float(w[members[dedicated]].sum())
+        index.cells.loc[c, "workload"] = load[c] - moved_w
+        index.cells.loc[c, "n_customers"] = int(index.cells.at[c, "n_customers"]) - int(dedicated.sum())
+    logger.info("cells: %d location(s) heavier than %g split into dedicated grids", len(heavy), limit)
+    return group, cell_of

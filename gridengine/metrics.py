@@ -110,6 +110,9 @@ def compute_metrics(
     mean = float(gw.mean()) if len(gw) else 0.0
     dev = np.abs(gw - mean) / mean if mean > 0 else np.zeros(len(gw))
     contiguous = grid_contiguity(cell_grid, bridges, blocked)
+    # dedicated grids of a split compound hold no territory of their own: one shared cell
+    one_cell = pd.Series(grids["n_cells"].to_numpy() == 1, index=grids["grid_id"].to_numpy())
+    contiguous = contiguous.reindex(grids["grid_id"]).fillna(one_cell).astype(bool)
     centre = grids.set_index("grid_id")[["centre_lat", "centre_lon"]]
     c = centre.loc[assignments["grid_id"]].to_numpy()
     w = assignments["workload"].to_numpy(dtype="float64")

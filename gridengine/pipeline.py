@@ -6,6 +6,7 @@ ingest → geocode → cells → partition → assign → metrics (→ report wh
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import resource
@@ -23,9 +24,9 @@ import shapely
 
 from . import __version__
 from .assign import assign_specialists, design_capacity
-from .cells import build_cells, cells_to_polygon
+from .cells import build_cells, cells_to_polygon, split_heavy_cells
 from .config import Config
-from .errors import InputError
+from .errors import InfeasibleError, InputError
 from .geocode import geocode_customers
 from .ingest import (
     file_sha256,
@@ -82,6 +83,41 @@ def _blocked_pairs(cells: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> s
     full = set(zip(a.tolist(), b.tolist()))
     kept = set(zip(edges[0].tolist(), edges[1].tolist()))
     return {(h3.int_to_str(int(cells[i])), h3.int_to_str(int(cells[j]))) for i, j in full - kept}
+
+
+def _grids_table(cells: pd.DataFrame, cell_str: np.ndarray, cell_grid: np.ndarray, cust_grid: np.ndarray,
+                 located: pd.DataFrame, shared: dict[str, int]) -> tuple[pd.DataFrame, list]:
+    """One row per grid (territory grids and dedicated grids of split compounds) and its geometry."""
+    grid_ids = np.array(sorted(set(cell_grid.tolist()) | set(shared)), dtype=object)
+    index = pd.Index(grid_ids)
+    gpos = index.get_indexer(cust_grid)
+    cpos = index.get_indexer(cell_grid)
+    k = len(grid_ids)
+    w = located["workload"].to_numpy()
+    gw = np.bincount(gpos, weights=w, minlength=k)
+    gn = np.bincount(gpos, minlength=k)
+    wl = np.bincount(gpos, weights=w * located["lat"].to_numpy(), minlength=k)
+    wn = np.bincount(gpos, weights=w * located["lon"].to_numpy(), minlength=k)
+    # territory of each grid: its cells, or the one cell a dedicated grid shares
+    terr_grid = np.r_[cpos, index.get_indexer(list(shared))]
+    terr_cell = np.r_[np.arange(len(cell_grid)), list(shared.values())].astype("int64")
+    nc = np.bincount(terr_grid, minlength=k)
+    cl = np.bincount(terr_grid, weights=cells["lat"].to_numpy()[terr_cell], minlength=k) / nc
+    cn = np.bincount(terr_grid, weights=cells["lon"].to_numpy()[terr_cell], minlength=k) / nc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre_lat = np.where(gw > 0, wl / np.where(gw > 0, gw, 1), cl)
+        centre_lon = np.where(gw > 0, wn / np.where(gw > 0, gw, 1), cn)
+    cell_area = np.array([h3.cell_area(c, "km^2") for c in cell_str])
+    area_km2 = np.bincount(terr_grid, weights=cell_area[terr_cell], minlength=k)
+    order = np.argsort(terr_grid, kind="stable")
+    bounds = np.r_[0, np.cumsum(nc)]
+    geoms = [cells_to_polygon(list(cell_str[terr_cell[order[bounds[i]:bounds[i + 1]]]])) for i in range(k)]
+    grids = pd.DataFrame({
+        "grid_id": grid_ids.astype(str), "workload": np.round(gw, 6), "n_customers": gn.astype("int64"),
+        "n_cells": nc.astype("int64"), "area_km2": np.round(area_km2, 6),
+        "centre_lat": np.round(centre_lat, 7), "centre_lon": np.round(centre_lon, 7),
+    })
+    return grids, geoms
 
 
 def plan_city(
@@ -188,40 +224,41 @@ def plan_city(
         raise InputError("no customer lies inside the service area")
     timings["cells"] = time.perf_counter() - t
 
-    # partition
+    # partition (locations heavier than a specialist first get dedicated grids at customer level)
     t = time.perf_counter()
-    cell_grid, pres = partition_cells(index, upper=capacity, config=config.partition, seed=config.seed,
-                                      locked=locked)
+    split_group, split_cell = split_heavy_cells(index, located, limit=capacity, chunk=target)
+    n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
+    pconfig = config.partition
+    if n_dedicated and pconfig.k is not None:
+        if pconfig.k - n_dedicated < 1:
+            raise InfeasibleError(f"k = {pconfig.k} grids cannot cover {n_dedicated} dedicated grids of split compounds "
+                                  "and the rest of the city; raise k")
+        pconfig = dataclasses.replace(pconfig, k=pconfig.k - n_dedicated)
+    cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=locked)
     timings["partition"] = time.perf_counter() - t
 
     # grids table
     t = time.perf_counter()
     cells = index.cells
     cell_str = np.array([h3.int_to_str(int(c)) for c in cells["cell"].tolist()], dtype=object)
-    cust_grid = cell_grid.to_numpy()[index.customer_cell]
-    w = located["workload"].to_numpy()
-    grid_ids = np.sort(cell_grid.unique())
-    gpos = pd.Index(grid_ids).get_indexer(cust_grid)
-    cpos = pd.Index(grid_ids).get_indexer(cell_grid.to_numpy())
-    gw = np.bincount(gpos, weights=w, minlength=len(grid_ids))
-    gn = np.bincount(gpos, minlength=len(grid_ids))
-    wl = np.bincount(gpos, weights=w * located["lat"].to_numpy(), minlength=len(grid_ids))
-    wn = np.bincount(gpos, weights=w * located["lon"].to_numpy(), minlength=len(grid_ids))
-    nc = np.bincount(cpos, minlength=len(grid_ids))
-    cl = np.bincount(cpos, weights=cells["lat"].to_numpy(), minlength=len(grid_ids)) / nc
-    cn = np.bincount(cpos, weights=cells["lon"].to_numpy(), minlength=len(grid_ids)) / nc
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centre_lat = np.where(gw > 0, wl / np.where(gw > 0, gw, 1), cl)
-        centre_lon = np.where(gw > 0, wn / np.where(gw > 0, gw, 1), cn)
-    area_km2 = np.bincount(cpos, weights=[h3.cell_area(c, "km^2") for c in cell_str], minlength=len(grid_ids))
-    order = np.argsort(cpos, kind="stable")
-    bounds = np.r_[0, np.cumsum(nc)]
-    geoms = [cells_to_polygon(list(cell_str[order[bounds[i]:bounds[i + 1]]])) for i in range(len(grid_ids))]
-    grids = pd.DataFrame({
-        "grid_id": grid_ids.astype(str), "workload": np.round(gw, 6), "n_customers": gn.astype("int64"),
-        "n_cells": nc.astype("int64"), "area_km2": np.round(area_km2, 6),
-        "centre_lat": np.round(centre_lat, 7), "centre_lon": np.round(centre_lon, 7),
-    })
+    cust_grid = cell_grid.to_numpy()[index.customer_cell].astype(object)
+    shared: dict[str, int] = {}
+    warnings: list[str] = []
+    if n_dedicated:
+        ded = np.flatnonzero(split_group >= 0)
+        for i in ded.tolist():
+            name = f"{cell_grid.iat[split_cell[i]]}-S{split_group[i] + 1}"
+            cust_grid[i] = name
+            shared[name] = int(split_cell[i])
+        for c in sorted(set(shared.values())):
+            names = sorted(nm for nm, cc in shared.items() if cc == c)
+            members = (split_cell == c) | (index.customer_cell == c)
+            warnings.append(
+                f"split compound: cell {cell_str[c]} holds {int(members.sum())} customers (workload "
+                f"{float(located['workload'].to_numpy()[members].sum()):g}) at one location, above the capacity "
+                f"{capacity:g}; {len(names)} dedicated grid(s) {', '.join(names)} serve part of them by address "
+                f"order, the rest stay with grid {cell_grid.iat[c]}")
+    grids, geoms = _grids_table(cells, cell_str, cell_grid.to_numpy(), cust_grid, located, shared)
     timings["grids"] = time.perf_counter() - t
 
     # assign
@@ -243,7 +280,7 @@ def plan_city(
         "cell": [h3.int_to_str(int(c)) for c in located["cell"].tolist()],
         "grid_id": cust_grid.astype(str),
         "specialist_id": [g2s[g] for g in cust_grid],
-        "workload": w,
+        "workload": located["workload"].to_numpy(),
     }).sort_values("customer_id", kind="stable").reset_index(drop=True)
     rejects = pd.concat([r for r in (rejects0, rejects1, rejects2) if len(r)] or [rejects0], ignore_index=True)
     rejects = rejects.astype({"row": "int64"}).sort_values("row", kind="stable").reset_index(drop=True)
@@ -260,7 +297,7 @@ def plan_city(
         "n_customers": cells["n_customers"].to_numpy(),
     })
     bridges = [(str(cell_str[b.from_unit]), str(cell_str[b.to_unit])) for b in pres.bridges]
-    warnings = list(pres.notes)
+    warnings = list(pres.notes) + warnings
     for b, (cf, ct) in zip(pres.bridges, bridges):
         warnings.append(
             f"bridge: a separate area of {b.area_units} cells (workload {b.area_workload:g}) joins grid "

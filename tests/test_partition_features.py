@@ -117,13 +117,35 @@ def test_bad_locked_cell_is_named(small_city):
         ge.plan_city(city.customers, city.specialists, service_area=city.service_area, locked=far)
 
 
-def test_heavy_single_location_is_named_with_cell_and_size():
-    n = 1500
-    cust = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "lat": 22.54, "lon": 114.06})
-    cust.loc[1200:, "lat"] = 22.56
-    spec = pd.DataFrame({"specialist_id": ["a", "b"], "lat": 22.55, "lon": 114.06, "capacity": 1000.0})
-    with pytest.raises(ge.InfeasibleError) as exc:
-        ge.plan_city(cust, spec)
-    msg = str(exc.value)
-    assert "with 1200 customers holds workload 1200, above the capacity 1000 by 200" in msg
-    assert "cell 8" in msg
+def test_location_heavier_than_capacity_is_split_at_customer_level_and_reported():
+    n = 3000
+    cust = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(n)], "lat": 22.54, "lon": 114.06,
+                         "address": [f"B{i // 100:02d}-{i % 100:02d}" for i in range(n)]})
+    cust.loc[2500:, "lat"] = 22.56  # 2500 customers at one point, 500 elsewhere
+    spec = pd.DataFrame({"specialist_id": [f"s{i}" for i in range(5)], "lat": 22.55, "lon": 114.06, "capacity": 1000.0})
+    plan = ge.plan_city(cust, spec)
+    m = plan.metrics
+    assert m["capacity_violations"] == 0 and m["coverage"] == 1.0 and m["contiguous_share"] == 1.0
+    assert len(plan.assignments) == n
+    split = [w for w in plan.warnings if w.startswith("split compound")]
+    assert len(split) == 1 and "holds 2500 customers" in split[0]
+    dedicated = plan.grids[plan.grids["grid_id"].str.contains("-S")]
+    assert len(dedicated) >= 2 and (dedicated["n_cells"] == 1).all()
+    # address order keeps buildings together: each dedicated grid holds a contiguous run of addresses
+    a = plan.assignments.merge(cust[["customer_id", "address"]], on="customer_id")
+    for gid in dedicated["grid_id"]:
+        addr = sorted(a.loc[a["grid_id"] == gid, "address"])
+        all_addr = sorted(cust.loc[:2499, "address"])
+        i = all_addr.index(addr[0])
+        assert all_addr[i:i + len(addr)] == addr
+    # the shared cell belongs to exactly one territory grid
+    assert plan.cells["cell"].is_unique
+
+
+def test_k_given_counts_dedicated_grids():
+    n = 3000
+    cust = pd.DataFrame({"customer_id": [f"c{i:04d}" for i in range(n)], "lat": 22.54, "lon": 114.06})
+    cust.loc[2500:, "lat"] = 22.56
+    spec = pd.DataFrame({"specialist_id": [f"s{i}" for i in range(6)], "lat": 22.55, "lon": 114.06, "capacity": 1000.0})
+    plan = ge.plan_city(cust, spec, ge.Config(partition=ge.PartitionConfig(k=5, capacity=1000.0)))
+    assert plan.metrics["n_grids"] == 5 and plan.metrics["capacity_violations"] == 0
