@@ -24,6 +24,10 @@ _PLAN_EXAMPLE = """example:
   gridengine plan --customers data/sample/customers.csv --specialists data/sample/specialists.csv \\
       --service-area data/sample/service_area.geojson --out out/sample --force
 """
+_STAFF_EXAMPLE = """example:
+  gridengine staff --customers data/sample/customers.csv --capacity 1000 \
+      --service-area data/sample/service_area.geojson
+"""
 _SYNTH_EXAMPLE = """example:
   gridengine synth --customers 50000 --seed 1 --out data/city50k
 """
@@ -45,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--barriers", help="lines/polygons no grid may cross (rivers, expressways, rail)")
     pl.add_argument("--zones", help="polygons (one per feature, e.g. sub-districts) each grid must stay inside")
     pl.add_argument("--locked", help="CSV of cell,grid_id: cells pinned to a grid that keeps its id")
+    pl.add_argument("--road-graph", help="road network (GraphML or edge-list CSV) for base-to-grid travel")
     pl.add_argument("--seed", type=int, help="random seed (overrides the config)")
     pl.add_argument("--capacity", type=float, help="grid capacity in workload units (overrides the config)")
     pl.add_argument("-k", "--grids", type=int, dest="k", help="number of grids (overrides the config)")
@@ -55,6 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--force", action="store_true", help="replace a plan already in --out")
     pl.add_argument("-v", "--verbose", action="store_true", help="log each stage")
     pl.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    st = sub.add_parser("staff", help="how many specialists does the city need at a capacity? (no roster)",
+                        epilog=_STAFF_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    st.add_argument("--customers", required=True, help="customers file")
+    st.add_argument("--capacity", type=float, required=True, help="one specialist's capacity in workload units")
+    st.add_argument("--service-area", help="service-area polygon file")
+    st.add_argument("--barriers", help="lines/polygons no grid may cross")
+    st.add_argument("--zones", help="polygons to count the need per zone (one per feature)")
+    st.add_argument("--config", help="config TOML file")
+    st.add_argument("--out", help="also write the plan (grids, all unstaffed) to this folder")
+    st.add_argument("--force", action="store_true", help="replace a plan already in --out")
+    st.add_argument("-v", "--verbose", action="store_true", help="log each stage")
+    st.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     sy = sub.add_parser("synth", help="generate a synthetic city (customers, specialists, service area)",
                         epilog=_SYNTH_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,7 +113,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args)
     t0 = time.perf_counter()
     plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area,
-                           barriers=args.barriers, zones=args.zones, locked=args.locked)
+                           barriers=args.barriers, zones=args.zones, locked=args.locked, road_graph=args.road_graph)
     t1 = time.perf_counter()
     plan.run["timings_s"]["write"] = 0.0
     plan.write(out, overwrite=args.force)
@@ -103,6 +121,31 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(plan.summary())
         print(f"plan written to {out}/ (planned in {t1 - t0:.1f}s, written in {t2 - t1:.1f}s)")
+    return 0
+
+
+def _cmd_staff(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .pipeline import plan_city
+
+    out = Path(args.out) if args.out else None
+    if out is not None and out.is_dir() and any(out.iterdir()) and not args.force:
+        raise GridEngineError(f"{out}: already holds files (a plan?); use --force to replace it")
+    cfg = Config.from_toml(args.config) if args.config else Config()
+    cfg = cfg.replace(partition=dataclasses.replace(cfg.partition, capacity=args.capacity))
+    plan = plan_city(args.customers, None, cfg, service_area=args.service_area, barriers=args.barriers,
+                     zones=args.zones)
+    if out is not None:
+        plan.write(out, overwrite=args.force)
+    if not args.quiet:
+        m = plan.metrics
+        print(f"at capacity {args.capacity:g} (grids filled to {cfg.partition.target_fill:.0%} on average): "
+              f"{m['n_grids']} specialists needed for {m['n_customers']} customers (workload {m['total_workload']:g})")
+        table = plan.staffing[["area", "grids", "workload"]]
+        width = max(len(str(a)) for a in table["area"]) if len(table) else 4
+        for area, n, w in table.itertuples(index=False):
+            print(f"  {str(area):<{width}}  {n:>5} specialists  workload {w:g}")
     return 0
 
 
@@ -138,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_plan(args)
         if args.command == "synth":
             return _cmd_synth(args)
+        if args.command == "staff":
+            return _cmd_staff(args)
     except GridEngineError as exc:
         print(f"gridengine: error: {exc}", file=sys.stderr)
         return 2

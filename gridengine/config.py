@@ -168,17 +168,44 @@ class AssignConfig:
     Parameters
     ----------
     continuity_bonus_km
-        A specialist staying on their ``current_grid`` counts as this many km less travel.
+        A specialist staying on their ``current_grid`` counts as this much less travel (km, or
+        minutes with a time-weighted road graph).
     require_full_staffing
         Raise :class:`~gridengine.errors.CapacityShortfallError` instead of reporting
         unstaffed grids.
+    max_base_distance_km
+        A specialist whose base is farther than this from every grid centre is reported (km,
+        or minutes with a time-weighted road graph).
+    rules
+        Hard staffing rules (:class:`~gridengine.assign.Rule`): in TOML, ``[[assign.rules]]``
+        tables with ``customer_column``, ``specialist_column`` and optional ``min_share``.
     """
 
     continuity_bonus_km: float = 5.0
     require_full_staffing: bool = False
+    max_base_distance_km: float = 30.0
+    rules: tuple = ()
 
     def __post_init__(self) -> None:
         _check(self.continuity_bonus_km >= 0, f"assign.continuity_bonus_km must be >= 0, got {self.continuity_bonus_km}")
+        _check(self.max_base_distance_km > 0, f"assign.max_base_distance_km must be > 0, got {self.max_base_distance_km}")
+        from .assign import Rule
+
+        rules = []
+        for i, r in enumerate(self.rules):
+            if isinstance(r, Rule):
+                rules.append(r)
+                continue
+            _check(isinstance(r, dict), f"assign.rules[{i}] must be a table, got {type(r).__name__}")
+            unknown = sorted(set(r) - {"customer_column", "specialist_column", "min_share"})
+            _check(not unknown, f"assign.rules[{i}]: unknown key(s) {', '.join(unknown)}")
+            for key in ("customer_column", "specialist_column"):
+                _check(isinstance(r.get(key), str) and r[key] != "", f"assign.rules[{i}].{key} must be a column name")
+            share = r.get("min_share", 0.2)
+            _check(isinstance(share, (int, float)) and not isinstance(share, bool),
+                   f"assign.rules[{i}].min_share must be a number")
+            rules.append(Rule(r["customer_column"], r["specialist_column"], float(share)))
+        object.__setattr__(self, "rules", tuple(rules))
 
 
 _GROUPS: dict[str, type] = {
@@ -206,6 +233,10 @@ def _coerce(group: str, cls: type, values: Any) -> Any:
             expected = float
         if name in ("k",):
             expected = int
+        if name == "rules":  # a list of tables, checked by AssignConfig itself
+            _check(isinstance(value, (list, tuple)), f"[{group}] rules must be a list of tables")
+            out[name] = tuple(value)
+            continue
         if value is None and default is None:  # optional settings (capacity, k) may be unset
             out[name] = value
             continue

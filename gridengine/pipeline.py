@@ -23,10 +23,10 @@ import pandas as pd
 import shapely
 
 from . import __version__
-from .assign import assign_specialists, design_capacity
+from .assign import assign_specialists, design_capacity, grid_requirements, staffing_plan
 from .cells import build_cells, cells_to_polygon, split_heavy_cells
 from .config import Config
-from .errors import InfeasibleError, InputError
+from .errors import ConfigError, InfeasibleError, InputError
 from .geocode import geocode_customers
 from .ingest import (
     file_sha256,
@@ -120,15 +120,33 @@ def _grids_table(cells: pd.DataFrame, cell_str: np.ndarray, cell_grid: np.ndarra
     return grids, geoms
 
 
+def _grid_adjacency(cell_grid: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> set[tuple[str, str]]:
+    """Pairs of grids that share a cell border."""
+    a, b = cell_grid[edges[0]], cell_grid[edges[1]]
+    diff = a != b
+    return {(min(x, y), max(x, y)) for x, y in zip(a[diff].tolist(), b[diff].tolist())}
+
+
+def _grid_districts(located: pd.DataFrame, cust_grid: np.ndarray) -> dict[str, str] | None:
+    """Each grid's district (the one holding most of its workload), when customers carry ``district``."""
+    if "district" not in located.columns:
+        return None
+    df = pd.DataFrame({"g": cust_grid.astype(str), "d": located["district"].astype(str).to_numpy(),
+                       "w": located["workload"].to_numpy()})
+    top = df.groupby(["g", "d"])["w"].sum().reset_index().sort_values(["g", "w", "d"], ascending=[True, False, True])
+    return dict(zip(top.drop_duplicates("g")["g"], top.drop_duplicates("g")["d"]))
+
+
 def plan_city(
     customers: str | Path | pd.DataFrame,
-    specialists: str | Path | pd.DataFrame,
+    specialists: str | Path | pd.DataFrame | None,
     config: Config | None = None,
     *,
     service_area: str | Path | Any = None,
     barriers: str | Path | Any = None,
     zones: str | Path | Any = None,
     locked: str | Path | pd.DataFrame | None = None,
+    road_graph: str | Path | Any = None,
 ) -> Plan:
     """Plan one city: customers to cells to contiguous grids, one specialist per grid.
 
@@ -139,7 +157,8 @@ def plan_city(
         ``customer_id`` and ``lat``/``lon``; optional ``workload`` (default 1.0).
     specialists
         A roster file or table with ``specialist_id``, ``lat``, ``lon``, ``capacity``;
-        optional ``current_grid``.
+        optional ``current_grid``. ``None`` plans grids only and reports how many specialists
+        the city needs at ``config.partition.capacity`` (every grid unstaffed).
     config
         The run's :class:`~gridengine.config.Config` (defaults if None).
     service_area
@@ -154,6 +173,9 @@ def plan_city(
     locked
         Optional table or CSV file of ``cell`` (H3) → ``grid_id``: those cells stay together in a
         grid that keeps that id.
+    road_graph
+        Optional road network (GraphML or edge-list CSV, see :mod:`gridengine.travel`): travel
+        from bases to grids is measured on it (time when the edges carry it, else distance).
 
     Returns
     -------
@@ -187,10 +209,20 @@ def plan_city(
         cust, rejects0 = validate_customers(customers, config=config.input)
     else:
         cust, rejects0 = read_customers(customers, config=config.input)
-    if isinstance(specialists, pd.DataFrame):
+    if specialists is None:  # staffing need only: how many specialists at this capacity?
+        if config.partition.capacity is None:
+            raise ConfigError("without a roster, give the grid capacity (partition.capacity / --capacity)")
+        roster = pd.DataFrame({"specialist_id": pd.Series(dtype=str), "lat": pd.Series(dtype=float),
+                               "lon": pd.Series(dtype=float), "capacity": pd.Series(dtype=float),
+                               "current_grid": pd.Series(dtype=str), "row": pd.Series(dtype="int64")})
+    elif isinstance(specialists, pd.DataFrame):
         roster = validate_specialists(specialists)
     else:
         roster = read_specialists(specialists, config=config.input)
+    for rule in config.assign.rules:
+        for table, col, src in ((cust, rule.customer_column, "customers"), (roster, rule.specialist_column, "specialists")):
+            if col not in table.columns and (src == "customers" or len(roster)):
+                raise InputError(f"{src}: column {col!r} named by a staffing rule is missing", field=col)
     area = read_service_area(service_area) if isinstance(service_area, (str, Path)) else service_area
     barrier_geom = read_geometry(barriers, kinds=_BARRIER_KINDS) if isinstance(barriers, (str, Path)) else barriers
     zone_geom = read_zones(zones) if isinstance(zones, (str, Path)) else zones
@@ -263,8 +295,20 @@ def plan_city(
 
     # assign
     t = time.perf_counter()
+    rules = list(config.assign.rules)
+    requirements = grid_requirements(located, cust_grid, rules) if rules else None
+    travel, unit = None, "km"
+    if road_graph is not None and len(roster):
+        from .travel import read_road_graph, travel_matrix
+
+        rg = read_road_graph(road_graph) if isinstance(road_graph, (str, Path)) else road_graph
+        travel = travel_matrix(grids["centre_lat"].to_numpy(), grids["centre_lon"].to_numpy(),
+                               roster["lat"].to_numpy(), roster["lon"].to_numpy(), graph=rg)
+        unit = rg.unit
     ares = assign_specialists(grids, roster, continuity_bonus_km=config.assign.continuity_bonus_km,
-                              require_full_staffing=config.assign.require_full_staffing)
+                              require_full_staffing=config.assign.require_full_staffing and specialists is not None,
+                              travel=travel, travel_unit=unit, requirements=requirements, rules=rules,
+                              max_base_distance=config.assign.max_base_distance_km)
     grids.insert(1, "specialist_id", ares.grid_specialist.reindex(grids["grid_id"]).to_numpy().astype(str))
     cap_of = roster.set_index("specialist_id")["capacity"]
     grids["capacity"] = grids["specialist_id"].map(cap_of).astype("float64")
@@ -310,6 +354,9 @@ def plan_city(
     metrics["locked_grids"] = sorted(set(locked["grid_id"].astype(str))) if locked is not None and len(locked) else []
     metrics["solver_status"] = {"partition": "FEASIBLE", "assign": ares.status}
     metrics["design_capacity"] = float(capacity)
+    grid_adj = _grid_adjacency(cell_grid.to_numpy(), index.edges)
+    staffing = staffing_plan(grids, grid_adj, zones=zone_geom, districts=_grid_districts(located, cust_grid))
+    metrics["staffing_shortfall"] = staffing.loc[staffing["specialists_missing"] > 0].to_dict("records")
     metrics["unstaffed_grids"] = list(ares.unstaffed)
     metrics["spare_specialists"] = list(ares.spare)
     metrics["bridges"] = [{"from_cell": a, "to_cell": b, "area_cells": br.area_units,
@@ -347,4 +394,4 @@ def plan_city(
                 metrics["coverage"], run["total_s"])
     return Plan(grids=grids, assignments=assignments.drop(columns=["workload"]), rejects=rejects,
                 specialists=spec_table, cells=cell_table, metrics=metrics, manifest=manifest, run=run,
-                warnings=warnings)
+                warnings=warnings, staffing=staffing)

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 #: Files whose bytes are identical for identical inputs, config and seed (DESIGN.md invariant 5).
 DATA_FILES = (
     "grids.parquet", "grids.geojson", "assignments.parquet", "assignments.csv", "rejects.csv",
-    "specialists.csv", "cells.parquet", "metrics.json", "manifest.json",
+    "specialists.csv", "cells.parquet", "staffing.csv", "metrics.json", "manifest.json",
 )
 
 
@@ -76,6 +76,8 @@ class Plan:
         Per-stage timings, peak memory, start time and host (differs between identical runs).
     warnings
         Things a planner should look at (bridges, unstaffed grids, grids added for capacity).
+    staffing
+        Where specialists are missing, per area (:func:`gridengine.assign.staffing_plan`).
     """
 
     grids: gpd.GeoDataFrame
@@ -87,6 +89,7 @@ class Plan:
     manifest: dict
     run: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    staffing: pd.DataFrame | None = None
 
     def is_fully_staffed(self) -> bool:
         """Whether every grid has a specialist."""
@@ -174,6 +177,8 @@ class Plan:
             self.rejects.to_csv(tmp / "rejects.csv", index=False, lineterminator="\n")
             self.specialists.to_csv(tmp / "specialists.csv", index=False, lineterminator="\n")
             self.cells.to_parquet(tmp / "cells.parquet", index=False)
+            if self.staffing is not None:
+                self.staffing.to_csv(tmp / "staffing.csv", index=False, lineterminator="\n")
             (tmp / "metrics.json").write_text(_json_dump(self.metrics), encoding="utf-8")
             (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
             density = self.cells.loc[self.cells["n_customers"] > 0, ["lat", "lon", "workload"]]
@@ -227,4 +232,6 @@ class Plan:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         run = json.loads((folder / "run.json").read_text(encoding="utf-8")) if (folder / "run.json").is_file() else {}
         cells = pd.read_parquet(folder / "cells.parquet")
-        return cls(grids, assignments, rejects, specialists, cells, metrics, manifest, run, list(metrics.get("warnings", [])))
+        staffing = pd.read_csv(folder / "staffing.csv", keep_default_na=False) if (folder / "staffing.csv").is_file() else None
+        return cls(grids, assignments, rejects, specialists, cells, metrics, manifest, run,
+                   list(metrics.get("warnings", [])), staffing)
