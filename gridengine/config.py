@@ -125,6 +125,10 @@ class PartitionConfig:
     k
         Number of grids. ``None``: derived as ``ceil(total workload / (target_fill * capacity))``,
         counted per disconnected area.
+    mode
+        ``"design"``: design grids of one capacity, then staff them. ``"roster"``: one grid per
+        specialist, sized to their own capacity, near their base (heterogeneous rosters:
+        salaried and agency tracks, part-time staff); ``capacity`` and ``k`` are ignored.
     target_fill
         Mean grid workload as a share of ``capacity`` when ``k`` is derived.
     tolerance
@@ -141,6 +145,7 @@ class PartitionConfig:
 
     capacity: float | None = None
     k: int | None = None
+    mode: str = "design"
     target_fill: float = 0.9
     tolerance: float = 0.05
     n_trees: int = 6
@@ -152,6 +157,7 @@ class PartitionConfig:
                f"partition.capacity must be a positive number, got {self.capacity!r}")
         _check(self.k is None or (isinstance(self.k, int) and self.k >= 1),
                f"partition.k must be a positive integer, got {self.k!r}")
+        _check(self.mode in ("design", "roster"), f"partition.mode must be 'design' or 'roster', got {self.mode!r}")
         _check(0.1 <= self.target_fill <= 1.0, f"partition.target_fill must be in [0.1, 1], got {self.target_fill}")
         _check(0.0 < self.tolerance < 1.0, f"partition.tolerance must be in (0, 1), got {self.tolerance}")
         _check(isinstance(self.n_trees, int) and 1 <= self.n_trees <= 100,

@@ -126,6 +126,7 @@ def compute_metrics(
     else:
         travel = 0.0
     n_unstaffed = int((~staffed).sum())
+    fill = gw[staffed.to_numpy()] / cap[staffed.to_numpy()] if staffed.any() else np.zeros(0)
 
     def r(v: float) -> float:
         return float(round(v, 6)) if math.isfinite(v) else v
@@ -149,6 +150,8 @@ def compute_metrics(
         "n_specialists": int(len(specialists)),
         "n_spare_specialists": int(len(specialists) - staffed.sum()),
         "mean_grid_workload": r(mean),
+        "fill_min": r(float(fill.min())) if len(fill) else None,
+        "fill_max": r(float(fill.max())) if len(fill) else None,
         "n_cells": int(len(cell_grid)),
         "n_bridges": int(len(bridges)),
     }

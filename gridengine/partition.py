@@ -46,7 +46,7 @@ from scipy.spatial import cKDTree
 from ._kernels import refine_moves, subtree_sums
 from .errors import InfeasibleError
 
-__all__ = ["Bridge", "PartitionResult", "partition_units", "partition_cells", "grid_connectivity"]
+__all__ = ["Bridge", "PartitionResult", "partition_units", "partition_roster", "partition_cells", "grid_connectivity", "locked_groups"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +177,16 @@ class _Graph:
 
 
 def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_trees: int, tol: float,
-            cut_score: str) -> tuple[np.ndarray, int]:
-    """Split a connected unit set into two connected sets. Returns (mask of side A over units, k of side A)."""
+            cut_score: str, parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Split a connected unit set into two connected sets.
+
+    With ``parts`` (targets and anchor coordinates of the grids to build, roster mode), the
+    parts are split by their anchors' position along the set's long axis, and each side of a
+    cut gets the group on its own side, with that group's target workload.
+
+    Returns (mask of side A over units, number of grids of side A, part indices of side A or None).
+    """
     n = len(units)
     local = np.full(g.n, -1, dtype="int64")
     local[units] = np.arange(n)
@@ -197,7 +205,14 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
     base_angle = math.atan2(evecs[1, -1], evecs[0, -1])
     k1, k2 = k // 2, k - k // 2
     per = total / k if total > 0 else 1.0
-    best = None  # (score tuple, mask, kA)
+    best = None  # (score tuple, mask, kA, parts of A)
+    if parts is not None:
+        p_t, p_x, p_y = parts
+        bu, bv = math.cos(base_angle), math.sin(base_angle)
+        p_order = np.lexsort((np.arange(k), (p_x - mx) * bu + (p_y - my) * bv))
+        low, high = p_order[:k1], p_order[k1:]
+        scale_t = total / max(float(p_t.sum()), 1e-12)
+        t_low, t_high = float(p_t[low].sum()) * scale_t, float(p_t[high].sum()) * scale_t
     iw = w + max(total, 1.0) / n * 0.05  # inertia weights: empty land counts a little, for shape
     xm, ym = x - mx, y - my
     r2 = xm * xm + ym * ym
@@ -239,11 +254,22 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
         if lock_total:
             cl = np.r_[0, np.cumsum(g.lock[units][order])]
             lock_a = cl[hi_] - cl[lo_]
-        for kA in sorted({k1, k2}):
-            err = np.abs(s - total * kA / k) / per
-            ok = (cnt >= kA) & (n - cnt >= k - kA)
+        if parts is not None:  # which group each subtree gets: the one on its side of the long axis
+            pa = (ax * bu + ay * bv) / np.maximum(aw, 1e-12)
+            pb = (bx * bu + by * bv) / np.maximum(bw, 1e-12)
+            sub_low = pa <= pb
+        options = [(kA, None) for kA in sorted({k1, k2})] if parts is None else [(None, True)]
+        for kA, _ in options:
+            if parts is None:
+                err = np.abs(s - total * kA / k) / per
+                ok = (cnt >= kA) & (n - cnt >= k - kA)
+                k_sub = kA
+            else:
+                k_sub = np.where(sub_low, len(low), len(high))
+                err = np.abs(s - np.where(sub_low, t_low, t_high)) / per
+                ok = (cnt >= k_sub) & (n - cnt >= k - k_sub)
             if lock_total:  # at most one locked group per grid: never more groups than grids on a side
-                ok &= (lock_a <= kA) & (lock_total - lock_a <= k - kA)
+                ok &= (lock_a <= k_sub) & (lock_total - lock_a <= k - k_sub)
             if not ok.any():
                 continue
             err = np.where(ok, err, np.inf)
@@ -263,49 +289,66 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
             if best is None or score < best[0]:
                 pos = pos_of(order)
                 mask = (pos >= pos[cand[i]]) & (pos < pos[cand[i]] + cnt[i])
-                best = (score, mask, kA)
+                if parts is None:
+                    best = (score, mask, kA, None)
+                else:
+                    side = low if sub_low[i] else high
+                    best = (score, mask, len(side), side)
     if best is None:
         raise InfeasibleError(f"cannot split an area of {n} units into {k} connected grids")
-    return best[1], best[2]
+    return best[1], best[2], best[3]
 
 
 def _recursive_bisection(g: _Graph, units: np.ndarray, k: int, labels: np.ndarray, next_label: list[int],
-                         rng: np.random.Generator, n_trees: int, tol: float, cut_score: str) -> None:
+                         rng: np.random.Generator, n_trees: int, tol: float, cut_score: str,
+                         parts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+    """Label ``units`` with ``k`` connected grids. In roster mode ``parts`` = (targets, anchor x,
+    anchor y, part ids) and each leaf takes its part id as label."""
     if k == 1:
-        labels[units] = next_label[0]
-        next_label[0] += 1
+        labels[units] = next_label[0] if parts is None else int(parts[3][0])
+        if parts is None:
+            next_label[0] += 1
         return
-    mask, kA = _bisect(g, units, k, rng, n_trees, tol, cut_score)
-    _recursive_bisection(g, units[mask], kA, labels, next_label, rng, n_trees, tol, cut_score)
-    _recursive_bisection(g, units[~mask], k - kA, labels, next_label, rng, n_trees, tol, cut_score)
+    sub = None if parts is None else parts[:3]
+    mask, kA, side = _bisect(g, units, k, rng, n_trees, tol, cut_score, sub)
+    if parts is None:
+        _recursive_bisection(g, units[mask], kA, labels, next_label, rng, n_trees, tol, cut_score)
+        _recursive_bisection(g, units[~mask], k - kA, labels, next_label, rng, n_trees, tol, cut_score)
+        return
+    other = np.setdiff1d(np.arange(k), side)
+    for m_, idx in ((mask, np.sort(side)), (~mask, other)):
+        _recursive_bisection(g, units[m_], len(idx), labels, next_label, rng, n_trees, tol, cut_score,
+                             tuple(a[idx] for a in parts))
 
 
-def _refine(g: _Graph, labels: np.ndarray, n_grids: int, grid_area: np.ndarray, area_mean: np.ndarray,
-            upper: float, tol: float, passes: int, locked: np.ndarray, annealing=(1.0, 4.0, 16.0, 64.0, 256.0)) -> int:
-    """Balance then compact all grids by boundary moves (compiled kernel); returns the number of moves."""
+def _refine(g: _Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upper: np.ndarray,
+            tol: float, passes: int, locked: np.ndarray, annealing=(1.0, 4.0, 16.0, 64.0, 256.0)) -> int:
+    """Balance then compact all grids by boundary moves (compiled kernel); returns the number of moves.
+
+    ``target`` and ``upper`` are per grid: the workload a grid aims at and the most it may hold.
+    """
     if passes == 0 or n_grids < 2:
         return 0
-    mean = area_mean[grid_area]
-    band = 0.9 * tol * mean
-    lo = mean - band
-    hi = np.minimum(mean + band, upper)
-    up = np.full(n_grids, float(upper))
+    band = 0.9 * tol * target
+    lo = target - band
+    hi = np.minimum(target + band, upper)
     n_units = max(g.n, 1)
     eps = max(float(g.w.sum()) / n_units, 1e-6) * 0.05  # weight of empty land, so it shapes grids too
     # Penalty schedule: lambda * (excess)^2 is compared with workload x metres of distance; a
     # grid 5% off its band costs mu/400 of (mean workload x grid radius) at lambda = mu * R / mean.
     span = math.sqrt(max((g.x.max() - g.x.min()) * (g.y.max() - g.y.min()), 1.0) / max(n_grids, 1))
-    lambdas = np.array([mu * span / max(float(area_mean.max()), 1e-9) for mu in annealing], dtype=np.float64)
+    lambdas = np.array([mu * span / max(float(target.max()), 1e-9) for mu in annealing], dtype=np.float64)
     return int(refine_moves(g.indptr.astype(np.int64), g.indices.astype(np.int64), g.w, g.x, g.y, labels,
-                            n_grids, lo, hi, up, eps, passes, locked, lambdas))
+                            n_grids, lo, hi, upper.astype(np.float64), eps, passes, locked, lambdas))
 
+
+#: How a bisection chooses among its cuts that are within balance: fewest cut edges (short
+#: borders) or least moment of inertia of the two halves (round halves). Both are tried.
+CUT_SCORES: tuple[str, ...] = ("cut", "inertia")
 
 #: Penalty schedules tried by the refinement (see :func:`gridengine._kernels.refine_moves`): none
 #: (strict balance, then compactness within the band) and two annealing schedules that let
 #: compactness lead first. Lumpy cities reward different ones; the best result is kept.
-#: How a bisection chooses among its cuts that are within balance: fewest cut edges (short
-#: borders) or least moment of inertia of the two halves (round halves). Both are tried.
-CUT_SCORES: tuple[str, ...] = ("cut", "inertia")
 REFINE_SCHEDULES: tuple[tuple[float, ...], ...] = (
     (),
     (16.0, 64.0, 256.0, 1024.0, 4096.0),
@@ -313,33 +356,170 @@ REFINE_SCHEDULES: tuple[tuple[float, ...], ...] = (
 )
 
 
-def _quality_key(g: _Graph, lab: np.ndarray, n_grids: int, grid_area: np.ndarray, area_mean: np.ndarray,
-                 upper: float, tol: float) -> tuple[int, int, float]:
-    """(grids over capacity, grids outside ±tol of their area's mean, workload-weighted distance to centres)."""
+def _quality_key(g: _Graph, lab: np.ndarray, n_grids: int, target: np.ndarray, upper: np.ndarray,
+                 tol: float) -> tuple[int, int, float]:
+    """(grids over capacity, grids outside ±tol of their target, workload-weighted distance to centres)."""
     loads = np.bincount(lab, weights=g.w, minlength=n_grids)
-    mean = area_mean[grid_area]
-    off = int(np.count_nonzero(np.abs(loads - mean) > tol * mean + 1e-9))
+    off = int(np.count_nonzero(np.abs(loads - target) > tol * target + 1e-9))
     cx = np.bincount(lab, weights=g.w * g.x, minlength=n_grids) / np.maximum(loads, 1e-12)
     cy = np.bincount(lab, weights=g.w * g.y, minlength=n_grids) / np.maximum(loads, 1e-12)
     cost = float((g.w * np.hypot(g.x - cx[lab], g.y - cy[lab])).sum())
     return int(np.count_nonzero(loads > upper + 1e-9)), off, round(cost, 3)
 
 
-def _refine_portfolio(g: _Graph, labels: np.ndarray, n_grids: int, grid_area: np.ndarray, area_mean: np.ndarray,
-                      upper: float, tol: float, passes: int, locked: np.ndarray) -> np.ndarray:
+def _refine_portfolio(g: _Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upper: np.ndarray,
+                      tol: float, passes: int, locked: np.ndarray) -> np.ndarray:
     """Refine with each schedule of :data:`REFINE_SCHEDULES` and keep the best result.
 
-    Best = fewest grids over capacity, then fewest grids outside ±``tol`` of their area's mean,
+    Best = fewest grids over capacity, then fewest grids outside ±``tol`` of their target,
     then the smallest workload-weighted distance to grid centres; ties keep the earlier schedule.
     """
     best = None
     for sched in REFINE_SCHEDULES if passes else ((),):
         lab = labels.copy()
-        _refine(g, lab, n_grids, grid_area, area_mean, upper, tol, passes, locked, annealing=sched)
-        key = _quality_key(g, lab, n_grids, grid_area, area_mean, upper, tol)
+        _refine(g, lab, n_grids, target, upper, tol, passes, locked, annealing=sched)
+        key = _quality_key(g, lab, n_grids, target, upper, tol)
         if best is None or key < best[0]:
             best = (key, lab)
     return best[1]
+
+
+def _areas_and_bridges(g: _Graph, w: np.ndarray, target: float, bridge_share: float, lock: np.ndarray | None):
+    """Connected areas; small ones joined to the nearest big area through a bridge edge.
+
+    Small areas join *before* the search, so bisection and refinement see their workload and
+    balance it like any other. Returns (graph with bridge edges, area, big, merged area, bridges, n_areas).
+    """
+    n_areas, area = connected_components(g.adj, directed=False)
+    area_w = np.bincount(area, weights=w, minlength=n_areas)
+    big = area_w >= bridge_share * target
+    if not big.any():
+        big[int(np.argmax(area_w))] = True  # the heaviest area always gets a grid
+    bridges = _bridge_edges(g, area, big)
+    merged = area
+    if bridges:
+        g2 = _Graph(w, g.x, g.y, np.r_[g.src, [b.from_unit for b in bridges]], np.r_[g.dst, [b.to_unit for b in bridges]])
+        g2.lock = g.lock
+        g = g2
+        root = {int(a): int(a) for a in np.flatnonzero(big)}
+        for b in bridges:
+            root[int(area[b.from_unit])] = int(area[b.to_unit])
+        merged = np.array([root[int(a)] for a in area], dtype="int64")
+    return g, area, big, merged, bridges, n_areas
+
+
+def partition_roster(
+    weights: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray],
+    *,
+    capacities: np.ndarray,
+    anchor_x: np.ndarray,
+    anchor_y: np.ndarray,
+    tolerance: float = 0.05,
+    n_trees: int = 6,
+    bridge_share: float = 0.5,
+    refine_passes: int = 60,
+    seed: int = 0,
+) -> PartitionResult:
+    """Grids sized to a roster: one grid per specialist, sized to their capacity, near their base.
+
+    Heterogeneous rosters (salaried and agency tracks, part-time staff) get grids in proportion
+    to each specialist's capacity: every grid is filled to the same share ``total workload /
+    total capacity`` of its specialist's capacity. Each specialist belongs to the area (island,
+    land cut off by water) nearest their base; areas short of capacity borrow the nearest
+    specialists of areas with spare capacity. Bisection splits the specialists by the position
+    of their bases along each cut, so grids form around their specialists.
+
+    Parameters
+    ----------
+    weights, x, y, edges
+        Units, as :func:`partition_units`.
+    capacities
+        Capacity of each specialist.
+    anchor_x, anchor_y
+        Base of each specialist, in the units' metric frame.
+    tolerance, n_trees, bridge_share, refine_passes, seed
+        As :func:`partition_units`.
+
+    Returns
+    -------
+    PartitionResult
+        ``labels[u]`` is the index of the specialist whose grid holds unit ``u``.
+
+    Raises
+    ------
+    InfeasibleError
+        Total capacity below the workload, or an area that no specialist can cover.
+    """
+    w = np.asarray(weights, dtype="float64")
+    caps = np.asarray(capacities, dtype="float64")
+    m = len(caps)
+    total = float(w.sum())
+    if m == 0:
+        raise InfeasibleError("roster mode needs at least one specialist")
+    if total > caps.sum() + 1e-9:
+        raise InfeasibleError(
+            f"roster mode: total capacity {caps.sum():g} is below the workload {total:g} by {total - caps.sum():g}; "
+            "plan in design mode to see the unstaffed grids and where specialists are missing")
+    g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"),
+               np.asarray(edges[0], dtype="int64"), np.asarray(edges[1], dtype="int64"))
+    fill = total / caps.sum()
+    g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share, None)
+    merged_w = np.bincount(merged, weights=w, minlength=n_areas)
+    big_units = np.flatnonzero(big[merged])
+    tree = cKDTree(np.c_[g.x[big_units], g.y[big_units]])
+    home = merged[big_units[tree.query(np.c_[anchor_x, anchor_y], k=1)[1]]]
+    # areas short of capacity take the nearest specialists of areas that can spare them
+    for a in np.flatnonzero(big).tolist():
+        units_a = np.flatnonzero(merged == a)
+        t_a = cKDTree(np.c_[g.x[units_a], g.y[units_a]])
+        while caps[home == a].sum() + 1e-9 < merged_w[a] / max(fill, 1e-9) * fill and caps[home == a].sum() < merged_w[a]:
+            have = np.bincount(home, weights=caps, minlength=n_areas)
+            spare = have - merged_w
+            cand = np.flatnonzero((home != a) & (spare[home] - caps >= -1e-9))
+            if len(cand) == 0:
+                raise InfeasibleError(
+                    f"roster mode: area {a} ({len(units_a)} units, workload {merged_w[a]:g}) cannot be covered: "
+                    f"specialists based there hold {caps[home == a].sum():g} and no other area can spare one")
+            d = t_a.query(np.c_[anchor_x[cand], anchor_y[cand]], k=1)[0]
+            home[cand[int(np.argmin(d))]] = a
+    labels = np.full(len(w), -1, dtype="int64")
+    target = np.zeros(m)
+    rng = np.random.default_rng(seed)
+    for a in np.flatnonzero(big).tolist():
+        members = np.flatnonzero(home == a)
+        units = np.flatnonzero(merged == a)
+        if len(members) == 0:
+            continue
+        if len(members) > len(units):
+            raise InfeasibleError(f"roster mode: area {a} has {len(units)} units for {len(members)} specialists")
+        t = caps[members] * merged_w[a] / caps[members].sum()
+        target[members] = t
+        _recursive_bisection(g, units, len(members), labels, [0], rng, n_trees, tolerance, "cut",
+                             (t, anchor_x[members], anchor_y[members], members))
+    used = np.unique(labels[labels >= 0])
+    # specialists of an area without workload keep no grid: relabel to 0..K-1 over used ones
+    remap = np.full(m, -1, dtype="int64")
+    remap[used] = np.arange(len(used))
+    labels = remap[labels]
+    k = len(used)
+    locked = np.zeros(len(w), dtype=np.bool_)
+    labels = _refine_portfolio(g, labels, k, target[used], caps[used], tolerance, refine_passes, locked)
+    loads = np.bincount(labels, weights=w, minlength=k)
+    over = np.flatnonzero(loads > caps[used] + 1e-9)
+    if len(over):
+        j = int(used[over[0]])
+        raise InfeasibleError(f"roster mode: the grid of specialist {j} holds {loads[over[0]]:g}, above their capacity "
+                              f"{caps[j]:g}; the roster is too tight (filled to {fill:.0%}) for contiguous grids")
+    bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
+               for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
+    labels = used[labels]  # back to specialist indices
+    notes = [f"roster mode: {k} grids sized to their specialists' capacities, each filled to {fill:.1%}"]
+    if k < m:
+        notes.append(f"roster mode: {m - k} specialist(s) based in areas without workload got no grid")
+    return PartitionResult(labels=labels, n_grids=m, bridges=bridges, area_of_unit=area, notes=notes)
 
 
 def partition_units(
@@ -493,27 +673,8 @@ def _partition_core(w: np.ndarray, x: np.ndarray, y: np.ndarray, edges, *, upper
     g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src, dst)
     if lock is not None:
         g.lock = lock
-    n_areas, area = connected_components(g.adj, directed=False)
-    area_w = np.bincount(area, weights=w, minlength=n_areas)
     target = (total / k) if k is not None else target_fill * upper
-    big = area_w >= bridge_share * target
-    if not big.any():
-        big[int(np.argmax(area_w))] = True  # the heaviest area always gets a grid
-    # Small areas join the nearest big area through a bridge edge *before* the search, so
-    # bisection and refinement see their workload and balance it like any other.
-    bridges = _bridge_edges(g, area, big)
-    if bridges:
-        src2 = np.r_[src, [b.from_unit for b in bridges]]
-        dst2 = np.r_[dst, [b.to_unit for b in bridges]]
-        g = _Graph(w, g.x, g.y, src2, dst2)
-        if lock is not None:
-            g.lock = lock
-        root = {int(a): int(a) for a in np.flatnonzero(big)}
-        for b in bridges:
-            root[int(area[b.from_unit])] = int(area[b.to_unit])
-        merged = np.array([root[int(a)] for a in area], dtype="int64")
-    else:
-        merged = area
+    g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, target, bridge_share, lock)
     merged_w = np.bincount(merged, weights=w, minlength=n_areas)
     merged_n = np.bincount(merged, minlength=n_areas)
     kc = _allocate_grids(merged_w, big, k, upper, target_fill)
@@ -551,9 +712,10 @@ def _partition_core(w: np.ndarray, x: np.ndarray, y: np.ndarray, edges, *, upper
             n_grids = int(labels.max()) + 1
             grid_area = np.zeros(n_grids, dtype="int64")
             grid_area[labels] = merged
-            labels = _refine_portfolio(g, labels, n_grids, grid_area, area_mean, upper, tolerance, refine_passes,
-                                       locked)
-            key = _quality_key(g, labels, n_grids, grid_area, area_mean, upper, tolerance)
+            target = area_mean[grid_area]
+            up = np.full(n_grids, float(upper))
+            labels = _refine_portfolio(g, labels, n_grids, target, up, tolerance, refine_passes, locked)
+            key = _quality_key(g, labels, n_grids, target, up, tolerance)
             if best is None or key < best[0]:
                 best = (key, labels, n_grids, grid_area)
         _, labels, n_grids, grid_area = best
@@ -661,8 +823,8 @@ def locked_groups(cells: np.ndarray, locked: pd.DataFrame | None) -> tuple[np.nd
     return group, names
 
 
-def partition_cells(index, *, upper: float, config, seed: int = 0,
-                    locked: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
+def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.DataFrame | None = None,
+                    roster: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
     """Partition the H3 cell layer into grids.
 
     Parameters
@@ -678,6 +840,9 @@ def partition_cells(index, *, upper: float, config, seed: int = 0,
     locked
         Optional planner table ``cell`` (H3) → ``grid_id``: those cells stay together in a grid
         that keeps that id.
+    roster
+        With ``config.mode == "roster"``: the specialists (``lat``, ``lon``, ``capacity``); one grid
+        per specialist, sized to their capacity (:func:`partition_roster`).
 
     Returns
     -------
@@ -689,16 +854,39 @@ def partition_cells(index, *, upper: float, config, seed: int = 0,
         The raw :class:`PartitionResult` (bridges, notes).
     """
     cells = index.cells
-    group, lock_names = locked_groups(cells["cell"].to_numpy(), locked)
-    res = partition_units(
+    names_ = [f"cell {h3.int_to_str(int(c))} at ({la:.5f}, {lo:.5f}) with {n} customers"
+              for c, la, lo, n in zip(cells["cell"].tolist(), cells["lat"].tolist(), cells["lon"].tolist(),
+                                      cells["n_customers"].tolist())]
+    if config.mode == "roster":
+        if roster is None or len(roster) == 0:
+            raise InfeasibleError("partition.mode = 'roster' needs a roster of specialists")
+        if locked is not None and len(locked):
+            raise InfeasibleError("locked cells are not supported in roster mode")
+        caps = roster["capacity"].to_numpy(dtype="float64")
+        heavy = np.flatnonzero(cells["workload"].to_numpy() > caps.max() + 1e-9)
+        if len(heavy):
+            i = int(heavy[0])
+            raise InfeasibleError(f"{names_[i]} holds workload {cells['workload'].iat[i]:g}, above every specialist's "
+                                  f"capacity (largest {caps.max():g})")
+        ax, ay = index.projection.to_xy(roster["lat"].to_numpy(), roster["lon"].to_numpy())
+        res = partition_roster(cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
+                               capacities=caps, anchor_x=ax, anchor_y=ay, tolerance=config.tolerance,
+                               n_trees=config.n_trees, bridge_share=config.bridge_share,
+                               refine_passes=config.refine_passes, seed=seed)
+        used = np.unique(res.labels)
+        res.labels = np.searchsorted(used, res.labels)
+        res.bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m,
+                              int(np.searchsorted(used, b.label))) for b in res.bridges]
+        res.n_grids = len(used)
+        group, lock_names = np.full(len(cells), -1), []
+    else:
+        group, lock_names = locked_groups(cells["cell"].to_numpy(), locked)
+        res = partition_units(
         cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
-        upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
-        n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes, seed=seed,
-        unit_names=[f"cell {h3.int_to_str(int(c))} at ({la:.5f}, {lo:.5f}) with {n} customers"
-                    for c, la, lo, n in zip(cells["cell"].tolist(), cells["lat"].tolist(), cells["lon"].tolist(),
-                                            cells["n_customers"].tolist())],
-        locked=group if lock_names else None,
-    )
+            upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
+            n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes, seed=seed,
+            unit_names=names_, locked=group if lock_names else None,
+        )
     # Relabel by first unit (cells are sorted by H3 index), independent of the search order.
     first = np.full(res.n_grids, len(res.labels), dtype="int64")
     np.minimum.at(first, res.labels, np.arange(len(res.labels)))

@@ -248,6 +248,8 @@ def plan_city(
     capacity = config.partition.capacity if config.partition.capacity is not None else design_capacity(roster)
     total_w = float(located["workload"].sum())
     target = total_w / config.partition.k if config.partition.k else config.partition.target_fill * capacity
+    if config.partition.mode == "roster" and len(roster):  # grids sized to each specialist
+        target = total_w / float(roster["capacity"].sum()) * float(roster["capacity"].median())
     max_cell = None if config.cells.max_cell_share is None else config.cells.max_cell_share * target
     index, located, rejects2 = build_cells(
         located, res=config.cells.resolution, service_area=area, buffer_m=config.cells.service_area_buffer_m,
@@ -258,7 +260,12 @@ def plan_city(
 
     # partition (locations heavier than a specialist first get dedicated grids at customer level)
     t = time.perf_counter()
-    split_group, split_cell = split_heavy_cells(index, located, limit=capacity, chunk=target)
+    roster_mode = config.partition.mode == "roster"
+    if roster_mode:  # no dedicated grids: every specialist gets exactly one territory
+        split_group = np.full(len(located), -1, dtype="int64")
+        split_cell = split_group.copy()
+    else:
+        split_group, split_cell = split_heavy_cells(index, located, limit=capacity, chunk=target)
     n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
     pconfig = config.partition
     if n_dedicated and pconfig.k is not None:
@@ -266,7 +273,8 @@ def plan_city(
             raise InfeasibleError(f"k = {pconfig.k} grids cannot cover {n_dedicated} dedicated grids of split compounds "
                                   "and the rest of the city; raise k")
         pconfig = dataclasses.replace(pconfig, k=pconfig.k - n_dedicated)
-    cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=locked)
+    cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=locked,
+                                      roster=roster)
     timings["partition"] = time.perf_counter() - t
 
     # grids table

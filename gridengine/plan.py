@@ -109,6 +109,8 @@ class Plan:
             f"  contiguous       {m['contiguous_share']:.2%} of grids",
             f"  balance          max deviation {m['balance_max_dev']:.2%}, {m['within_5pct']:.1%} of grids within ±5% "
             f"(mean workload {m['mean_grid_workload']:g})",
+            f"  capacity use     {m['fill_min']:.1%} to {m['fill_max']:.1%} of the specialist's capacity"
+            if m.get("fill_min") is not None else "  capacity use     (no staffed grid)",
             f"  compactness      {m['compactness_km']:.3f} km (workload-weighted distance to grid centre)",
             f"  travel           {m['travel_km']:.3f} km (mean base to grid centre)",
         ]

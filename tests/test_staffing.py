@@ -111,3 +111,25 @@ def test_bad_rule_config(tmp_path):
     p.write_text("[[assign.rules]]\ncustomer_column = 'language'\n")
     with pytest.raises(ge.ConfigError, match="assign.rules\\[0\\].specialist_column must be a column name"):
         ge.Config.from_toml(p)
+
+
+def test_roster_mode_sizes_grids_to_each_specialist(city):
+    spec = city.specialists.copy()
+    cfg = ge.Config(partition=ge.PartitionConfig(mode="roster"))
+    plan = ge.plan_city(city.customers, spec, cfg, service_area=city.service_area)
+    m = plan.metrics
+    assert m["capacity_violations"] == 0 and m["contiguous_share"] == 1.0 and m["coverage"] == 1.0
+    g = plan.grids
+    assert len(g) == len(spec)  # one grid per specialist
+    fill = g["workload"] / g["capacity"]
+    total_fill = city.customers["workload"].sum() / spec["capacity"].sum()
+    # every grid filled to about the same share of its own specialist's capacity
+    assert (abs(fill / total_fill - 1) <= 0.06).mean() >= 0.9, fill.describe()
+    part = g[g["capacity"] < spec["capacity"].max()]
+    assert len(part) and (part["workload"] < g.loc[g["capacity"] == spec["capacity"].max(), "workload"].mean()).all()
+
+
+def test_roster_mode_shortfall_is_an_error_in_domain_terms(city):
+    cfg = ge.Config(partition=ge.PartitionConfig(mode="roster"))
+    with pytest.raises(ge.InfeasibleError, match="roster mode: total capacity .* is below the workload"):
+        ge.plan_city(city.customers, city.specialists.iloc[:3], cfg, service_area=city.service_area)
