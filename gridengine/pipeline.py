@@ -120,6 +120,32 @@ def _grids_table(cells: pd.DataFrame, cell_str: np.ndarray, cell_grid: np.ndarra
     return grids, geoms
 
 
+def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.DataFrame) -> list[str]:
+    """Per disconnected area (island, land cut off by water): capacity based there vs its workload."""
+    if area_of_unit is None or len(roster) == 0:
+        return []
+    cells = index.cells
+    n_areas = int(area_of_unit.max()) + 1
+    if n_areas < 2:
+        return []
+    from scipy.spatial import cKDTree
+
+    area_w = np.bincount(area_of_unit, weights=cells["workload"].to_numpy(), minlength=n_areas)
+    bx, by = index.projection.to_xy(roster["lat"].to_numpy(), roster["lon"].to_numpy())
+    nearest = cKDTree(np.c_[cells["x"].to_numpy(), cells["y"].to_numpy()]).query(np.c_[bx, by], k=1)[1]
+    home = area_of_unit[nearest]
+    cap = np.bincount(home, weights=roster["capacity"].to_numpy(), minlength=n_areas)
+    msgs = []
+    for a in np.argsort(-area_w, kind="stable").tolist():
+        if area_w[a] > 0 and cap[a] + 1e-9 < area_w[a]:
+            m = area_of_unit == a
+            lat, lon = cells["lat"].to_numpy()[m].mean(), cells["lon"].to_numpy()[m].mean()
+            msgs.append(f"separate area around ({lat:.4f}, {lon:.4f}) ({int(m.sum())} cells): workload {area_w[a]:g} "
+                        f"but specialists based there hold {cap[a]:g} ({area_w[a] - cap[a]:g} short); its grids are "
+                        "staffed from across the water")
+    return msgs
+
+
 def _grid_adjacency(cell_grid: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> set[tuple[str, str]]:
     """Pairs of grids that share a cell border."""
     a, b = cell_grid[edges[0]], cell_grid[edges[1]]
@@ -355,10 +381,15 @@ def plan_city(
             f"bridge: a separate area of {b.area_units} cells (workload {b.area_workload:g}) joins grid "
             f"{cell_grid.iloc[b.to_unit]} across {b.distance_m / 1000:.2f} km (cell {cf} to {ct})")
     warnings.extend(ares.messages)
+    warnings.extend(_area_staffing_checks(index, pres.area_of_unit, roster))
     blocked = _blocked_pairs(cells["cell"].to_numpy(), index.edges) if index.n_barrier_cuts else set()
     metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects),
                               blocked=blocked)
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
+    if travel is not None:  # mean base-to-grid travel on the road graph, in its unit
+        staffed_t = ares.travel[np.isfinite(ares.travel)] if ares.travel is not None else np.zeros(0)
+        metrics["travel_network"] = {"mean": round(float(staffed_t.mean()), 6) if len(staffed_t) else None,
+                                     "unit": unit}
     metrics["locked_grids"] = sorted(set(locked["grid_id"].astype(str))) if locked is not None and len(locked) else []
     metrics["solver_status"] = {"partition": "FEASIBLE", "assign": ares.status}
     metrics["design_capacity"] = float(capacity)

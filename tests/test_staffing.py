@@ -133,3 +133,50 @@ def test_roster_mode_shortfall_is_an_error_in_domain_terms(city):
     cfg = ge.Config(partition=ge.PartitionConfig(mode="roster"))
     with pytest.raises(ge.InfeasibleError, match="roster mode: total capacity .* is below the workload"):
         ge.plan_city(city.customers, city.specialists.iloc[:3], cfg, service_area=city.service_area)
+
+
+def test_island_without_local_specialist_is_reported():
+    rng = np.random.default_rng(0)
+    n = 1200
+    lat = np.r_[22.54 + rng.normal(0, 0.01, 1000), 22.40 + rng.normal(0, 0.003, 200)]
+    lon = np.r_[114.06 + rng.normal(0, 0.01, 1000), 114.30 + rng.normal(0, 0.003, 200)]
+    cust = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "lat": lat, "lon": lon})
+    spec = pd.DataFrame({"specialist_id": [f"s{i}" for i in range(6)], "lat": 22.54, "lon": 114.06,
+                         "capacity": 300.0})
+    plan = ge.plan_city(cust, spec)
+    msgs = [w for w in plan.warnings if w.startswith("separate area")]
+    assert len(msgs) == 1 and "workload 200 but specialists based there hold 0 (200 short)" in msgs[0]
+
+
+def test_road_graph_travel_in_the_plan(tmp_path):
+    import networkx as nx
+
+    # a lattice of roads with a fast east-west avenue; specialists' travel is measured on it
+    G = nx.DiGraph()
+    for i in range(30):
+        for j in range(30):
+            G.add_node(f"{i}_{j}", y=22.50 + i * 0.002, x=114.00 + j * 0.002)
+    for i in range(30):
+        for j in range(30):
+            for di, dj in ((0, 1), (1, 0)):
+                if i + di < 30 and j + dj < 30:
+                    for a, b in ((f"{i}_{j}", f"{i + di}_{j + dj}"), (f"{i + di}_{j + dj}", f"{i}_{j}")):
+                        G.add_edge(a, b, length=210.0, travel_time=30.0 if i == 15 else 60.0)
+    nx.write_graphml(G, tmp_path / "roads.graphml")
+    rng = np.random.default_rng(1)
+    n = 900
+    cust = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "lat": 22.50 + rng.uniform(0, 0.058, n),
+                         "lon": 114.00 + rng.uniform(0, 0.058, n)})
+    spec = pd.DataFrame({"specialist_id": [f"s{i}" for i in range(6)], "lat": 22.53, "lon": 114.01 + 0.008 * np.arange(6),
+                         "capacity": 200.0})
+    plan = ge.plan_city(cust, spec, road_graph=tmp_path / "roads.graphml")
+    tn = plan.metrics["travel_network"]
+    assert tn["unit"] == "min" and tn["mean"] > 0
+    assert plan.metrics["coverage"] == 1.0 and plan.metrics["capacity_violations"] == 0
+    assert json_safe(plan.metrics)
+
+
+def json_safe(obj):
+    import json
+
+    return json.dumps(obj, allow_nan=False)
