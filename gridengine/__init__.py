@@ -22,6 +22,8 @@ from .config import CellConfig as CellConfig
 from .config import Config as Config
 from .config import InputConfig as InputConfig
 from .config import PartitionConfig as PartitionConfig
+from .diff import PlanDiff as PlanDiff
+from .diff import diff_plans as diff_plans
 from .errors import CapacityShortfallError as CapacityShortfallError
 from .errors import ConfigError as ConfigError
 from .errors import GridEngineError as GridEngineError
@@ -45,7 +47,7 @@ __all__ = [
     "read_customers", "read_specialists", "read_service_area", "geocode_customers", "build_cells",
     "partition_units", "partition_cells", "assign_specialists", "AssignmentResult", "compute_metrics",
     "GridEngineError", "InputError", "ConfigError", "InfeasibleError", "CapacityShortfallError", "SolverError",
-    "PlanWriteError", "GridEngineWarning",
+    "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -81,7 +81,7 @@ def _connected_without(u, g, labels, indptr, indices, stamp, token, queue):
 
 
 @njit(cache=True)
-def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, passes, locked, lambdas):
+def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, passes, locked, lambdas, home, churn_w):
     """Move boundary units between neighbouring grids, in place on ``labels``.
 
     First, for each penalty weight in ``lambdas`` (increasing), moves are accepted when they
@@ -91,7 +91,10 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
     each grid's band [lo, hi]) and *compact* (a move must shorten the unit's weighted
     distance to its grid centre without increasing excess).
     No move breaks a grid's connectivity, empties a grid, pushes a grid above ``upper``
-    or moves a locked unit. Returns the number of moves made.
+    or moves a locked unit. With ``churn_w > 0`` (re-runs), moving a unit away from its ``home``
+    grid costs ``churn_w`` per unit of its workload, and moving it back earns as much: the
+    compactness terms must outweigh it, so only balance forces customers to change grid.
+    Returns the number of moves made.
     """
     n = w.shape[0]
     W = np.zeros(n_grids)
@@ -148,6 +151,11 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
                         chx = SX[h] / SW[h]
                         chy = SY[h] / SW[h]
                         dcmp = wwu * (np.sqrt((x[u] - chx) ** 2 + (y[u] - chy) ** 2) - du)
+                        if churn_w > 0.0 and home[u] >= 0:
+                            if h != home[u] and g == home[u]:
+                                dcmp += churn_w * wu
+                            elif h == home[u] and g != home[u]:
+                                dcmp -= churn_w * wu
                         if lam > 0.0:
                             k1 = dcmp + lam * dbal
                             k2 = dbal

@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--zones", help="polygons (one per feature, e.g. sub-districts) each grid must stay inside")
     pl.add_argument("--locked", help="CSV of cell,grid_id: cells pinned to a grid that keeps its id")
     pl.add_argument("--road-graph", help="road network (GraphML or edge-list CSV) for base-to-grid travel")
+    pl.add_argument("--previous", help="previous plan folder: re-run from it, keeping customers with their specialist")
     pl.add_argument("--seed", type=int, help="random seed (overrides the config)")
     pl.add_argument("--capacity", type=float, help="grid capacity in workload units (overrides the config)")
     pl.add_argument("-k", "--grids", type=int, dest="k", help="number of grids (overrides the config)")
@@ -73,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--force", action="store_true", help="replace a plan already in --out")
     st.add_argument("-v", "--verbose", action="store_true", help="log each stage")
     st.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    df = sub.add_parser("diff", help="what changed between two plans (customers, grids, specialists)",
+                        epilog="example:\n  gridengine diff out/city-2026-10 out/city-2026-11 --out out/diff",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    df.add_argument("plan_a", help="the earlier plan folder")
+    df.add_argument("plan_b", help="the later plan folder")
+    df.add_argument("--out", help="folder for diff.csv and diff.html (default: plan_b)")
+    df.add_argument("--force", action="store_true", help="replace an existing diff.csv / diff.html")
+    df.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
     sy = sub.add_parser("synth", help="generate a synthetic city (customers, specialists, service area)",
                         epilog=_SYNTH_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,7 +123,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args)
     t0 = time.perf_counter()
     plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area,
-                           barriers=args.barriers, zones=args.zones, locked=args.locked, road_graph=args.road_graph)
+                           barriers=args.barriers, zones=args.zones, locked=args.locked, road_graph=args.road_graph,
+                           previous=args.previous)
     t1 = time.perf_counter()
     plan.run["timings_s"]["write"] = 0.0
     plan.write(out, overwrite=args.force)
@@ -146,6 +157,19 @@ def _cmd_staff(args: argparse.Namespace) -> int:
         width = max(len(str(a)) for a in table["area"]) if len(table) else 4
         for area, n, w in table.itertuples(index=False):
             print(f"  {str(area):<{width}}  {n:>5} specialists  workload {w:g}")
+    return 0
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from .diff import diff_plans
+
+    d = diff_plans(args.plan_a, args.plan_b)
+    out = Path(args.out) if args.out else Path(args.plan_b)
+    d.write(out, overwrite=args.force or not args.out)
+    if not args.quiet:
+        for k, v in d.summary.items():
+            print(f"  {k:<22} {v:.2%}" if k == "churn" else f"  {k:<22} {v}")
+        print(f"diff written to {out / 'diff.csv'} and {out / 'diff.html'}")
     return 0
 
 
@@ -183,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_synth(args)
         if args.command == "staff":
             return _cmd_staff(args)
+        if args.command == "diff":
+            return _cmd_diff(args)
     except GridEngineError as exc:
         print(f"gridengine: error: {exc}", file=sys.stderr)
         return 2

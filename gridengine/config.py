@@ -141,6 +141,14 @@ class PartitionConfig:
         instead of getting a grid of its own.
     refine_passes
         Maximum passes of the boundary-move refinement.
+    churn_weight
+        Re-runs: what moving a customer to another grid costs, in grid spans of extra distance per
+        unit of workload. Higher keeps more customers with their specialist at some cost in
+        compactness; balance and capacity still move customers when they must.
+    max_churn
+        Re-runs: the largest share of continuing customers whose specialist may change. When the
+        first re-partition exceeds it, the churn weight is raised (x4, up to 3 times); if balance
+        still forces more, the plan says so.
     """
 
     capacity: float | None = None
@@ -151,6 +159,8 @@ class PartitionConfig:
     n_trees: int = 6
     bridge_share: float = 0.5
     refine_passes: int = 60
+    churn_weight: float = 5.0
+    max_churn: float | None = None
 
     def __post_init__(self) -> None:
         _check(self.capacity is None or (math.isfinite(self.capacity) and self.capacity > 0),
@@ -163,6 +173,9 @@ class PartitionConfig:
         _check(isinstance(self.n_trees, int) and 1 <= self.n_trees <= 100,
                f"partition.n_trees must be an integer in [1, 100], got {self.n_trees!r}")
         _check(0.0 <= self.bridge_share < 1.0, f"partition.bridge_share must be in [0, 1), got {self.bridge_share}")
+        _check(self.churn_weight >= 0, f"partition.churn_weight must be >= 0, got {self.churn_weight}")
+        _check(self.max_churn is None or 0.0 <= self.max_churn <= 1.0,
+               f"partition.max_churn must be in [0, 1], got {self.max_churn}")
         _check(isinstance(self.refine_passes, int) and self.refine_passes >= 0,
                f"partition.refine_passes must be a non-negative integer, got {self.refine_passes!r}")
 
@@ -187,7 +200,7 @@ class AssignConfig:
         tables with ``customer_column``, ``specialist_column`` and optional ``min_share``.
     """
 
-    continuity_bonus_km: float = 5.0
+    continuity_bonus_km: float = 50.0
     require_full_staffing: bool = False
     max_base_distance_km: float = 30.0
     rules: tuple = ()
@@ -235,7 +248,7 @@ def _coerce(group: str, cls: type, values: Any) -> Any:
     for name, value in values.items():
         default = getattr(cls(), name)
         expected = type(default) if default is not None else None
-        if name in ("capacity", "max_cell_share"):
+        if name in ("capacity", "max_cell_share", "max_churn"):
             expected = float
         if name in ("k",):
             expected = int

@@ -46,7 +46,7 @@ from scipy.spatial import cKDTree
 from ._kernels import refine_moves, subtree_sums
 from .errors import InfeasibleError
 
-__all__ = ["Bridge", "PartitionResult", "partition_units", "partition_roster", "partition_cells", "grid_connectivity", "locked_groups"]
+__all__ = ["Bridge", "PartitionResult", "partition_units", "partition_roster", "partition_from_previous", "partition_cells", "grid_connectivity", "locked_groups"]
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,8 @@ class PartitionResult:
         Human-readable remarks (grids added to meet capacity, …).
     locked_labels
         Grid label of each lock group.
+    origin
+        Re-runs: the previous grid (initial label) each surviving grid came from.
     """
 
     labels: np.ndarray
@@ -103,6 +105,7 @@ class PartitionResult:
     area_of_unit: np.ndarray | None = None
     notes: list[str] = field(default_factory=list)
     locked_labels: dict[int, int] = field(default_factory=dict)
+    origin: dict[int, int] = field(default_factory=dict)
 
 
 def _csr(n: int, src: np.ndarray, dst: np.ndarray) -> sp.csr_matrix:
@@ -322,7 +325,8 @@ def _recursive_bisection(g: _Graph, units: np.ndarray, k: int, labels: np.ndarra
 
 
 def _refine(g: _Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upper: np.ndarray,
-            tol: float, passes: int, locked: np.ndarray, annealing=(1.0, 4.0, 16.0, 64.0, 256.0)) -> int:
+            tol: float, passes: int, locked: np.ndarray, annealing=(1.0, 4.0, 16.0, 64.0, 256.0),
+            home: np.ndarray | None = None, churn_w: float = 0.0) -> int:
     """Balance then compact all grids by boundary moves (compiled kernel); returns the number of moves.
 
     ``target`` and ``upper`` are per grid: the workload a grid aims at and the most it may hold.
@@ -338,8 +342,11 @@ def _refine(g: _Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upp
     # grid 5% off its band costs mu/400 of (mean workload x grid radius) at lambda = mu * R / mean.
     span = math.sqrt(max((g.x.max() - g.x.min()) * (g.y.max() - g.y.min()), 1.0) / max(n_grids, 1))
     lambdas = np.array([mu * span / max(float(target.max()), 1e-9) for mu in annealing], dtype=np.float64)
+    if home is None:
+        home = np.full(g.n, -1, dtype=np.int64)
     return int(refine_moves(g.indptr.astype(np.int64), g.indices.astype(np.int64), g.w, g.x, g.y, labels,
-                            n_grids, lo, hi, upper.astype(np.float64), eps, passes, locked, lambdas))
+                            n_grids, lo, hi, upper.astype(np.float64), eps, passes, locked, lambdas,
+                            home.astype(np.int64), float(churn_w)))
 
 
 #: How a bisection chooses among its cuts that are within balance: fewest cut edges (short
@@ -520,6 +527,152 @@ def partition_roster(
     if k < m:
         notes.append(f"roster mode: {m - k} specialist(s) based in areas without workload got no grid")
     return PartitionResult(labels=labels, n_grids=m, bridges=bridges, area_of_unit=area, notes=notes)
+
+
+def _flood_fill(g: _Graph, labels: np.ndarray) -> np.ndarray:
+    """Give every unlabelled unit (-1) the label of the nearest labelled unit by graph steps (BFS, index order)."""
+    labels = labels.copy()
+    queue = deque(np.flatnonzero(labels >= 0).tolist())
+    while queue:
+        v = queue.popleft()
+        for t in g.neighbours(v).tolist():
+            if labels[t] < 0:
+                labels[t] = labels[v]
+                queue.append(t)
+    return labels
+
+
+def _keep_main_pieces(g: _Graph, labels: np.ndarray) -> np.ndarray:
+    """Unlabel every piece of a grid but its heaviest (then largest), so each grid is connected."""
+    ok = labels >= 0
+    same = ok[g.src] & ok[g.dst] & (labels[g.src] == labels[g.dst])
+    _, comp = connected_components(_csr(g.n, g.src[same], g.dst[same]), directed=False)
+    lab = labels[ok]
+    c = comp[ok]
+    pw = pd.DataFrame({"lab": lab, "c": c, "w": g.w[ok] + 1e-9}).groupby(["lab", "c"])["w"].agg(["sum", "size"])
+    pw = pw.reset_index().sort_values(["lab", "sum", "size", "c"], ascending=[True, False, False, True])
+    main = set(pw.drop_duplicates("lab")["c"].tolist())
+    out = labels.copy()
+    out[ok & ~np.isin(comp, list(main))] = -1
+    return out
+
+
+def partition_from_previous(
+    weights: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray],
+    *,
+    initial: np.ndarray,
+    upper: float,
+    k: int | None = None,
+    target_fill: float = 0.9,
+    tolerance: float = 0.05,
+    n_trees: int = 6,
+    bridge_share: float = 0.5,
+    refine_passes: int = 60,
+    churn_weight: float = 5.0,
+    seed: int = 0,
+) -> PartitionResult:
+    """Re-partition starting from a previous plan, moving as little workload as balance allows.
+
+    Units keep their previous grid (``initial``, -1 for units new to the tiling, which join the
+    grid they touch). Grids are split only where an area needs more grids than it has (its
+    heaviest grids, by bisection), a grid broken into pieces keeps its heaviest piece, and the
+    refinement charges ``churn_weight`` grid spans of distance per unit of workload that leaves
+    its previous grid, so only balance and capacity move customers.
+
+    Returns
+    -------
+    PartitionResult
+        ``origin`` maps each returned label to its ``initial`` label (new grids are absent).
+    """
+    w = np.asarray(weights, dtype="float64")
+    n = len(w)
+    initial = np.asarray(initial, dtype="int64")
+    heavy = np.flatnonzero(w > upper + 1e-9)
+    if len(heavy):
+        i = int(heavy[0])
+        raise InfeasibleError(f"unit {i} holds workload {w[i]:g}, above the capacity {upper:g}")
+    g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"),
+               np.asarray(edges[0], dtype="int64"), np.asarray(edges[1], dtype="int64"))
+    total = float(w.sum())
+    target = (total / k) if k is not None else target_fill * upper
+    src0, dst0 = g.src.copy(), g.dst.copy()
+    g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, target, bridge_share, None)
+    merged_w = np.bincount(merged, weights=w, minlength=n_areas)
+    kc = _allocate_grids(merged_w, big, k, upper, target_fill)
+    rng = np.random.default_rng(seed)
+    labels = _keep_main_pieces(g, _flood_fill(g, initial))
+    labels = _flood_fill(g, labels)
+    next_label = int(max(initial.max(initial=-1), labels.max(initial=-1))) + 1
+    notes: list[str] = []
+    for a in np.flatnonzero(big).tolist():
+        units = np.flatnonzero(merged == a)
+        if (labels[units] < 0).all():  # an area new to the plan: grids from scratch
+            start = next_label
+            box = [next_label]
+            _recursive_bisection(g, units, int(kc[a]), labels, box, rng, n_trees, tolerance, "cut")
+            next_label = box[0]
+            notes.append(f"area {a}: new, {next_label - start} grids drawn")
+    for attempt in range(50):
+        # split the heaviest grids of areas that need more grids than they have
+        changed = False
+        for a in np.flatnonzero(big).tolist():
+            units = np.flatnonzero(merged == a)
+            present = np.unique(labels[units])
+            while len(present) < kc[a]:
+                loads = {int(lab): float(w[units][labels[units] == lab].sum()) for lab in present}
+                heaviest = max(sorted(loads), key=lambda lab: loads[lab])
+                members = units[labels[units] == heaviest]
+                if len(members) < 2:
+                    break
+                tmp = np.full(n, -1, dtype="int64")
+                _recursive_bisection(g, members, 2, tmp, [0], rng, n_trees, tolerance, "cut")
+                side = tmp[members]
+                # the side holding more of the grid's previous customers keeps its id
+                keep = 0 if w[members][side == 0].sum() >= w[members][side == 1].sum() else 1
+                labels[members[side != keep]] = next_label
+                notes.append(f"grid {heaviest} split: area needed {kc[a]} grids")
+                next_label += 1
+                present = np.unique(labels[units])
+                changed = True
+        used, dense = np.unique(labels, return_inverse=True)
+        dense = dense.astype("int64")
+        n_grids = len(used)
+        grid_area = np.zeros(n_grids, dtype="int64")
+        grid_area[dense] = merged
+        area_mean = np.zeros(n_areas)
+        cnt = np.bincount(grid_area, minlength=n_areas)
+        area_mean[cnt > 0] = merged_w[cnt > 0] / cnt[cnt > 0]
+        tgt = area_mean[grid_area]
+        up = np.full(n_grids, float(upper))
+        home = np.where(initial >= 0, np.searchsorted(used, initial), -1)
+        home = np.where((home >= 0) & (home < n_grids) & (used[np.minimum(home, n_grids - 1)] == initial), home, -1)
+        span = math.sqrt(max((g.x.max() - g.x.min()) * (g.y.max() - g.y.min()), 1.0) / max(n_grids, 1))
+        _refine(g, dense, n_grids, tgt, up, tolerance, refine_passes, np.zeros(n, dtype=np.bool_), annealing=(),
+                home=home, churn_w=churn_weight * span)
+        loads = np.bincount(dense, weights=w, minlength=n_grids)
+        over = np.unique(grid_area[loads > upper + 1e-9])
+        if len(over) == 0:
+            break
+        if k is not None:
+            raise InfeasibleError(f"re-run: {len(over)} area(s) cannot keep {int(kc[over[0]])} grids within capacity "
+                                  f"{upper:g}; raise k or the capacity")
+        for a in over.tolist():
+            kc[a] += 1
+        labels = used[dense]
+    else:  # pragma: no cover
+        raise InfeasibleError(f"re-run: could not fit grids within capacity {upper:g}")
+    bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(dense[b.to_unit]))
+               for b in bridges if dense[b.from_unit] == dense[b.to_unit]]
+    conn = grid_connectivity(dense, src0, dst0, bridges)
+    if not conn.all():  # pragma: no cover - pieces are merged and moves keep connectivity
+        raise RuntimeError("internal error: a re-run grid is not connected")
+    origin = {i: int(lab) for i, lab in enumerate(used.tolist()) if lab in set(initial.tolist())}
+    res = PartitionResult(labels=dense, n_grids=n_grids, bridges=bridges, area_of_unit=area, notes=notes)
+    res.origin = origin
+    return res
 
 
 def partition_units(
@@ -823,8 +976,49 @@ def locked_groups(cells: np.ndarray, locked: pd.DataFrame | None) -> tuple[np.nd
     return group, names
 
 
+def previous_grid_of_cells(cells: np.ndarray, previous: pd.DataFrame) -> np.ndarray:
+    """Each tiling cell's grid in a previous plan (-1 where the previous plan had no territory).
+
+    Cells are matched through H3's hierarchy, so a re-run whose adaptive refinement differs still
+    finds its grids: the same cell, else an ancestor of it, else the grid holding most of its
+    descendants.
+    """
+    prev_cells = previous["cell"].astype(str).tolist()
+    prev_grid = previous["grid_id"].astype(str).tolist()
+    names = sorted(set(prev_grid))
+    gi = {nm: i for i, nm in enumerate(names)}
+    by_cell = {h3.str_to_int(c): gi[g] for c, g in zip(prev_cells, prev_grid)}
+    prev_res = sorted({h3.get_resolution(c) for c in prev_cells}) if prev_cells else []
+    descendants: dict[int, dict[int, int]] = {}
+    for c, g in by_cell.items():
+        for r in prev_res:
+            if r < h3.get_resolution(h3.int_to_str(c)):
+                p_ = h3.str_to_int(h3.cell_to_parent(h3.int_to_str(c), r))
+                d = descendants.setdefault(p_, {})
+                d[g] = d.get(g, 0) + 1
+    out = np.full(len(cells), -1, dtype="int64")
+    for i, c in enumerate(cells.tolist()):
+        c = int(c)
+        if c in by_cell:
+            out[i] = by_cell[c]
+            continue
+        s_ = h3.int_to_str(c)
+        r_c = h3.get_resolution(s_)
+        for r in reversed([r for r in prev_res if r < r_c]):
+            p_ = h3.str_to_int(h3.cell_to_parent(s_, r))
+            if p_ in by_cell:
+                out[i] = by_cell[p_]
+                break
+        else:
+            d = descendants.get(c)
+            if d:
+                out[i] = min(d, key=lambda g: (-d[g], g))
+    return out, names
+
+
 def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.DataFrame | None = None,
-                    roster: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
+                    roster: pd.DataFrame | None = None,
+                    previous: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
     """Partition the H3 cell layer into grids.
 
     Parameters
@@ -843,6 +1037,9 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
     roster
         With ``config.mode == "roster"``: the specialists (``lat``, ``lon``, ``capacity``); one grid
         per specialist, sized to their capacity (:func:`partition_roster`).
+    previous
+        A previous plan's cells (``cell``, ``grid_id``): re-partition from it, keeping grid ids and
+        moving as little workload as balance allows (:func:`partition_from_previous`).
 
     Returns
     -------
@@ -857,7 +1054,18 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
     names_ = [f"cell {h3.int_to_str(int(c))} at ({la:.5f}, {lo:.5f}) with {n} customers"
               for c, la, lo, n in zip(cells["cell"].tolist(), cells["lat"].tolist(), cells["lon"].tolist(),
                                       cells["n_customers"].tolist())]
-    if config.mode == "roster":
+    prev_names: list[str] = []
+    if previous is not None and config.mode == "roster":
+        raise InfeasibleError("re-runs from a previous plan are not supported in roster mode")
+    if previous is not None:
+        initial, prev_names = previous_grid_of_cells(cells["cell"].to_numpy(), previous)
+        res = partition_from_previous(
+            cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
+            initial=initial, upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
+            n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes,
+            churn_weight=config.churn_weight, seed=seed)
+        group, lock_names = np.full(len(cells), -1), []
+    elif config.mode == "roster":
         if roster is None or len(roster) == 0:
             raise InfeasibleError("partition.mode = 'roster' needs a roster of specialists")
         if locked is not None and len(locked):
@@ -895,8 +1103,11 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
     rank[order] = np.arange(res.n_grids)
     width = max(4, len(str(res.n_grids)))
     fixed = {int(rank[lab]): lock_names[grp] for grp, lab in res.locked_labels.items()}
-    taken = set(fixed.values())
-    free_names = (f"G{i:0{width}d}" for i in range(1, 10 * (res.n_grids + len(taken)) + 2))
+    fixed.update({int(rank[lab]): prev_names[o] for lab, o in res.origin.items()})
+    taken = set(fixed.values()) | set(prev_names)  # a removed grid's id is not given to a new grid
+    nums = [int(nm[1:]) for nm in taken if nm[:1] == "G" and nm[1:].isdigit()]
+    start = max(nums, default=0) + 1 if previous is not None else 1
+    free_names = (f"G{i:0{width}d}" for i in range(start, start + 10 * (res.n_grids + len(taken)) + 2))
     names = np.empty(res.n_grids, dtype=object)
     for r in range(res.n_grids):
         if r in fixed:

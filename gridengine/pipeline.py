@@ -7,6 +7,7 @@ ingest → geocode → cells → partition → assign → metrics (→ report wh
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import platform
 import resource
@@ -146,6 +147,38 @@ def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.Dat
     return msgs
 
 
+def _churn(prev: Plan, located: pd.DataFrame, grid_of_customer: np.ndarray) -> float:
+    """Share of continuing customers whose grid changed (before staffing; used to steer max_churn)."""
+    before = prev.assignments.set_index("customer_id")["grid_id"].astype(str)
+    ids = located["customer_id"].astype(str)
+    cont = ids.isin(before.index).to_numpy()
+    if not cont.any():
+        return 0.0
+    return float((before.reindex(ids[cont]).to_numpy() != grid_of_customer[cont].astype(str)).mean())
+
+
+def _rerun_metrics(prev: Plan, assignments: pd.DataFrame, cell_table: pd.DataFrame) -> dict:
+    """churn, customers_moved, grids_changed (DESIGN.md names) against the previous plan."""
+    before = prev.assignments.set_index("customer_id")
+    after = assignments.set_index("customer_id")
+    common = before.index.intersection(after.index)
+    moved = before.loc[common, "specialist_id"].astype(str) != after.loc[common, "specialist_id"].astype(str)
+    old_cells = prev.cells.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
+    new_cells = cell_table.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
+    ids = set(old_cells.index) | set(new_cells.index)
+    changed = sum(1 for g in ids if old_cells.get(g) != new_cells.get(g))
+    return {
+        "churn": round(float(moved.mean()), 6) if len(common) else 0.0,
+        "customers_moved": int(moved.sum()),
+        "continuing_customers": int(len(common)),
+        "new_customers": int(len(after.index.difference(before.index))),
+        "departed_customers": int(len(before.index.difference(after.index))),
+        "grids_changed": int(changed),
+        "grids_added": int(len(set(new_cells.index) - set(old_cells.index))),
+        "grids_removed": int(len(set(old_cells.index) - set(new_cells.index))),
+    }
+
+
 def _grid_adjacency(cell_grid: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> set[tuple[str, str]]:
     """Pairs of grids that share a cell border."""
     a, b = cell_grid[edges[0]], cell_grid[edges[1]]
@@ -173,6 +206,7 @@ def plan_city(
     zones: str | Path | Any = None,
     locked: str | Path | pd.DataFrame | None = None,
     road_graph: str | Path | Any = None,
+    previous: str | Path | Plan | None = None,
 ) -> Plan:
     """Plan one city: customers to cells to contiguous grids, one specialist per grid.
 
@@ -202,6 +236,12 @@ def plan_city(
     road_graph
         Optional road network (GraphML or edge-list CSV, see :mod:`gridengine.travel`): travel
         from bases to grids is measured on it (time when the edges carry it, else distance).
+    previous
+        A previous plan (folder or :class:`Plan`) to re-run from: grids keep their ids and cells,
+        new customers join the grid they fall in, and only balance and capacity move customers
+        (``partition.churn_weight``, ``partition.max_churn``); specialists without a
+        ``current_grid`` keep the grid they had. Metrics add ``churn``, ``customers_moved`` and
+        ``grids_changed``.
 
     Returns
     -------
@@ -249,6 +289,11 @@ def plan_city(
         for table, col, src in ((cust, rule.customer_column, "customers"), (roster, rule.specialist_column, "specialists")):
             if col not in table.columns and (src == "customers" or len(roster)):
                 raise InputError(f"{src}: column {col!r} named by a staffing rule is missing", field=col)
+    prev_plan = Plan.read(previous) if isinstance(previous, (str, Path)) else previous
+    if prev_plan is not None and len(roster) and (roster["current_grid"] == "").all():
+        # continuity: a specialist stays on the grid they served in the previous plan
+        had = prev_plan.specialists.set_index("specialist_id")["grid_id"].astype(str)
+        roster["current_grid"] = roster["specialist_id"].map(had).fillna("").astype(str)
     area = read_service_area(service_area) if isinstance(service_area, (str, Path)) else service_area
     barrier_geom = read_geometry(barriers, kinds=_BARRIER_KINDS) if isinstance(barriers, (str, Path)) else barriers
     zone_geom = read_zones(zones) if isinstance(zones, (str, Path)) else zones
@@ -299,8 +344,18 @@ def plan_city(
             raise InfeasibleError(f"k = {pconfig.k} grids cannot cover {n_dedicated} dedicated grids of split compounds "
                                   "and the rest of the city; raise k")
         pconfig = dataclasses.replace(pconfig, k=pconfig.k - n_dedicated)
+    prev_cells = prev_plan.cells[["cell", "grid_id"]] if prev_plan is not None else None
     cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=locked,
-                                      roster=roster)
+                                      roster=roster, previous=prev_cells)
+    if prev_plan is not None and pconfig.max_churn is not None:
+        weight = pconfig.churn_weight
+        for _ in range(3):
+            churn = _churn(prev_plan, located, cell_grid.to_numpy()[index.customer_cell])
+            if churn <= pconfig.max_churn:
+                break
+            weight = max(weight, 1.0) * 4
+            cell_grid, pres = partition_cells(index, upper=capacity, config=dataclasses.replace(pconfig, churn_weight=weight),
+                                              seed=config.seed, locked=locked, roster=roster, previous=prev_cells)
     timings["partition"] = time.perf_counter() - t
 
     # grids table
@@ -386,6 +441,11 @@ def plan_city(
     metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects),
                               blocked=blocked)
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
+    if prev_plan is not None:
+        metrics.update(_rerun_metrics(prev_plan, assignments, cell_table))
+        if pconfig.max_churn is not None and metrics["churn"] > pconfig.max_churn:
+            warnings.append(f"churn {metrics['churn']:.2%} is above partition.max_churn {pconfig.max_churn:.2%}: "
+                            "balance and capacity forced these moves even at the highest churn weight")
     if travel is not None:  # mean base-to-grid travel on the road graph, in its unit
         staffed_t = ares.travel[np.isfinite(ares.travel)] if ares.travel is not None else np.zeros(0)
         metrics["travel_network"] = {"mean": round(float(staffed_t.mean()), 6) if len(staffed_t) else None,
@@ -418,7 +478,11 @@ def plan_city(
                    "zones": _input(zones, "zones") if zones is not None else None,
                    "locked": _input(locked, "locked") if locked is not None else None},
         "input_rows": {"customers": int(n_input), "specialists": int(len(roster))},
-        "previous_plan": None,
+        "previous_plan": None if prev_plan is None else {
+            "grids": int(len(prev_plan.grids)),
+            "manifest_sha256": __import__("hashlib").sha256(
+                json.dumps(prev_plan.manifest, sort_keys=True, ensure_ascii=False).encode()).hexdigest(),
+        },
         "versions": _versions(),
     }
     run = {

@@ -1,0 +1,127 @@
+"""Re-runs from a previous plan: nothing changed → nothing moves; small changes → small churn; diff."""
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import gridengine as ge
+from gridengine.cli import main
+
+STABLE_FILES = ("grids.parquet", "grids.geojson", "assignments.parquet", "assignments.csv", "rejects.csv",
+                "specialists.csv", "cells.parquet")
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    from gridengine.synth import generate_city
+
+    city = generate_city(8000, seed=11)
+    folder = tmp_path_factory.mktemp("rerun") / "p0"
+    plan = ge.plan_city(city.customers, city.specialists, service_area=city.service_area)
+    plan.write(folder)
+    return city, plan, folder
+
+
+def sha(p):
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def check_invariants(plan, full_staffing=True):
+    m = plan.metrics
+    assert m["capacity_violations"] == 0 and m["contiguous_share"] == 1.0
+    assert m["coverage"] == 1.0 if full_staffing else m["specialists_missing"] == m["n_unstaffed_grids"]
+    assert plan.grids["specialist_id"].is_unique
+
+
+def test_nothing_changed_moves_nothing_byte_for_byte(base, tmp_path):
+    city, plan, folder = base
+    again = ge.plan_city(city.customers, city.specialists, service_area=city.service_area, previous=folder)
+    again.write(tmp_path / "p1")
+    assert again.metrics["churn"] == 0.0 and again.metrics["customers_moved"] == 0
+    assert again.metrics["grids_changed"] == 0
+    for f in STABLE_FILES:
+        assert sha(tmp_path / "p1" / f) == sha(folder / f), f
+    assert again.manifest["previous_plan"]["grids"] == len(plan.grids)
+
+
+def test_customers_leave_and_arrive_small_churn_ids_kept(base):
+    city, plan, folder = base
+    c = city.customers
+    rng = np.random.default_rng(3)
+    keep = c.sample(frac=0.95, random_state=1)
+    new = c.sample(frac=0.05, random_state=2).copy()
+    new["customer_id"] = [f"N{i:07d}" for i in range(len(new))]
+    new["lat"] += rng.normal(0, 0.001, len(new))
+    new["lon"] += rng.normal(0, 0.001, len(new))
+    c2 = pd.concat([keep, new]).sort_values("customer_id")
+    again = ge.plan_city(c2, city.specialists, service_area=city.service_area, previous=folder)
+    check_invariants(again)
+    m = again.metrics
+    assert m["churn"] <= 0.02, m["churn"]
+    placed_new = again.assignments["customer_id"].str.startswith("N").sum()
+    assert len(again.rejects) == len(new) - placed_new  # a jittered newcomer may land in the water
+    assert m["new_customers"] == placed_new and m["departed_customers"] == len(c) - len(keep)
+    assert set(again.grids["grid_id"]) == set(plan.grids["grid_id"])  # surviving grids keep their ids
+    # new customers are in the grid their cell belongs to
+    cell_grid = again.cells.set_index("cell")["grid_id"]
+    a = again.assignments
+    assert (a["cell"].map(cell_grid) == a["grid_id"]).all()
+    scratch = ge.plan_city(c2, city.specialists, service_area=city.service_area)
+    from gridengine.pipeline import _rerun_metrics
+
+    assert _rerun_metrics(plan, scratch.assignments, scratch.cells)["churn"] > 5 * max(m["churn"], 0.001)
+
+
+def test_departed_specialist_grid_gets_new_specialist_not_redrawn(base):
+    city, plan, folder = base
+    gone = plan.grids["specialist_id"].iloc[0]
+    roster = city.specialists[city.specialists["specialist_id"] != gone]
+    again = ge.plan_city(city.customers, roster, service_area=city.service_area, previous=folder)
+    check_invariants(again)
+    g = plan.grids["grid_id"].iloc[0]
+    assert again.grids.set_index("grid_id").at[g, "specialist_id"] not in ("", gone)
+    assert again.metrics["grids_changed"] <= 1  # only the restaffed grid
+    served = (plan.assignments["specialist_id"] == gone).mean()
+    assert again.metrics["churn"] <= served + 0.01
+
+
+def test_growth_splits_locally_with_new_ids(base):
+    city, plan, folder = base
+    c = city.customers
+    district = c["district"].value_counts().index[1]
+    extra = c[c["district"] == district].sample(frac=0.3, random_state=4).copy()
+    extra["customer_id"] = [f"X{i:07d}" for i in range(len(extra))]
+    c2 = pd.concat([c, extra]).sort_values("customer_id")
+    cfg = ge.Config(partition=ge.PartitionConfig(capacity=1000.0))
+    again = ge.plan_city(c2, city.specialists, cfg, service_area=city.service_area, previous=folder)
+    check_invariants(again, full_staffing=False)
+    new_ids = set(again.grids["grid_id"]) - set(plan.grids["grid_id"])
+    assert new_ids, "growth needs new grids"
+    assert min(int(x[1:5]) for x in new_ids) > max(int(x[1:5]) for x in plan.grids["grid_id"])
+    assert again.metrics["churn"] <= 0.10
+
+
+def test_max_churn_setting_and_weight_validation():
+    with pytest.raises(ge.ConfigError, match="partition.max_churn must be in"):
+        ge.PartitionConfig(max_churn=1.5)
+    with pytest.raises(ge.ConfigError, match="partition.churn_weight must be >= 0"):
+        ge.PartitionConfig(churn_weight=-1)
+
+
+def test_diff_command(base, tmp_path, capsys):
+    city, plan, folder = base
+    c2 = city.customers.sample(frac=0.9, random_state=5).sort_values("customer_id")
+    p1 = ge.plan_city(c2, city.specialists, service_area=city.service_area, previous=folder)
+    p1.write(tmp_path / "p1")
+    assert main(["diff", str(folder), str(tmp_path / "p1"), "--out", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "departed_customers" in out and "customers_moved" in out
+    d = pd.read_csv(tmp_path / "d" / "diff.csv", dtype=str)
+    assert list(d.columns) == ["customer_id", "grid_a", "grid_b", "specialist_a", "specialist_b"]
+    assert len(d) == p1.metrics["customers_moved"]
+    page = (tmp_path / "d" / "diff.html").read_text()
+    assert "http://" not in page and "https://" not in page and "What changed" in page
+    assert main(["diff", str(folder), str(tmp_path / "p1"), "--out", str(tmp_path / "d")]) == 2  # no overwrite
+    assert main(["diff", str(folder), str(tmp_path / "nope")]) == 2
