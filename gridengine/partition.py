@@ -557,6 +557,69 @@ def _keep_main_pieces(g: _Graph, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+def _grow_region(g: _Graph, labels: np.ndarray, seeds: list[int], *, min_grids: int, within: np.ndarray) -> list[int]:
+    """Seed grids plus rings of neighbouring grids (inside ``within``) until at least ``min_grids``."""
+    inside = np.zeros(g.n, dtype=bool)
+    inside[within] = True
+    e = inside[g.src] & inside[g.dst] & (labels[g.src] != labels[g.dst])
+    pairs = np.unique(np.c_[labels[g.src][e], labels[g.dst][e]], axis=0)
+    nbrs: dict[int, set[int]] = {}
+    for x, y in pairs.tolist():
+        nbrs.setdefault(x, set()).add(y)
+        nbrs.setdefault(y, set()).add(x)
+    region = set(seeds)
+    frontier = set(seeds)
+    while len(region) < min_grids and frontier:
+        frontier = {m for f in sorted(frontier) for m in nbrs.get(f, ())} - region
+        region |= frontier
+    return sorted(region)
+
+
+def _redraw_region(g: _Graph, labels: np.ndarray, region: list[int], k_region: int, next_label: int,
+                   rng: np.random.Generator, n_trees: int, tol: float) -> int:
+    """Redraw the grids in ``region`` as ``k_region`` grids (bisection per connected piece), in place.
+
+    New grids take the id of the old grid they overlap most (by workload, greedily), so customers
+    who stay in that territory keep their grid; the others get new ids from ``next_label``.
+    Returns the next free label.
+    """
+    units = np.flatnonzero(np.isin(labels, region))
+    sub_src_in = np.isin(g.src, units) & np.isin(g.dst, units)
+    n_pieces, piece = connected_components(_csr(g.n, g.src[sub_src_in], g.dst[sub_src_in]), directed=False)
+    pieces = np.unique(piece[units])
+    pw = np.array([g.w[units][piece[units] == p_].sum() for p_ in pieces])
+    pn = np.array([int((piece[units] == p_).sum()) for p_ in pieces])
+    share = pw / max(pw.sum(), 1e-12) * k_region
+    alloc = np.minimum(np.maximum(np.floor(share).astype("int64"), 1), pn)
+    while alloc.sum() > k_region:
+        i = int(np.argmax(np.where(alloc > 1, alloc - share, -np.inf)))
+        alloc[i] -= 1
+    while alloc.sum() < k_region:
+        i = int(np.argmax(np.where(alloc < pn, share - alloc, -np.inf)))
+        alloc[i] += 1
+    tmp = np.full(g.n, -1, dtype="int64")
+    box = [0]
+    for p_, kp in zip(pieces.tolist(), alloc.tolist()):
+        members = units[piece[units] == p_]
+        _recursive_bisection(g, members, int(kp), tmp, box, rng, n_trees, tol, "cut")
+    # keep ids by overlap
+    old = labels[units]
+    new = tmp[units]
+    ov = pd.DataFrame({"new": new, "old": old, "w": g.w[units] + 1e-9}).groupby(["new", "old"])["w"].sum()
+    ov = ov.reset_index().sort_values(["w", "new", "old"], ascending=[False, True, True])
+    given: dict[int, int] = {}
+    taken: set[int] = set()
+    for nw, od in zip(ov["new"].tolist(), ov["old"].tolist()):
+        if nw not in given and od not in taken:
+            given[nw] = od
+            taken.add(od)
+    for nw in sorted(set(new.tolist()) - set(given)):
+        given[nw] = next_label
+        next_label += 1
+    labels[units] = np.array([given[v] for v in new.tolist()], dtype="int64")
+    return next_label
+
+
 def partition_from_previous(
     weights: np.ndarray,
     x: np.ndarray,
@@ -616,27 +679,19 @@ def partition_from_previous(
             next_label = box[0]
             notes.append(f"area {a}: new, {next_label - start} grids drawn")
     for attempt in range(50):
-        # split the heaviest grids of areas that need more grids than they have
-        changed = False
+        # areas that need more grids than they have: redraw the heaviest grids and their
+        # neighbours (a local region) with the extra grids, keeping ids where territory overlaps
         for a in np.flatnonzero(big).tolist():
             units = np.flatnonzero(merged == a)
             present = np.unique(labels[units])
-            while len(present) < kc[a]:
-                loads = {int(lab): float(w[units][labels[units] == lab].sum()) for lab in present}
-                heaviest = max(sorted(loads), key=lambda lab: loads[lab])
-                members = units[labels[units] == heaviest]
-                if len(members) < 2:
-                    break
-                tmp = np.full(n, -1, dtype="int64")
-                _recursive_bisection(g, members, 2, tmp, [0], rng, n_trees, tolerance, "cut")
-                side = tmp[members]
-                # the side holding more of the grid's previous customers keeps its id
-                keep = 0 if w[members][side == 0].sum() >= w[members][side == 1].sum() else 1
-                labels[members[side != keep]] = next_label
-                notes.append(f"grid {heaviest} split: area needed {kc[a]} grids")
-                next_label += 1
-                present = np.unique(labels[units])
-                changed = True
+            extra = int(kc[a]) - len(present)
+            if extra > 0:
+                loads = np.bincount(labels[units], weights=w[units])
+                seeds = sorted(present.tolist(), key=lambda lab: (-loads[lab], lab))[:extra]
+                region = _grow_region(g, labels, seeds, min_grids=4 * extra, within=units)
+                next_label = _redraw_region(g, labels, region, len(region) + extra, next_label, rng, n_trees,
+                                            tolerance)
+                notes.append(f"area {a}: needed {kc[a]} grids; redrew {len(region)} grids as {len(region) + extra}")
         used, dense = np.unique(labels, return_inverse=True)
         dense = dense.astype("int64")
         n_grids = len(used)
@@ -656,12 +711,20 @@ def partition_from_previous(
         over = np.unique(grid_area[loads > upper + 1e-9])
         if len(over) == 0:
             break
-        if k is not None:
-            raise InfeasibleError(f"re-run: {len(over)} area(s) cannot keep {int(kc[over[0]])} grids within capacity "
-                                  f"{upper:g}; raise k or the capacity")
+        labels = used[dense]
+        if k is not None:  # the count is fixed: redraw the overloaded grids with their neighbours
+            if attempt >= 6:
+                raise InfeasibleError(f"re-run: {len(over)} area(s) cannot keep {int(kc[over[0]])} grids within "
+                                      f"capacity {upper:g} even after redrawing the overloaded regions; raise k or "
+                                      "the capacity")
+            heavy_grids = used[np.flatnonzero(loads > upper + 1e-9)].tolist()
+            region = _grow_region(g, labels, heavy_grids, min_grids=(attempt + 1) * 2 * len(heavy_grids),
+                                  within=np.arange(n))
+            next_label = _redraw_region(g, labels, region, len(region), next_label, rng, n_trees, tolerance)
+            notes.append(f"redrew {len(region)} grids around {len(heavy_grids)} over capacity")
+            continue
         for a in over.tolist():
             kc[a] += 1
-        labels = used[dense]
     else:  # pragma: no cover
         raise InfeasibleError(f"re-run: could not fit grids within capacity {upper:g}")
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(dense[b.to_unit]))
