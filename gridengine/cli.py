@@ -56,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("-k", "--grids", type=int, dest="k", help="number of grids (overrides the config)")
     pl.add_argument("--resolution", type=int, help="H3 resolution (overrides the config)")
     pl.add_argument("--coord-system", choices=["wgs84", "gcj02", "bd09"], help="coordinate system of lat/lon")
+    pl.add_argument("--gazetteer", help="address master (address,lat,lon) to geocode customers given by address")
     pl.add_argument("--encoding", help="text encoding of CSV inputs (default: auto: UTF-8, then GB18030)")
     pl.add_argument("--require-full-staffing", action="store_true", help="fail if any grid cannot be staffed")
     pl.add_argument("--force", action="store_true", help="replace a plan already in --out")
@@ -106,6 +107,8 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     inp = {k: v for k, v in (("coord_system", args.coord_system), ("encoding", args.encoding)) if v is not None}
     if inp:
         cfg = cfg.replace(input=dataclasses.replace(cfg.input, **inp))
+    if getattr(args, "gazetteer", None):
+        cfg = cfg.replace(geocode=dataclasses.replace(cfg.geocode, gazetteer=args.gazetteer))
     if args.require_full_staffing:
         cfg = cfg.replace(assign=dataclasses.replace(cfg.assign, require_full_staffing=True))
     if args.seed is not None:

@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from .errors import ConfigError
 
-__all__ = ["InputConfig", "CellConfig", "PartitionConfig", "AssignConfig", "Config"]
+__all__ = ["InputConfig", "GeocodeConfig", "CellConfig", "PartitionConfig", "AssignConfig", "Config"]
 
 COORD_SYSTEMS = ("wgs84", "gcj02", "bd09")
 
@@ -227,8 +227,11 @@ class AssignConfig:
         object.__setattr__(self, "rules", tuple(rules))
 
 
+from .geocode import GeocodeConfig  # noqa: E402  (geocode does not import config)
+
 _GROUPS: dict[str, type] = {
     "input": InputConfig,
+    "geocode": GeocodeConfig,
     "cells": CellConfig,
     "partition": PartitionConfig,
     "assign": AssignConfig,
@@ -275,6 +278,7 @@ class Config:
     """The whole run's configuration: one group per stage plus the seed."""
 
     input: InputConfig = field(default_factory=InputConfig)
+    geocode: GeocodeConfig = field(default_factory=GeocodeConfig)
     cells: CellConfig = field(default_factory=CellConfig)
     partition: PartitionConfig = field(default_factory=PartitionConfig)
     assign: AssignConfig = field(default_factory=AssignConfig)
@@ -297,7 +301,12 @@ class Config:
         kwargs: dict[str, Any] = {}
         for group, gcls in _GROUPS.items():
             if group in data:
-                kwargs[group] = _coerce(group, gcls, data[group])
+                if group == "geocode":
+                    if not isinstance(data[group], dict):
+                        raise ConfigError(f"[geocode] must be a table, got {type(data[group]).__name__}")
+                    kwargs[group] = GeocodeConfig.from_dict(data[group])
+                else:
+                    kwargs[group] = _coerce(group, gcls, data[group])
         if "seed" in data:
             if not isinstance(data["seed"], int) or isinstance(data["seed"], bool):
                 raise ConfigError(f"seed must be an integer, got {data['seed']!r}")

@@ -1,27 +1,54 @@
-"""Geocode: bring every customer to WGS-84 coordinates.
+"""Geocode: bring every customer to WGS-84 coordinates, or reject it with a reason.
 
-This first version handles coordinates given in the input, in one of the coordinate
-systems Chinese map providers use (GCJ-02 "Mars coordinates" and Baidu's BD-09),
-converted to WGS-84: taken as WGS-84 they shift a point by roughly 500 m in
-Shenzhen, often into the next grid. Rows that have only an ``address`` and no
-geocoder able to place them are rejected with that reason (address geocoding
-with a gazetteer or an online provider is a later stage of this module).
+Geocoders are chained in the order :class:`GeocodeConfig` gives; each one tries the rows
+still unplaced (or placed at a precision the config does not accept):
 
-Added columns: ``geo_precision`` (``"exact"`` for given coordinates) and ``geo_source``.
+``coordinates``
+    ``lat``/``lon`` given in the input, in one of the coordinate systems Chinese map
+    providers use (GCJ-02 "Mars coordinates", Baidu's BD-09) converted to WGS-84: taken as
+    WGS-84 they shift a point by roughly 500 m in Shenzhen, often into the next grid.
+``gazetteer``
+    A planner-supplied CSV of addresses and coordinates (an insurer's address master),
+    matched after Chinese address normalisation, exactly or fuzzily (rapidfuzz), falling
+    back to the compound, community, street or district (see :mod:`gridengine._address`).
+``online``
+    A geocoding service through geopy (Nominatim, ArcGIS, Baidu, ...), with an SQLite cache
+    keyed by (provider, normalised address), a rate limit, retries with back-off and
+    timeouts. Answers are cached as they arrive, so a run that is interrupted resumes
+    without asking again for what is cached. geopy is imported only when configured.
+
+Added columns: ``geo_precision`` (``exact``, ``fuzzy``, ``compound``, ``community``,
+``street``, ``district``), ``geo_source`` (``input``, ``input:gcj02``, ``gazetteer``,
+``online:nominatim``, ...) and ``geo_score`` (0-100: 100 for given coordinates and exact
+matches, the fuzzy score otherwise, the provider's confidence where it gives one, else NaN).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
+import math
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .config import COORD_SYSTEMS
+from ._address import Gazetteer, normalise_address, parse_address
+from .errors import ConfigError, InputError
 
-__all__ = ["gcj02_to_wgs84", "bd09_to_wgs84", "wgs84_to_gcj02", "wgs84_to_bd09", "to_wgs84", "geocode_customers"]
+__all__ = ["gcj02_to_wgs84", "bd09_to_wgs84", "wgs84_to_gcj02", "wgs84_to_bd09", "to_wgs84", "geocode_customers",
+           "GeocodeConfig", "Gazetteer", "read_gazetteer", "normalise_address", "parse_address", "OnlineGeocoder",
+           "PRECISIONS"]
 
 logger = logging.getLogger(__name__)
+
+# The same as gridengine.config.COORD_SYSTEMS, not imported so that config.py may import this module.
+COORD_SYSTEMS = ("wgs84", "gcj02", "bd09")
 
 _A = 6378245.0  # Krasovsky 1940 semi-major axis used by GCJ-02
 _EE = 0.00669342162296594323
@@ -102,7 +129,329 @@ def to_wgs84(lat: np.ndarray, lon: np.ndarray, system: str) -> tuple[np.ndarray,
     raise ValueError(f"unknown coordinate system {system!r}; expected one of {', '.join(COORD_SYSTEMS)}")
 
 
-def geocode_customers(customers: pd.DataFrame, *, coord_system: str = "wgs84") -> tuple[pd.DataFrame, pd.DataFrame]:
+# --------------------------------------------------------------------------- #
+# Configuration                                                               #
+# --------------------------------------------------------------------------- #
+
+PRECISIONS = ("exact", "fuzzy", "compound", "community", "street", "district", "failed")
+GEOCODERS = ("coordinates", "gazetteer", "online")
+# provider -> (geopy class, coordinate system of its answers, name of the key argument)
+_PROVIDERS = {
+    "nominatim": ("Nominatim", "wgs84", None), "arcgis": ("ArcGIS", "wgs84", None),
+    "baidu": ("Baidu", "bd09", "api_key"), "baiduv3": ("BaiduV3", "bd09", "api_key"),
+    "photon": ("Photon", "wgs84", None), "opencage": ("OpenCage", "wgs84", "api_key"),
+    "mapbox": ("MapBox", "wgs84", "api_key"), "tomtom": ("TomTom", "wgs84", "api_key"),
+    "here": ("HereV7", "wgs84", "apikey"),
+}
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ConfigError(msg)
+
+
+@dataclass(frozen=True)
+class GeocodeConfig:
+    """How customers with an address only are placed (the ``[geocode]`` section).
+
+    Parameters
+    ----------
+    order
+        Geocoders tried in order, from ``coordinates``, ``gazetteer``, ``online``; one
+        without its settings (no ``gazetteer`` file, no ``provider``) is skipped.
+    gazetteer
+        CSV with columns ``address``, ``lat``, ``lon`` and optionally ``coord_system``.
+    gazetteer_coord_system
+        Coordinate system of the gazetteer rows without a ``coord_system`` of their own.
+    min_score
+        Fuzzy-match threshold, 0-100: rapidfuzz ``ratio`` of street + community + compound
+        names (see :mod:`gridengine._address`).
+    accept
+        Precisions accepted, among ``exact`` (the whole address), ``fuzzy`` (the whole address,
+        names with typos), ``compound`` (the building's point when the building is known, else
+        the compound's), ``community``, ``street``, ``district``; a row placed only at a
+        precision not listed is rejected with the reason (the next geocoder may still place it).
+    provider, provider_url, api_key_env
+        Online geocoder (``nominatim``, ``arcgis``, ``baidu``, ``baiduv3``, ``photon``,
+        ``opencage``, ``mapbox``, ``tomtom``, ``here``; Baidu's BD-09 answers are converted,
+        the others are taken as WGS-84), an endpoint overriding the provider's (scheme, host,
+        port), and the name of the environment variable holding its key.
+    cache
+        SQLite file of online answers (default ``~/.cache/gridengine/geocode.sqlite``).
+    rate_per_s, timeout_s, retries
+        Requests per second at most, seconds before a request times out, retries after a
+        failed request (back-off doubling from ``1 / rate_per_s``).
+    """
+
+    order: tuple[str, ...] = ("coordinates", "gazetteer", "online")
+    gazetteer: str | None = None
+    gazetteer_coord_system: str = "wgs84"
+    min_score: float = 85.0
+    accept: tuple[str, ...] = ("exact", "fuzzy", "compound")
+    provider: str | None = None
+    provider_url: str | None = None
+    api_key_env: str | None = None
+    cache: str | None = None
+    rate_per_s: float = 1.0
+    timeout_s: float = 10.0
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("order", "accept"):
+            v = getattr(self, name)
+            _check(isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v),
+                   f"geocode.{name} must be a list of strings, got {v!r}")
+            object.__setattr__(self, name, tuple(v))
+        _check(len(self.order) > 0 and set(self.order) <= set(GEOCODERS) and len(set(self.order)) == len(self.order),
+               f"geocode.order must list distinct geocoders among {', '.join(GEOCODERS)}, got {list(self.order)}")
+        _check(len(self.accept) > 0 and set(self.accept) <= set(PRECISIONS[:-1]),
+               f"geocode.accept must list precisions among {', '.join(PRECISIONS[:-1])}, got {list(self.accept)}")
+        for name in ("gazetteer", "provider", "provider_url", "api_key_env", "cache"):
+            v = getattr(self, name)
+            _check(v is None or (isinstance(v, str) and v != ""), f"geocode.{name} must be a non-empty string, got {v!r}")
+        _check(self.gazetteer_coord_system in COORD_SYSTEMS, f"geocode.gazetteer_coord_system must be one of "
+               f"{', '.join(COORD_SYSTEMS)}, got {self.gazetteer_coord_system!r}")
+        _check(self.provider is None or self.provider in _PROVIDERS,
+               f"geocode.provider must be one of {', '.join(_PROVIDERS)}, got {self.provider!r}")
+        _check(self.provider_url is None or self.provider_url.startswith(("http://", "https://")),
+               f"geocode.provider_url must start with http:// or https://, got {self.provider_url!r}")
+        for name, lo, hi in (("min_score", 0.0, 100.0), ("rate_per_s", 0.0, math.inf), ("timeout_s", 0.0, math.inf)):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi and (name == "min_score" or v > 0)
+            _check(ok, f"geocode.{name} must be a number {'in [0, 100]' if name == 'min_score' else '> 0'}, got {v!r}")
+        _check(isinstance(self.retries, int) and not isinstance(self.retries, bool) and self.retries >= 0,
+               f"geocode.retries must be a non-negative integer, got {self.retries!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeocodeConfig":
+        """Build from a mapping (a TOML ``[geocode]`` table); unknown keys are a :class:`ConfigError`."""
+        _check(isinstance(d, dict), f"geocode must be a table, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        _check(not unknown, f"geocode: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**d)
+
+
+# --------------------------------------------------------------------------- #
+# Gazetteer                                                                   #
+# --------------------------------------------------------------------------- #
+
+
+def read_gazetteer(path: str | Path, *, coord_system: str = "wgs84") -> Gazetteer:
+    """Read and index a gazetteer (``address``, ``lat``, ``lon``, optional ``coord_system``).
+
+    CSV in any encoding and delimiter the customers file may have, or Parquet. Indexes are
+    cached by path, modification time and size. Raises :class:`InputError` naming the file,
+    and the row and column of a bad value."""
+    p = Path(path)
+    st = p.stat() if p.is_file() else None
+    return _read_gazetteer(str(p.resolve()), st.st_mtime_ns if st else 0, st.st_size if st else 0, coord_system)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_gazetteer(path: str, _mtime: int, _size: int, coord_system: str) -> Gazetteer:
+    from .ingest import _read_raw
+
+    try:
+        df = _read_raw(Path(path), "auto")
+    except InputError as e:
+        raise InputError(f"gazetteer {e}", path=path) from None
+    df.columns = [str(c).strip().lower() for c in df.columns]
+    for col in ("address", "lat", "lon"):
+        if col not in df.columns:
+            raise InputError(f"gazetteer {path}: column {col!r} is missing (columns: {', '.join(df.columns)})",
+                             path=path, field=col)
+    if len(df) == 0:
+        raise InputError(f"gazetteer {path}: no rows", path=path)
+
+    def bad(mask: np.ndarray, col: str, what: str) -> None:
+        if mask.any():
+            r = int(np.flatnonzero(mask)[0])
+            raise InputError(f"gazetteer {path}, row {r + 1}, column {col}: {what}, got {df[col].iat[r]!r}"
+                             + (f" ({int(mask.sum())} bad rows)" if mask.sum() > 1 else ""), path=path, row=r + 1, field=col)
+
+    df["address"] = df["address"].fillna("").astype(str)
+    bad((df["address"].str.strip() == "").to_numpy(), "address", "empty address")
+    xy = {}
+    for col, lim in (("lat", 90.0), ("lon", 180.0)):
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype="float64")
+        bad(~(np.abs(v) <= lim), col, f"not a {'latitude' if col == 'lat' else 'longitude'}")
+        xy[col] = v
+    systems = np.full(len(df), coord_system, dtype=object)
+    if "coord_system" in df.columns:
+        given = df["coord_system"].fillna("").astype(str).str.strip().str.lower().to_numpy(dtype=object)
+        systems = np.where(given == "", systems, given)
+        bad(~np.isin(systems, COORD_SYSTEMS), "coord_system", f"must be one of {', '.join(COORD_SYSTEMS)}")
+    lat, lon = xy["lat"].copy(), xy["lon"].copy()
+    for system in set(systems) - {"wgs84"}:
+        m = systems == system
+        lat[m], lon[m] = to_wgs84(lat[m], lon[m], system)
+    gz = Gazetteer(df["address"].tolist(), lat, lon)
+    logger.info("gazetteer %s: %d rows", path, len(gz))
+    return gz
+
+
+# --------------------------------------------------------------------------- #
+# Online provider                                                             #
+# --------------------------------------------------------------------------- #
+
+# Levels providers report (Baidu ``level``, Nominatim ``addresstype``/``type``, ArcGIS
+# ``Addr_type``) -> precision; None: coarser than a district, not a usable location.
+_LEVELS = {
+    "exact": ("门址", "楼栋", "house", "building", "pointaddress", "subaddress", "house_number"),
+    "compound": ("地产小区", "商务大厦", "residential", "apartments", "poi"),
+    "community": ("村庄", "neighbourhood", "neighborhood", "quarter", "suburb", "locality", "village"),
+    "street": ("道路", "乡镇", "road", "street", "streetname", "town"),
+    "district": ("区县", "city_district", "district", "borough", "county", "subregion"),
+    None: ("国家", "省", "城市", "country", "state", "region", "city", "province", "postal"),
+}
+_LEVEL = {w: p for p, words in _LEVELS.items() for w in words}
+
+
+def _precision_score(raw) -> tuple[str | None, float]:
+    raw = raw if isinstance(raw, dict) else {}
+    attrs = raw.get("attributes") if isinstance(raw.get("attributes"), dict) else {}
+    level = next((str(v).lower() for v in (raw.get("level"), raw.get("addresstype"), attrs.get("Addr_type"),
+                                           raw.get("type")) if v), "")
+    for key, mul in (("score", 1.0), ("confidence", 1.0), ("importance", 100.0)):
+        if isinstance(raw.get(key), (int, float)) and not isinstance(raw.get(key), bool):
+            return _LEVEL.get(level, "fuzzy"), float(min(100.0, max(0.0, raw[key] * mul)))
+    return _LEVEL.get(level, "fuzzy"), math.nan
+
+
+class OnlineGeocoder:
+    """A geopy geocoder behind an SQLite cache, a rate limit, retries and timeouts.
+
+    :meth:`geocode` answers ``(lat, lon, precision, score, reason)`` for each address and
+    never raises for a bad answer: a definitive one (a point, "no result") is cached at once,
+    a failure (timeout, server error, malformed response) is returned as ``failed`` with the
+    reason and asked again next run. ``requests`` counts HTTP attempts, ``cache_hits`` answers
+    from the cache. Use as a context manager (or call :meth:`close`).
+    """
+
+    def __init__(self, config: GeocodeConfig) -> None:
+        _check(config.provider is not None, "geocode.provider is not set")
+        try:
+            import geopy.adapters
+            import geopy.geocoders
+        except ImportError as e:
+            raise ConfigError(f"geocode.provider {config.provider!r} needs geopy: pip install geopy") from e
+        cls_name, self.coord_system, key_arg = _PROVIDERS[config.provider]
+        self.provider, self.retries, self.timeout = config.provider, config.retries, config.timeout_s
+        self._interval, self._next = 1.0 / config.rate_per_s, 0.0
+        kwargs = {"timeout": config.timeout_s, "user_agent": "gridengine/0.1 (territory planning)",
+                  "adapter_factory": geopy.adapters.URLLibAdapter}
+        if key_arg:
+            _check(config.api_key_env is not None, f"geocode.provider {config.provider!r} needs a key: set geocode.api_key_env")
+            kwargs[key_arg] = os.environ.get(config.api_key_env or "", "")
+            _check(kwargs[key_arg] != "", f"geocode.api_key_env: environment variable {config.api_key_env} is not set")
+        if config.provider_url:
+            kwargs["scheme"] = config.provider_url.split("://", 1)[0]
+        self._geo = getattr(geopy.geocoders, cls_name)(**kwargs)
+        if config.provider_url:
+            from urllib.parse import urlsplit, urlunsplit
+            base, api = urlsplit(config.provider_url), urlsplit(self._geo.api)
+            self._geo.api = urlunsplit((base.scheme, base.netloc, base.path.rstrip("/") + api.path, api.query, ""))
+        self._extra = {"out_fields": ["Addr_type"]} if config.provider == "arcgis" else {}
+        path = Path(config.cache) if config.cache else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gridengine" / "geocode.sqlite"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("CREATE TABLE IF NOT EXISTS answers (provider TEXT, address TEXT, lat REAL, lon REAL, "
+                         "precision TEXT, score REAL, reason TEXT, at REAL, PRIMARY KEY (provider, address))")
+        self.requests = self.cache_hits = 0
+        self._fatal = ""
+
+    def __enter__(self) -> "OnlineGeocoder":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _throttle(self) -> None:
+        now = time.monotonic()
+        if self._next > now:
+            time.sleep(self._next - now)
+        self._next = max(now, self._next) + self._interval
+
+    def _ask(self, text: str) -> tuple[tuple, bool]:
+        """One address from the provider: (answer, definitive)."""
+        from geopy import exc
+
+        def failed(why: str, definitive: bool = False) -> tuple[tuple, bool]:
+            return (math.nan, math.nan, "failed", 0.0, why), definitive
+
+        last, wait = "", 0.0
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(60.0, max(wait, self._interval * 2 ** (attempt - 1))))
+            self._throttle()
+            self.requests += 1
+            wait = 0.0
+            try:
+                loc = self._geo.geocode(text, exactly_one=True, timeout=self.timeout, **self._extra)
+                if loc is None:
+                    return failed("no result", True)
+                lat, lon = float(loc.latitude), float(loc.longitude)
+                if not (abs(lat) <= 90 and abs(lon) <= 180):
+                    raise ValueError("coordinates out of range")
+                precision, score = _precision_score(loc.raw)
+            except exc.GeocoderRateLimited as e:
+                last, wait = "rate limit", float(e.retry_after or 0.0)
+            except exc.GeocoderTimedOut:
+                last = "timeout"
+            except (exc.GeocoderAuthenticationFailure, exc.GeocoderInsufficientPrivileges, exc.GeocoderQuotaExceeded) as e:
+                self._fatal = f"provider refused the requests ({type(e).__name__}: {e})"
+                return failed(self._fatal)
+            except exc.GeocoderParseError:
+                return failed("malformed response")
+            except exc.GeocoderQueryError as e:
+                return failed(f"query refused ({e})")
+            except exc.GeopyError as e:
+                last = f"error ({e})"
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+                return failed("malformed response")
+            else:
+                if precision is None:
+                    return failed("result coarser than a district", True)
+                wlat, wlon = to_wgs84(np.array([lat]), np.array([lon]), self.coord_system)
+                return (round(float(wlat[0]), 7), round(float(wlon[0]), 7), precision, score, ""), True
+        return failed(f"provider {last} after {self.retries} retr{'y' if self.retries == 1 else 'ies'}")
+
+    def geocode(self, addresses) -> list[tuple]:
+        """Answers ``(lat, lon, precision, score, reason)`` for the addresses, in order."""
+        out, seen = [], {}
+        for text in addresses:
+            key = normalise_address(text)
+            if key in seen:
+                out.append(seen[key])
+                continue
+            row = self._db.execute("SELECT lat, lon, precision, score, reason FROM answers WHERE provider=? AND "
+                                   "address=?", (self.provider, key)).fetchone()
+            if row is not None:
+                self.cache_hits += 1
+                ans = tuple(math.nan if v is None else v for v in row)
+            elif self._fatal:
+                ans = (math.nan, math.nan, "failed", 0.0, self._fatal)
+            else:
+                ans, definitive = self._ask(" ".join(str(text).split()))
+                if definitive:
+                    self._db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                     (self.provider, key, *ans, time.time()))
+            seen[key] = ans
+            out.append(ans)
+        return out
+
+
+# --------------------------------------------------------------------------- #
+# The stage                                                                   #
+# --------------------------------------------------------------------------- #
+
+
+def geocode_customers(customers: pd.DataFrame, *, coord_system: str = "wgs84",
+                      config: GeocodeConfig | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Give every customer WGS-84 coordinates, or reject it with a reason.
 
     Parameters
@@ -112,27 +461,76 @@ def geocode_customers(customers: pd.DataFrame, *, coord_system: str = "wgs84") -
         where only an ``address`` was given.
     coord_system
         The coordinate system of the given ``lat``/``lon``.
+    config
+        The geocoders to chain; ``None`` places only rows with coordinates.
 
     Returns
     -------
     located
-        The customers with WGS-84 ``lat``/``lon`` and ``geo_precision``, ``geo_source`` columns.
+        The customers with WGS-84 ``lat``/``lon`` and ``geo_precision``, ``geo_source``,
+        ``geo_score`` columns, in input order.
     rejects
         ``customer_id``, ``row``, ``reason`` for customers that could not be placed.
+        ``len(located) + len(rejects) == len(customers)``.
     """
-    has_xy = customers["lat"].notna().to_numpy() & customers["lon"].notna().to_numpy()
-    out = customers.loc[has_xy].copy()
-    lat, lon = to_wgs84(out["lat"].to_numpy(), out["lon"].to_numpy(), coord_system)
-    out["lat"] = np.round(lat, 7)
-    out["lon"] = np.round(lon, 7)
-    out["geo_precision"] = "exact"
-    out["geo_source"] = "input" if coord_system == "wgs84" else f"input:{coord_system}"
-    miss = customers.loc[~has_xy]
-    rejects = pd.DataFrame({
-        "customer_id": miss["customer_id"].to_numpy(dtype=object),
-        "row": miss["row"].to_numpy(),
-        "reason": "address only: no coordinates and no geocoder configured to place the address",
-    })
-    if len(miss):
-        logger.info("geocode: %d customers with an address only were rejected", len(miss))
-    return out.reset_index(drop=True), rejects
+    n = len(customers)
+    cfg = config or GeocodeConfig(order=("coordinates",))
+    accept = set(cfg.accept) if config else set(PRECISIONS)
+    lat = customers["lat"].to_numpy(dtype="float64").copy()
+    lon = customers["lon"].to_numpy(dtype="float64").copy()
+    has_xy = ~np.isnan(lat) & ~np.isnan(lon)
+    address = (customers["address"].fillna("").astype(str).str.strip() if "address" in customers.columns
+               else pd.Series([""] * n, index=customers.index))
+    has_addr = (address != "").to_numpy()
+    prec, src = np.full(n, "", dtype=object), np.full(n, "", dtype=object)
+    score, reason = np.full(n, np.nan), np.full(n, "", dtype=object)
+    out_lat, out_lon = np.full(n, np.nan), np.full(n, np.nan)
+    done = np.zeros(n, dtype=bool)
+
+    def settle(m: np.ndarray, la, lo, p, sc, why, source: str) -> None:
+        idx = np.flatnonzero(m)
+        p = np.asarray(p, dtype=object)
+        ok = np.isin(p, list(accept))
+        i = idx[ok]
+        out_lat[i], out_lon[i], prec[i], score[i], src[i] = np.asarray(la)[ok], np.asarray(lo)[ok], p[ok], np.asarray(sc)[ok], source
+        done[i] = True
+        why = np.asarray(why, dtype=object)
+        for j, pj, wj, sj in zip(idx[~ok], p[~ok], why[~ok], np.asarray(sc)[~ok]):
+            msg = (f"{source}: {wj}" if pj == "failed" else
+                   f"{source}: placed only at {pj} level (score {sj:.0f}{'; ' + wj if wj else ''}), not in geocode.accept")
+            reason[j] = f"{reason[j]}; {msg}" if reason[j] else msg
+
+    for stage in cfg.order:
+        if stage == "coordinates":
+            m = ~done & has_xy
+            la, lo = to_wgs84(lat[m], lon[m], coord_system)
+            settle(m, la, lo, np.full(int(m.sum()), "exact"), np.full(int(m.sum()), 100.0), np.full(int(m.sum()), ""),
+                   "input" if coord_system == "wgs84" else f"input:{coord_system}")
+        elif stage == "gazetteer" and cfg.gazetteer:
+            m = ~done & has_addr
+            if m.any():
+                res = read_gazetteer(cfg.gazetteer, coord_system=cfg.gazetteer_coord_system).match(address[m], cfg.min_score)
+                settle(m, res["lat"], res["lon"], res["precision"], res["score"], res["reason"], "gazetteer")
+        elif stage == "online" and cfg.provider:
+            m = ~done & has_addr
+            if m.any():
+                with OnlineGeocoder(cfg) as geo:
+                    res = pd.DataFrame(geo.geocode(address[m].tolist()), columns=["lat", "lon", "p", "s", "r"])
+                    logger.info("geocode online (%s): %d addresses, %d from the cache, %d requests",
+                                cfg.provider, int(m.sum()), geo.cache_hits, geo.requests)
+                settle(m, res["lat"], res["lon"], res["p"], res["s"], res["r"], f"online:{cfg.provider}")
+
+    rej = ~done
+    for j in np.flatnonzero(rej & (reason == "")):  # rows no geocoder of the chain could try
+        reason[j] = ("no coordinates and no address" if not (has_addr[j] or has_xy[j]) else
+                     "coordinates given but 'coordinates' is not in geocode.order" if has_xy[j] else
+                     "address only: no coordinates and no geocoder configured to place the address")
+    located = customers.loc[done].copy()
+    located["lat"], located["lon"] = np.round(out_lat[done], 7), np.round(out_lon[done], 7)
+    located["geo_precision"], located["geo_source"], located["geo_score"] = prec[done], src[done], score[done]
+    rows = customers["row"].to_numpy() if "row" in customers.columns else np.arange(1, n + 1)
+    rejects = pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(dtype=object)[rej],
+                            "row": rows[rej], "reason": reason[rej].astype(object)})
+    if rej.any():
+        logger.info("geocode: %d of %d customers rejected", int(rej.sum()), n)
+    return located.reset_index(drop=True), rejects

@@ -305,7 +305,7 @@ def plan_city(
 
     # geocode
     t = time.perf_counter()
-    located, rejects1 = geocode_customers(cust, coord_system=config.input.coord_system)
+    located, rejects1 = geocode_customers(cust, coord_system=config.input.coord_system, config=config.geocode)
     if config.input.coord_system != "wgs84":
         from .geocode import to_wgs84
 
@@ -476,7 +476,8 @@ def plan_city(
                    "service_area": _input(service_area, "service area") if service_area is not None else None,
                    "barriers": _input(barriers, "barriers") if barriers is not None else None,
                    "zones": _input(zones, "zones") if zones is not None else None,
-                   "locked": _input(locked, "locked") if locked is not None else None},
+                   "locked": _input(locked, "locked") if locked is not None else None,
+                   "gazetteer": _input(config.geocode.gazetteer, "gazetteer") if config.geocode.gazetteer else None},
         "input_rows": {"customers": int(n_input), "specialists": int(len(roster))},
         "previous_plan": None if prev_plan is None else {
             "grids": int(len(prev_plan.grids)),

@@ -96,7 +96,7 @@ from shapely.geometry.base import BaseGeometry
 
 from .errors import ConfigError
 
-__all__ = ["SyntheticCity", "generate_city", "write_city"]
+__all__ = ["SyntheticCity", "generate_city", "write_city", "generate_messy_addresses", "build_gazetteer"]
 
 logger = logging.getLogger(__name__)
 
@@ -994,3 +994,86 @@ def _generate(
         "n_part_time": n_part,
     }
     return city, stats
+
+
+# --------------------------------------------------------------------------- #
+# Addresses only: a messy-address variant and a gazetteer                     #
+# --------------------------------------------------------------------------- #
+
+_CLEAN_ADDRESS = r"^(广东省)(深圳市)(..区)(..(?:街道|路))(..社区)(.+?)(\d+)栋(\d+)单元(\d+)室$"
+
+
+def generate_messy_addresses(customers: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """Customers as a planner might receive them: ``customer_id``, messy ``address``, ``workload``.
+
+    Each clean address of :func:`generate_city` is disturbed, independently and
+    deterministically for a given ``seed``: the province/city prefix kept, cut to the city,
+    dropped or written without 省/市 (``广东深圳``); the district dropped (20 %); a typo in
+    the street, community or compound name (12 %: a wrong syllable or two swapped ones);
+    栋 written 幢, 座 or 号楼 (30 %); unit before building (12 %); 室 written 号 or left out
+    (20 %) or the whole ``9-2-3902`` form (4 %); traditional 區/號/單 (5 %); full-width
+    digits (20 %); extra half- or full-width spaces (25 %). No coordinates: the truth
+    stays in ``customers`` (same ``customer_id``).
+
+    Raises
+    ------
+    ConfigError
+        If an address is not in the generator's format.
+    """
+    parts = customers["address"].astype(str).str.extract(_CLEAN_ADDRESS)
+    if parts.isna().any(axis=None):
+        bad = customers["address"].iloc[int(np.flatnonzero(parts.isna().any(axis=1).to_numpy())[0])]
+        raise ConfigError(f"address not in the synthetic format: {bad!r}")
+    rng = np.random.default_rng(seed)
+    n = len(customers)
+    u = rng.random((n, 12))
+    typo_field = rng.integers(0, 3, n)
+    typo_pos = rng.integers(0, 2, n)
+    typo_char = _PLACE_SYLLABLES[rng.integers(0, len(_PLACE_SYLLABLES), n)]
+    cuts = rng.integers(1, 8, (n, 3))
+    spaces = np.array([" ", "  ", "\u3000"], dtype=object)[rng.integers(0, 3, (n, 3))]
+    fullwidth = str.maketrans("0123456789", "０１２３４５６７８９")
+    out = []
+    for i, (prov, city, dist, street, comm, comp, b, un, room) in enumerate(parts.itertuples(index=False)):
+        r = u[i]
+        prefix = prov + city if r[0] < 0.35 else city if r[0] < 0.6 else "" if r[0] < 0.9 else "广东深圳"
+        if r[1] < 0.2:
+            dist = ""
+        if r[2] < 0.12:  # typo in a two-syllable stem: a wrong syllable or the two swapped
+            names = [street, comm, comp]
+            s, k = names[typo_field[i]], typo_pos[i]
+            wrong = typo_char[i] if typo_char[i] != s[k] else "丁"
+            names[typo_field[i]] = (s[:k] + wrong + s[k + 1:]) if r[3] < 0.7 else s[1] + s[0] + s[2:]
+            street, comm, comp = names
+        marker = "栋" if r[4] < 0.7 else "幢" if r[4] < 0.8 else "座" if r[4] < 0.9 else "号楼"
+        bld, unit = f"{b}{marker}", f"{un}单元"
+        room_txt = f"{room}室" if r[5] < 0.8 else f"{room}号" if r[5] < 0.9 else room
+        tail = unit + bld + room_txt if r[6] < 0.12 else bld + unit + room_txt
+        if r[7] < 0.04:
+            tail = f"{b}-{un}-{room}"
+        segs = [prefix, dist, street, comm, comp, tail]
+        if r[8] < 0.05:
+            segs = [x.replace("区", "區").replace("号", "號").replace("单", "單") for x in segs]
+        if r[9] < 0.25:
+            for j, c in enumerate(sorted(set(cuts[i, : 1 + int(r[10] * 3)]))):
+                segs[min(c, 5)] = spaces[i, j] + segs[min(c, 5)] if c < 6 else segs[min(c, 5)] + spaces[i, j]
+        text = "".join(segs)
+        out.append(text.translate(fullwidth) if r[11] < 0.2 else text)
+    return pd.DataFrame({"customer_id": customers["customer_id"].to_numpy(), "address": out,
+                         "workload": customers["workload"].to_numpy()})
+
+
+def build_gazetteer(customers: pd.DataFrame, *, holdout: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    """An address master built from clean addresses: ``address``, ``lat``, ``lon`` (WGS-84).
+
+    One row per distinct clean address with its point (the building's point for compounds
+    whose customers are placed per building, the compound's for the others), in customer
+    order. ``holdout`` drops that share of the addresses (chosen with ``seed``), like
+    customers not yet in the insurer's master: they can then be placed only through their
+    building or compound.
+    """
+    gz = customers[["address", "lat", "lon"]].drop_duplicates("address").reset_index(drop=True)
+    if holdout > 0:
+        keep = np.random.default_rng(seed).random(len(gz)) >= holdout
+        gz = gz.loc[keep].reset_index(drop=True)
+    return gz

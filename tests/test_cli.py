@@ -109,3 +109,26 @@ def test_same_plan_under_another_hash_seed(sample_paths, sample_plan_dir, tmp_pa
     assert r.returncode == 0, r.stderr
     for f in DATA_FILES:
         assert hashlib.sha256((out / f).read_bytes()).digest() == hashlib.sha256((sample_plan_dir / f).read_bytes()).digest(), f
+
+
+def test_plan_from_addresses_alone_with_gazetteer(sample_paths, tmp_path):
+    from gridengine.cli import main as cli_main
+
+    root = sample_paths["customers"].parent
+    out = tmp_path / "addr"
+    args = ["plan", "--customers", str(root / "customers_addresses.csv"), "--gazetteer", str(root / "gazetteer.csv"),
+            "--specialists", str(sample_paths["specialists"]), "--service-area", str(sample_paths["service_area"]),
+            "--out", str(out), "-q"]
+    assert cli_main(args) == 0
+    import pandas as pd
+
+    a = pd.read_csv(out / "assignments.csv", dtype={"customer_id": str})
+    r = pd.read_csv(out / "rejects.csv", dtype={"customer_id": str})
+    truth = pd.read_csv(sample_paths["customers"], dtype={"customer_id": str}).set_index("customer_id")
+    assert len(a) + len(r) == len(truth) and len(r) <= 0.02 * len(truth)
+    from gridengine.cells import haversine_km
+
+    t = truth.loc[a["customer_id"]]
+    err_m = haversine_km(a["lat"].to_numpy(), a["lon"].to_numpy(), t["lat"].to_numpy(), t["lon"].to_numpy()) * 1000
+    assert (err_m <= 50).mean() >= 0.98
+    assert all(r["reason"].str.len() > 0)
