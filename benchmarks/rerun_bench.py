@@ -340,6 +340,16 @@ def main() -> int:
               f"{cust_d['workload'].sum() / total_w - 1:+.2%}; mean grid fill ~{cust_d['workload'].sum() / args.k / cap:.3f} "
               "of CAP)", flush=True)
         rows += run_pair(name, cust_d, roster, cfg, area, base_folder, base_plan, 0.10, out_dir)
+        # (d') the same growth, with the number of grids free to grow at the same capacity (what a
+        # planner does when workload grows): k derived from CAP at the base plan's fill (1 / 1.10)
+        import dataclasses
+
+        cfg_grow = dataclasses.replace(cfg, partition=dataclasses.replace(cfg.partition, k=None,
+                                                                          target_fill=1 / 1.10 + 1e-9))
+        name = "d' district +30%, k free"
+        scen[name] = dict(scen["d district +30%"], k="derived from CAP at fill 1/1.10")
+        print(f"(d') the same customers; k derived from CAP (grids may be added), capacity unchanged", flush=True)
+        rows += run_pair(name, cust_d, roster, cfg_grow, area, base_folder, base_plan, 0.10, out_dir)
         del cust_d, new, src
     finally:
         if tmp is not None:

@@ -567,10 +567,13 @@ def _grow_region(g: _Graph, labels: np.ndarray, seeds: list[int], *, min_grids: 
     for x, y in pairs.tolist():
         nbrs.setdefault(x, set()).add(y)
         nbrs.setdefault(y, set()).add(x)
+    load = np.bincount(labels[within], weights=g.w[within], minlength=int(labels.max()) + 1)
     region = set(seeds)
     frontier = set(seeds)
     while len(region) < min_grids and frontier:
-        frontier = {m for f in sorted(frontier) for m in nbrs.get(f, ())} - region
+        ring = sorted({m for f in sorted(frontier) for m in nbrs.get(f, ())} - region, key=lambda m: (-load[m], m))
+        ring = ring[:min_grids - len(region)]  # the heaviest neighbours first, no more than needed
+        frontier = set(ring)
         region |= frontier
     return sorted(region)
 
@@ -688,7 +691,7 @@ def partition_from_previous(
             if extra > 0:
                 loads = np.bincount(labels[units], weights=w[units])
                 seeds = sorted(present.tolist(), key=lambda lab: (-loads[lab], lab))[:extra]
-                region = _grow_region(g, labels, seeds, min_grids=4 * extra, within=units)
+                region = _grow_region(g, labels, seeds, min_grids=2 * extra, within=units)
                 next_label = _redraw_region(g, labels, region, len(region) + extra, next_label, rng, n_trees,
                                             tolerance)
                 notes.append(f"area {a}: needed {kc[a]} grids; redrew {len(region)} grids as {len(region) + extra}")
