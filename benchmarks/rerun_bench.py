@@ -348,7 +348,7 @@ def main() -> int:
                                                                           target_fill=1 / 1.10 + 1e-9))
         name = "d' district +30%, k free"
         scen[name] = dict(scen["d district +30%"], k="derived from CAP at fill 1/1.10")
-        print(f"(d') the same customers; k derived from CAP (grids may be added), capacity unchanged", flush=True)
+        print("(d') the same customers; k derived from CAP (grids may be added), capacity unchanged", flush=True)
         rows += run_pair(name, cust_d, roster, cfg_grow, area, base_folder, base_plan, 0.10, out_dir)
         del cust_d, new, src
     finally:

@@ -4,7 +4,6 @@ import h3
 import h3.api.basic_int as h3i
 import numpy as np
 import pandas as pd
-import pytest
 from shapely.geometry import LineString, box
 
 from gridengine.cells import build_cells, cell_adjacency, cell_to_parent_vec, cells_to_polygon

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from shapely.geometry import LineString, box
 
 import gridengine as ge
-from gridengine.partition import grid_connectivity, partition_units
+from gridengine.partition import partition_units
 from test_partition import check, hex_units, lumpy_weights
 
 
@@ -97,7 +97,6 @@ def test_pipeline_barrier_and_zones(small_city):
     wall = LineString([(mid_lon, 22.0), (mid_lon, 23.2)])
     plan = ge.plan_city(c, city.specialists, service_area=city.service_area, barriers=wall)
     assert plan.metrics["barrier_cuts"] > 0 and plan.metrics["contiguous_share"] == 1.0
-    side = plan.cells["lon"] > mid_lon
     crossing = plan.cells.groupby("grid_id")["lon"].agg(lambda s: ((s > mid_lon).any() and (s <= mid_lon).any()))
     # only a grid joined through a reported bridge may have cells on both sides
     assert crossing.sum() <= plan.metrics["n_bridges"]

@@ -1,0 +1,229 @@
+"""The H3 adapter: partition a plan's cell layer (locked cells, roster mode, re-runs) and name the grids."""
+
+from __future__ import annotations
+
+import logging
+
+import h3
+import numpy as np
+import pandas as pd
+
+from ..errors import InfeasibleError
+from .core import Bridge, PartitionResult, partition_units
+from .rerun import partition_from_previous
+from .roster import partition_roster
+
+__all__ = ['partition_cells', 'locked_groups', 'previous_grid_of_cells']
+
+logger = logging.getLogger(__name__)
+
+
+def locked_groups(cells: np.ndarray, locked: pd.DataFrame | None) -> tuple[np.ndarray, list[str]]:
+    """Lock group of each tiling cell from a planner's table of ``cell`` → ``grid_id``.
+
+    A locked cell coarser than the tiling (it was refined) locks all its descendants; a locked
+    cell finer than the tiling locks the tiling cell that contains it.
+
+    Returns
+    -------
+    group
+        Group index per cell (-1: free).
+    names
+        Grid id of each group.
+
+    Raises
+    ------
+    InputError
+        If a locked cell is not a valid H3 cell or lies outside the tiled service area, or if one
+        cell is locked to two grids.
+    """
+    from ..cells import cell_resolution_vec
+    from ..errors import InputError
+
+    group = np.full(len(cells), -1, dtype="int64")
+    if locked is None or len(locked) == 0:
+        return group, []
+    for col in ("cell", "grid_id"):
+        if col not in locked.columns:
+            raise InputError(f"locked cells: required column {col!r} is missing", field=col)
+    names = sorted(set(locked["grid_id"].astype(str)))
+    gid = {nm: i for i, nm in enumerate(names)}
+    pos = {int(c): i for i, c in enumerate(cells.tolist())}
+    res = cell_resolution_vec(cells)
+    by_parent: dict[int, list[int]] = {}
+    for i, (c, r) in enumerate(zip(cells.tolist(), res.tolist())):
+        for rr in range(int(res.min()), r):
+            by_parent.setdefault(h3.cell_to_parent(h3.int_to_str(c), rr), []).append(i)
+    for row, (c, g_name) in enumerate(zip(locked["cell"].astype(str), locked["grid_id"].astype(str)), start=1):
+        if not h3.is_valid_cell(c):
+            raise InputError(f"locked cells: row {row}: column 'cell': {c!r} is not an H3 cell", row=row, field="cell")
+        hits = []
+        ci = h3.str_to_int(c)
+        if ci in pos:
+            hits = [pos[ci]]
+        elif c in by_parent:
+            hits = by_parent[c]
+        else:
+            for rr in range(h3.get_resolution(c) - 1, -1, -1):
+                p_ = h3.str_to_int(h3.cell_to_parent(c, rr))
+                if p_ in pos:
+                    hits = [pos[p_]]
+                    break
+        if not hits:
+            raise InputError(f"locked cells: row {row}: cell {c} is outside the tiled service area", row=row, field="cell")
+        for i in hits:
+            if group[i] >= 0 and group[i] != gid[g_name]:
+                raise InputError(f"locked cells: row {row}: cell {c} is locked to both {names[group[i]]} and {g_name}",
+                                 row=row, field="grid_id")
+            group[i] = gid[g_name]
+    return group, names
+
+
+def previous_grid_of_cells(cells: np.ndarray, previous: pd.DataFrame) -> np.ndarray:
+    """Each tiling cell's grid in a previous plan (-1 where the previous plan had no territory).
+
+    Cells are matched through H3's hierarchy, so a re-run whose adaptive refinement differs still
+    finds its grids: the same cell, else an ancestor of it, else the grid holding most of its
+    descendants.
+    """
+    prev_cells = previous["cell"].astype(str).tolist()
+    prev_grid = previous["grid_id"].astype(str).tolist()
+    names = sorted(set(prev_grid))
+    gi = {nm: i for i, nm in enumerate(names)}
+    by_cell = {h3.str_to_int(c): gi[g] for c, g in zip(prev_cells, prev_grid)}
+    prev_res = sorted({h3.get_resolution(c) for c in prev_cells}) if prev_cells else []
+    descendants: dict[int, dict[int, int]] = {}
+    for c, g in by_cell.items():
+        for r in prev_res:
+            if r < h3.get_resolution(h3.int_to_str(c)):
+                p_ = h3.str_to_int(h3.cell_to_parent(h3.int_to_str(c), r))
+                d = descendants.setdefault(p_, {})
+                d[g] = d.get(g, 0) + 1
+    out = np.full(len(cells), -1, dtype="int64")
+    for i, c in enumerate(cells.tolist()):
+        c = int(c)
+        if c in by_cell:
+            out[i] = by_cell[c]
+            continue
+        s_ = h3.int_to_str(c)
+        r_c = h3.get_resolution(s_)
+        for r in reversed([r for r in prev_res if r < r_c]):
+            p_ = h3.str_to_int(h3.cell_to_parent(s_, r))
+            if p_ in by_cell:
+                out[i] = by_cell[p_]
+                break
+        else:
+            d = descendants.get(c)
+            if d:
+                out[i] = min(d, key=lambda g: (-d[g], g))
+    return out, names
+
+
+def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.DataFrame | None = None,
+                    roster: pd.DataFrame | None = None,
+                    previous: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
+    """Partition the H3 cell layer into grids.
+
+    Parameters
+    ----------
+    index
+        The :class:`~gridengine.cells.CellIndex` of the plan.
+    upper
+        Capacity of a grid (workload units).
+    config
+        :class:`~gridengine.config.PartitionConfig`.
+    seed
+        Random seed.
+    locked
+        Optional planner table ``cell`` (H3) → ``grid_id``: those cells stay together in a grid
+        that keeps that id.
+    roster
+        With ``config.mode == "roster"``: the specialists (``lat``, ``lon``, ``capacity``); one grid
+        per specialist, sized to their capacity (:func:`partition_roster`).
+    previous
+        A previous plan's cells (``cell``, ``grid_id``): re-partition from it, keeping grid ids and
+        moving as little workload as balance allows (:func:`partition_from_previous`).
+
+    Returns
+    -------
+    grid_id
+        Grid id of each cell, aligned with ``index.cells``. Locked grids keep their ids; the others
+        are ``"G0001"``, … numbered in the order of each grid's smallest H3 cell (skipping ids
+        taken by locked grids), so they do not depend on the search order.
+    result
+        The raw :class:`PartitionResult` (bridges, notes).
+    """
+    cells = index.cells
+    names_ = [f"cell {h3.int_to_str(int(c))} at ({la:.5f}, {lo:.5f}) with {n} customers"
+              for c, la, lo, n in zip(cells["cell"].tolist(), cells["lat"].tolist(), cells["lon"].tolist(),
+                                      cells["n_customers"].tolist())]
+    prev_names: list[str] = []
+    if previous is not None and config.mode == "roster":
+        raise InfeasibleError("re-runs from a previous plan are not supported in roster mode")
+    if previous is not None:
+        initial, prev_names = previous_grid_of_cells(cells["cell"].to_numpy(), previous)
+        res = partition_from_previous(
+            cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
+            initial=initial, upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
+            n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes,
+            churn_weight=config.churn_weight, seed=seed)
+        group, lock_names = np.full(len(cells), -1), []
+    elif config.mode == "roster":
+        if roster is None or len(roster) == 0:
+            raise InfeasibleError("partition.mode = 'roster' needs a roster of specialists")
+        if locked is not None and len(locked):
+            raise InfeasibleError("locked cells are not supported in roster mode")
+        caps = roster["capacity"].to_numpy(dtype="float64")
+        heavy = np.flatnonzero(cells["workload"].to_numpy() > caps.max() + 1e-9)
+        if len(heavy):
+            i = int(heavy[0])
+            raise InfeasibleError(f"{names_[i]} holds workload {cells['workload'].iat[i]:g}, above every specialist's "
+                                  f"capacity (largest {caps.max():g})")
+        ax, ay = index.projection.to_xy(roster["lat"].to_numpy(), roster["lon"].to_numpy())
+        res = partition_roster(cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
+                               capacities=caps, anchor_x=ax, anchor_y=ay, tolerance=config.tolerance,
+                               n_trees=config.n_trees, bridge_share=config.bridge_share,
+                               refine_passes=config.refine_passes, seed=seed)
+        used = np.unique(res.labels)
+        res.labels = np.searchsorted(used, res.labels)
+        res.bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m,
+                              int(np.searchsorted(used, b.label))) for b in res.bridges]
+        res.n_grids = len(used)
+        group, lock_names = np.full(len(cells), -1), []
+    else:
+        group, lock_names = locked_groups(cells["cell"].to_numpy(), locked)
+        res = partition_units(
+        cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
+            upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
+            n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes, seed=seed,
+            unit_names=names_, locked=group if lock_names else None,
+        )
+    # Relabel by first unit (cells are sorted by H3 index), independent of the search order.
+    first = np.full(res.n_grids, len(res.labels), dtype="int64")
+    np.minimum.at(first, res.labels, np.arange(len(res.labels)))
+    order = np.argsort(first, kind="stable")
+    rank = np.empty(res.n_grids, dtype="int64")
+    rank[order] = np.arange(res.n_grids)
+    width = max(4, len(str(res.n_grids)))
+    fixed = {int(rank[lab]): lock_names[grp] for grp, lab in res.locked_labels.items()}
+    fixed.update({int(rank[lab]): prev_names[o] for lab, o in res.origin.items()})
+    taken = set(fixed.values()) | set(prev_names)  # a removed grid's id is not given to a new grid
+    nums = [int(nm[1:]) for nm in taken if nm[:1] == "G" and nm[1:].isdigit()]
+    start = max(nums, default=0) + 1 if previous is not None else 1
+    free_names = (f"G{i:0{width}d}" for i in range(start, start + 10 * (res.n_grids + len(taken)) + 2))
+    names = np.empty(res.n_grids, dtype=object)
+    for r in range(res.n_grids):
+        if r in fixed:
+            names[r] = fixed[r]
+        else:
+            nm = next(free_names)
+            while nm in taken:
+                nm = next(free_names)
+            names[r] = nm
+    res.labels = rank[res.labels]
+    res.bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(rank[b.label]))
+                   for b in res.bridges]
+    res.locked_labels = {grp: int(rank[lab]) for grp, lab in res.locked_labels.items()}
+    logger.info("partition: %d cells -> %d grids (%d bridges, %d locked grids)", len(cells), res.n_grids,
+                len(res.bridges), len(lock_names))
+    return pd.Series(names[res.labels], index=cells.index, name="grid_id"), res
