@@ -160,6 +160,9 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
     prev_names: list[str] = []
     if previous is not None and config.mode == "roster":
         raise InfeasibleError("re-runs from a previous plan are not supported in roster mode")
+    if previous is not None and locked is not None and len(locked):
+        raise InfeasibleError("locked cells are not supported together with a previous plan yet: a re-run already "
+                              "keeps every cell in its grid unless balance or capacity force a move")
     if previous is not None:
         initial, prev_names = previous_grid_of_cells(cells["cell"].to_numpy(), previous)
         res = partition_from_previous(
