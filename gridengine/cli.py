@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
 
 from . import __version__
 from .config import Config
-from .errors import ConfigError, GridEngineError
+from .errors import ConfigError, GridEngineError, PlanWriteError
 
 __all__ = ["main"]
 
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--encoding", help="text encoding of CSV inputs (default: auto: UTF-8, then GB18030)")
     pl.add_argument("--require-full-staffing", action="store_true", help="fail if any grid cannot be staffed")
     pl.add_argument("--force", action="store_true", help="replace a plan already in --out")
+    pl.add_argument("--include-pii", action="store_true",
+                    help="also write the customers' address, name and phone columns to assignments "
+                         "(default: customer ids and coordinates only)")
     pl.add_argument("-v", "--verbose", action="store_true", help="log each stage")
     pl.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
@@ -116,18 +120,46 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _check_out(out: Path, force: bool) -> None:
+    """Fail before the work, not after: ``out`` must be a folder we can create, and hold no plan unless --force."""
+    if out.exists() and not out.is_dir():
+        raise PlanWriteError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise PlanWriteError(f"{out}: already holds files (a plan?); use --force to replace it")
+    anc = out.parent  # the plan is written beside the target, then renamed into place
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if anc.exists() and not anc.is_dir():
+        raise PlanWriteError(f"{out}: cannot write here: {anc} is a file, not a folder")
+    if anc.is_dir() and not os.access(anc, os.W_OK | os.X_OK):
+        raise PlanWriteError(f"{out}: cannot write here: folder {anc} is not writable")
+
+
+def _add_pii(plan, customers: str, cfg: Config) -> None:
+    """--include-pii: the customers' address / name / phone columns join the assignments (by customer_id)."""
+    from .ingest import read_customer_pii
+
+    pii = read_customer_pii(customers, config=cfg.input)
+    cols = [c for c in pii.columns if c != "customer_id"]
+    if cols:
+        plan.assignments = plan.assignments.merge(pii, on="customer_id", how="left", sort=False)
+        plan.assignments[cols] = plan.assignments[cols].fillna("")
+    plan.manifest["pii_columns"] = cols
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .pipeline import plan_city
     from .plan import Plan
 
     out = Path(args.out)
-    if out.is_dir() and any(out.iterdir()) and not args.force:  # fail before the work, not after
-        raise GridEngineError(f"{out}: already holds files (a plan?); use --force to replace it")
+    _check_out(out, args.force)
     cfg = _config_from_args(args)
     t0 = time.perf_counter()
     plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area,
                            barriers=args.barriers, zones=args.zones, locked=args.locked, road_graph=args.road_graph,
                            previous=args.previous)
+    if args.include_pii:
+        _add_pii(plan, args.customers, cfg)
     t1 = time.perf_counter()
     plan.run["timings_s"]["write"] = 0.0
     plan.write(out, overwrite=args.force)
@@ -144,8 +176,8 @@ def _cmd_staff(args: argparse.Namespace) -> int:
     from .pipeline import plan_city
 
     out = Path(args.out) if args.out else None
-    if out is not None and out.is_dir() and any(out.iterdir()) and not args.force:
-        raise GridEngineError(f"{out}: already holds files (a plan?); use --force to replace it")
+    if out is not None:
+        _check_out(out, args.force)
     cfg = Config.from_toml(args.config) if args.config else Config()
     cfg = cfg.replace(partition=dataclasses.replace(cfg.partition, capacity=args.capacity))
     plan = plan_city(args.customers, None, cfg, service_area=args.service_area, barriers=args.barriers,

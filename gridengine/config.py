@@ -238,6 +238,14 @@ _GROUPS: dict[str, type] = {
 }
 
 
+def _hint(unknown: list[str], known) -> str:
+    """' (did you mean 'x'?)' for a misspelt key, or ''."""
+    import difflib
+
+    near = difflib.get_close_matches(unknown[0], list(known), n=1, cutoff=0.7)
+    return f" (did you mean {near[0]!r}?)" if near else ""
+
+
 def _coerce(group: str, cls: type, values: Any) -> Any:
     if not isinstance(values, dict):
         raise ConfigError(f"[{group}] must be a table, got {type(values).__name__}")
@@ -245,7 +253,7 @@ def _coerce(group: str, cls: type, values: Any) -> Any:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(
-            f"unknown key(s) in [{group}]: {', '.join(unknown)}; known keys: {', '.join(fields)}"
+            f"unknown key(s) in [{group}]: {', '.join(unknown)}{_hint(unknown, fields)}; known keys: {', '.join(fields)}"
         )
     out = {}
     for name, value in values.items():
@@ -296,7 +304,8 @@ class Config:
         unknown = sorted(set(data) - set(_GROUPS) - {"seed"})
         if unknown:
             raise ConfigError(
-                f"unknown key(s) in config: {', '.join(unknown)}; known: seed, {', '.join(_GROUPS)}"
+                f"unknown key(s) in config: {', '.join(unknown)}{_hint(unknown, ['seed', *_GROUPS])}; "
+                f"known: seed, {', '.join(_GROUPS)}"
             )
         kwargs: dict[str, Any] = {}
         for group, gcls in _GROUPS.items():

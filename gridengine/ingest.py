@@ -29,7 +29,7 @@ import pandas as pd
 from .config import InputConfig
 from .errors import InputError
 
-__all__ = ["read_customers", "read_specialists", "read_service_area", "read_geometry", "read_zones", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS"]
+__all__ = ["read_customers", "read_specialists", "read_service_area", "read_geometry", "read_zones", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS", "pii_columns", "read_customer_pii"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,26 +57,53 @@ def table_sha256(df: pd.DataFrame) -> str:
     return h.hexdigest()
 
 
-def _decode(raw: bytes, path: Path, encoding: str) -> str:
+_CHUNK = 1 << 24  # 16 MB: the encoding check streams the file, never holding it whole
+_CSV_CHUNK_ROWS = 1 << 18  # rows per parser chunk (bounds the peak memory of a large CSV)
+
+
+def _decode_error(path: Path, encoding: str) -> tuple[str, int] | None:
+    """``(reason, byte offset)`` of the first byte that is not valid ``encoding``, or None.
+
+    Streams the file through an incremental decoder, so a large file is never held in
+    memory as bytes and as text at once. Raises LookupError for an unknown encoding.
+    """
+    import codecs
+
+    dec = codecs.getincrementaldecoder(encoding)(errors="strict")
+    offset = 0
+    with open(path, "rb") as fh:
+        while True:
+            chunk = fh.read(_CHUNK)
+            try:
+                dec.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:  # exc.object: bytes pending from the last chunk + this chunk
+                return exc.reason, offset - (len(exc.object) - len(chunk)) + exc.start
+            if not chunk:
+                return None
+            offset += len(chunk)
+
+
+def _detect_encoding(path: Path, encoding: str) -> str:
+    """The encoding to read a text file with: as given, or (``auto``) UTF-8 (BOM or not), then GB18030."""
     if encoding != "auto":
         try:
-            return raw.decode(encoding)
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise InputError(f"{path}: cannot decode as {encoding}: {exc}", path=str(path)) from None
-    try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        utf8_error = exc
-    try:
-        text = raw.decode("gb18030")
-    except UnicodeDecodeError:
+            err = _decode_error(path, encoding)
+        except LookupError:
+            raise InputError(f"{path}: cannot decode as {encoding}: unknown encoding", path=str(path)) from None
+        if err is not None:
+            raise InputError(f"{path}: cannot decode as {encoding}: {err[0]} at byte {err[1]}", path=str(path))
+        return encoding
+    utf8_error = _decode_error(path, "utf-8-sig")
+    if utf8_error is None:
+        return "utf-8-sig"
+    if _decode_error(path, "gb18030") is not None:
         raise InputError(
-            f"{path}: not UTF-8 ({utf8_error.reason} at byte {utf8_error.start}) and not GB18030/GBK; "
+            f"{path}: not UTF-8 ({utf8_error[0]} at byte {utf8_error[1]}) and not GB18030/GBK; "
             "give the encoding with --encoding",
             path=str(path),
-        ) from None
+        )
     logger.info("%s: not UTF-8, read as GB18030 (GBK)", path)
-    return text
+    return "gb18030"
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -84,6 +111,36 @@ def _sniff_delimiter(text: str) -> str:
     counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
     best = max(counts, key=lambda d: (counts[d], d == ","))
     return best if counts[best] > 0 else ","
+
+
+def _parser_error(exc: Exception, path: Path) -> InputError:
+    """A tokenizer error in gridengine's terms: the data row (header not counted) where pandas gives a line."""
+    import re
+
+    msg = str(exc).strip()
+    m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", msg)
+    if m:
+        want, line, got = (int(g) for g in m.groups())
+        return InputError(
+            f"{path}: row {line - 1}: {got} fields where the header has {want} (a stray delimiter, or a value "
+            "holding the delimiter without quotes?)", path=str(path), row=line - 1)
+    return InputError(f"{path}: cannot parse as delimited text: {msg}", path=str(path))
+
+
+def _check_header(text: str, sep: str, path: Path) -> None:
+    """A repeated column name is an error (pandas would silently rename the second one to 'name.1')."""
+    import csv
+    import io
+
+    try:
+        header = next(csv.reader(io.StringIO(text.lstrip("\ufeff")), delimiter=sep, skipinitialspace=True), [])
+    except csv.Error:
+        return
+    seen: set[str] = set()
+    for name in (h.strip() for h in header):
+        if name in seen and name:
+            raise InputError(f"{path}: column {name!r} appears more than once in the header", path=str(path), field=name)
+        seen.add(name)
 
 
 def _read_raw(path: Path, encoding: str) -> pd.DataFrame:
@@ -100,7 +157,10 @@ def _read_raw(path: Path, encoding: str) -> pd.DataFrame:
             table = pq.read_table(path)
         except Exception as exc:  # pyarrow raises several types for broken files
             raise InputError(f"{path}: not a readable Parquet file ({exc})", path=str(path)) from None
-        df = table.to_pandas()
+        try:
+            df = table.to_pandas()
+        except Exception as exc:  # column types pandas cannot hold
+            raise InputError(f"{path}: Parquet columns cannot be read as a table ({exc})", path=str(path)) from None
         if "geometry" in df.columns and ("lat" not in df.columns or "lon" not in df.columns):
             df = _points_to_latlon(df, path, geo=False)
         return df
@@ -112,22 +172,30 @@ def _read_raw(path: Path, encoding: str) -> pd.DataFrame:
         except Exception as exc:
             raise InputError(f"{path}: not a readable vector file ({exc})", path=str(path)) from None
         return _points_to_latlon(gdf, path, geo=True)
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise InputError(f"{path}: file is empty", path=str(path))
-    text = _decode(raw, path, encoding)
-    sep = _sniff_delimiter(text)
-    import io
-
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 16)
+        if not head.strip() and not fh.read(1):
+            raise InputError(f"{path}: file is empty", path=str(path))
+    enc = _detect_encoding(path, encoding)
+    # the header decides the delimiter (a character cut at the 64 kB mark is ignored)
+    head_text = head.decode(enc, errors="ignore")
+    sep = _sniff_delimiter(head_text)
+    _check_header(head_text, sep, path)
     try:
-        df = pd.read_csv(
-            io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_filter=False,
-            skipinitialspace=True,
+        # pandas' C parser streams the file (no second copy of the text in memory), in chunks so
+        # only one chunk at a time exists as Python strings before becoming compact string columns
+        chunks = pd.read_csv(
+            path, sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
+            skipinitialspace=True, chunksize=_CSV_CHUNK_ROWS,
         )
+        parts = list(chunks)
+        df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     except pd.errors.ParserError as exc:
-        raise InputError(f"{path}: cannot parse as delimited text: {exc}", path=str(path)) from None
+        raise _parser_error(exc, path) from None
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: file is empty", path=str(path)) from None
+    except (UnicodeDecodeError, LookupError) as exc:  # checked above; kept for safety
+        raise InputError(f"{path}: cannot decode as {enc}: {exc}", path=str(path)) from None
     return df
 
 
@@ -166,7 +234,7 @@ def _normalise_columns(df: pd.DataFrame, path: str) -> pd.DataFrame:
     dup = [c for c, n in seen.items() if n > 1]
     if dup:
         raise InputError(f"{path}: column {dup[0]!r} appears more than once in the header", path=path, field=dup[0])
-    df = df.copy()
+    df = df.copy(deep=False)  # new labels, same data (copy-on-write): a 5M-row table is not held twice
     df.columns = cols
     return df
 
@@ -185,6 +253,8 @@ def _require(df: pd.DataFrame, required: list[str], path: str) -> None:
 
 def _as_text(s: pd.Series) -> pd.Series:
     """Values as stripped strings, missing values as ''."""
+    if isinstance(s.dtype, pd.StringDtype):  # CSV columns: vectorised, no Python object per cell
+        return s.fillna("").str.strip()
     out = s.astype(object).where(s.notna(), "")
     return out.map(lambda v: v if isinstance(v, str) else (str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v))).str.strip()
 
@@ -224,8 +294,14 @@ class _Reasons:
         return self.reason != None  # noqa: E711
 
 
-def _fmt_values(template: str, values: pd.Series) -> np.ndarray:
-    return np.array([template.format(v) for v in values.astype(str)], dtype=object)
+def _fmt_values(template: str, values, mask: np.ndarray) -> np.ndarray:
+    """``template.format(value)`` for the rows in ``mask`` (None elsewhere): only bad rows pay for a message."""
+    out = np.full(len(mask), None, dtype=object)
+    idx = np.flatnonzero(mask)
+    if len(idx):
+        vals = np.asarray(values, dtype=object)[idx]
+        out[idx] = [template.format(str(v)) for v in vals]
+    return out
 
 
 def _check_coordinates(df: pd.DataFrame, reasons: _Reasons, *, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -234,18 +310,18 @@ def _check_coordinates(df: pd.DataFrame, reasons: _Reasons, *, needed: np.ndarra
     raw_lat = _as_text(df["lat"]) if lat_bad.any() else None
     raw_lon = _as_text(df["lon"]) if lon_bad.any() else None
     if raw_lat is not None:
-        reasons.add(lat_bad, _fmt_values("column 'lat': value {!r} is not a number", raw_lat))
+        reasons.add(lat_bad, _fmt_values("column 'lat': value {!r} is not a number", raw_lat, lat_bad))
     if raw_lon is not None:
-        reasons.add(lon_bad, _fmt_values("column 'lon': value {!r} is not a number", raw_lon))
-    reasons.add(lat_empty & needed, "column 'lat': empty")
-    reasons.add(lon_empty & needed, "column 'lon': empty")
+        reasons.add(lon_bad, _fmt_values("column 'lon': value {!r} is not a number", raw_lon, lon_bad))
+    reasons.add(lat_empty & needed, "column 'lat': empty or NaN")
+    reasons.add(lon_empty & needed, "column 'lon': empty or NaN")
     with np.errstate(invalid="ignore"):
         inf = ~np.isfinite(lat) & ~np.isnan(lat) | ~np.isfinite(lon) & ~np.isnan(lon)
         reasons.add(inf, "coordinates are infinite")
         swapped = (np.abs(lat) > 90) & (np.abs(lat) <= 180) & (np.abs(lon) <= 90)
         reasons.add(swapped, "column 'lat' is outside [-90, 90] but 'lon' would fit: lat and lon look swapped")
-        reasons.add(np.abs(lat) > 90, _fmt_values("column 'lat': value {} is outside [-90, 90]", pd.Series(lat)))
-        reasons.add(np.abs(lon) > 180, _fmt_values("column 'lon': value {} is outside [-180, 180]", pd.Series(lon)))
+        reasons.add(np.abs(lat) > 90, _fmt_values("column 'lat': value {} is outside [-90, 90]", lat, np.abs(lat) > 90))
+        reasons.add(np.abs(lon) > 180, _fmt_values("column 'lon': value {} is outside [-180, 180]", lon, np.abs(lon) > 180))
         reasons.add((lat == 0) & (lon == 0), "coordinates (0, 0) are a placeholder, not a location")
     return lat, lon
 
@@ -317,11 +393,11 @@ def validate_customers(
     if "workload" in df.columns:
         w, w_empty, w_bad = _numeric(df["workload"])
         if w_bad.any():
-            reasons.add(w_bad, _fmt_values("column 'workload': value {!r} is not a number", _as_text(df["workload"])))
+            reasons.add(w_bad, _fmt_values("column 'workload': value {!r} is not a number", _as_text(df["workload"]), w_bad))
         reasons.add(w_empty, "column 'workload': empty or NaN")
         with np.errstate(invalid="ignore"):
             reasons.add(~np.isfinite(w) & ~np.isnan(w), "column 'workload': infinite")
-            reasons.add(w < 0, _fmt_values("column 'workload': value {} is negative", pd.Series(w)))
+            reasons.add(w < 0, _fmt_values("column 'workload': value {} is negative", w, w < 0))
     else:
         w = np.ones(n)
     # Far outliers: judged against the median of rows that are otherwise fine.
@@ -330,12 +406,12 @@ def validate_customers(
     if far.any():
         reasons.add(far, _fmt_values(
             "coordinates are {} km from the city's median location (limit input.max_distance_km = "
-            + f"{config.max_distance_km:g})", pd.Series(np.round(dist, 1))))
+            + f"{config.max_distance_km:g})", np.round(dist, 1), far))
     # Duplicate ids among rows: identical duplicates keep the first, conflicting ones reject all.
     rows = np.arange(1, n + 1)
     dup_mask = ids.duplicated(keep=False).to_numpy() & (ids != "").to_numpy()
     if dup_mask.any():
-        sub = df.loc[dup_mask].astype(str)
+        sub = df.loc[dup_mask].astype(object).map(str)  # str(), not astype(str): bytes values must not be decoded
         sub_ids = ids[dup_mask]
         content = pd.util.hash_pandas_object(sub, index=False)
         groups = pd.DataFrame({"id": sub_ids.to_numpy(), "h": content.to_numpy(), "row": rows[dup_mask]})
@@ -363,15 +439,21 @@ def validate_customers(
     if share > config.max_reject_share:
         top = rejects["reason"].str.replace(r"value .*? is", "value … is", regex=True).value_counts()
         first = rejects.iloc[0]
+        named = str(first["reason"]).split("'")
+        field = named[1] if str(first["reason"]).startswith("column '") and len(named) > 2 else None
+        most = f"most common: {top.index[0]} ({top.iloc[0]} rows)"
+        if top.index[0].endswith("lat and lon look swapped") and top.iloc[0] > n / 2:
+            field = "lat"
+            most = (f"columns 'lat' and 'lon' look swapped ({top.iloc[0]} rows have a 'lat' outside [-90, 90] "
+                    "that fits as a longitude): swap the two column names in the header")
         raise InputError(
             f"{source}: {bad.sum()} of {n} rows ({share:.0%}) rejected, above input.max_reject_share "
-            f"= {config.max_reject_share:g}; most common: {top.index[0]} ({top.iloc[0]} rows); "
-            f"first at row {first['row']}: {first['reason']}",
-            path=source, row=int(first["row"]),
+            f"= {config.max_reject_share:g}; {most}; first at row {first['row']}: {first['reason']}",
+            path=source, row=int(first["row"]), field=field,
         )
     keep = ~bad
     out = pd.DataFrame({
-        "customer_id": ids[keep].to_numpy(dtype=object),
+        "customer_id": ids.array[keep] if isinstance(ids.dtype, pd.StringDtype) else ids[keep].to_numpy(dtype=object),
         "lat": lat[keep],
         "lon": lon[keep],
         "workload": w[keep].astype("float64"),
@@ -379,10 +461,35 @@ def validate_customers(
     })
     extra = [c for c in df.columns if c not in ("customer_id", "lat", "lon", "workload", "row")]
     for c in extra:
-        out[c] = df[c].to_numpy()[keep]
+        col = df[c]
+        out[c] = col.array[keep] if isinstance(col.dtype, pd.StringDtype) else col.to_numpy()[keep]
     out["customer_id"] = out["customer_id"].astype(str)
     logger.info("ingest: %s: %d rows, %d valid, %d rejected", source, n, keep.sum(), bad.sum())
     return out.reset_index(drop=True), rejects
+
+
+def pii_columns(columns) -> list[str]:
+    """The columns that identify a person (address, names, phone numbers, e-mail): never in plan outputs
+    unless asked for (``gridengine plan --include-pii``)."""
+    import re
+
+    pat = re.compile(r"address|addr$|name|phone|mobile|e-?mail|^tel(ephone)?$", re.IGNORECASE)
+    return [str(c) for c in columns if str(c) != "customer_id" and pat.search(str(c))]
+
+
+def read_customer_pii(path: str | Path, *, config: InputConfig = InputConfig()) -> pd.DataFrame:
+    """``customer_id`` and the :func:`pii_columns` of a customers file, one row per id (its first row).
+
+    Read only when a planner asks for personal data in the plan (``--include-pii``).
+    """
+    path = Path(path)
+    df = _normalise_columns(_read_raw(path, config.encoding), str(path))
+    _require(df, ["customer_id"], str(path))
+    cols = pii_columns(df.columns)
+    out = pd.DataFrame({"customer_id": _as_text(df["customer_id"]).astype(str).to_numpy(dtype=object)})
+    for c in cols:
+        out[c] = _as_text(df[c]).to_numpy(dtype=object)
+    return out.drop_duplicates("customer_id", keep="first").reset_index(drop=True)
 
 
 def read_customers(
@@ -438,11 +545,11 @@ def validate_specialists(df: pd.DataFrame, *, source: str = "specialists") -> pd
     lat, lon = _check_coordinates(df, reasons, needed=np.ones(n, dtype=bool))
     cap, c_empty, c_bad = _numeric(df["capacity"])
     if c_bad.any():
-        reasons.add(c_bad, _fmt_values("column 'capacity': value {!r} is not a number", _as_text(df["capacity"])))
+        reasons.add(c_bad, _fmt_values("column 'capacity': value {!r} is not a number", _as_text(df["capacity"]), c_bad))
     reasons.add(c_empty, "column 'capacity': empty")
     with np.errstate(invalid="ignore"):
         reasons.add(~np.isfinite(cap) & ~np.isnan(cap), "column 'capacity': infinite")
-        reasons.add(cap <= 0, _fmt_values("column 'capacity': value {} must be positive", pd.Series(cap)))
+        reasons.add(cap <= 0, _fmt_values("column 'capacity': value {} must be positive", cap, cap <= 0))
     dup = ids.duplicated(keep="first").to_numpy() & (ids != "").to_numpy()
     if dup.any():
         first_rows = {}

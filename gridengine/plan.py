@@ -14,7 +14,9 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,63 @@ DATA_FILES = (
     "grids.parquet", "grids.geojson", "assignments.parquet", "assignments.csv", "rejects.csv",
     "specialists.csv", "cells.parquet", "staffing.csv", "metrics.json", "manifest.json",
 )
+
+
+#: When this process started writing plans: hidden temporary siblings older than this are leftovers
+#: of an interrupted run (a killed process never cleans up after itself) and are removed.
+_PROCESS_START = time.time()
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two folders (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported.
+
+    With it, the target folder is never absent: an interrupted swap leaves either the old
+    or the new complete plan in place, never neither.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    at_fdcwd, rename_exchange = -100, 2
+    if fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system or kernel cannot; fall back
+        return False
+    raise OSError(err, os.strerror(err), str(a))
+
+
+def _clean_stale(folder: Path) -> None:
+    """Remove ``.{name}.tmp-*`` / ``.{name}.old-*`` siblings left by interrupted earlier runs.
+
+    Only those last touched before this process started are removed (a concurrent writer's
+    folder is newer). If an interrupted non-atomic swap left the target missing, the earlier
+    plan parked in ``.{name}.old-*/plan`` is put back first.
+    """
+    parent = folder.parent if str(folder.parent) else Path(".")
+    try:
+        if not parent.is_dir():
+            return
+        siblings = sorted(parent.glob(f".{folder.name}.old-*")) + sorted(parent.glob(f".{folder.name}.tmp-*"))
+    except OSError:
+        return
+    for d in siblings:
+        try:
+            if not d.is_dir() or d.stat().st_mtime >= _PROCESS_START:
+                continue
+            parked = d / "plan"
+            if d.name.startswith(f".{folder.name}.old-") and not folder.exists() and (parked / "manifest.json").is_file():
+                os.rename(parked, folder)
+                logger.warning("report: restored the earlier plan %s from an interrupted write", folder)
+            shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _json_dump(obj: Any) -> str:
@@ -161,6 +220,7 @@ class Plan:
         from . import report
 
         folder = Path(folder)
+        _clean_stale(folder)  # first: it may put back a plan an interrupted write had moved aside
         if folder.exists() and not folder.is_dir():
             raise PlanWriteError(f"{folder}: exists and is not a folder")
         if folder.is_dir() and any(folder.iterdir()) and not overwrite:
@@ -170,7 +230,8 @@ class Plan:
             parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
         except OSError as exc:
-            raise PlanWriteError(f"{folder}: cannot write here: {exc.strerror or exc}") from None
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise PlanWriteError(f"{folder}: cannot write here: {exc.strerror or exc}{where}") from None
         try:
             self.grids.to_parquet(tmp / "grids.parquet", index=False)
             (tmp / "grids.geojson").write_text(self._grids_geojson(), encoding="utf-8")
@@ -198,10 +259,13 @@ class Plan:
                     os.fsync(fh.fileno())
             os.chmod(tmp, 0o755)
             if folder.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
-                os.rename(folder, old / "plan")
-                os.rename(tmp, folder)
-                shutil.rmtree(old, ignore_errors=True)
+                if _exchange(tmp, folder):  # tmp now holds the earlier plan
+                    shutil.rmtree(tmp, ignore_errors=True)
+                else:  # two renames: a tiny window without the folder, repaired by the next write
+                    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
+                    os.rename(folder, old / "plan")
+                    os.rename(tmp, folder)
+                    shutil.rmtree(old, ignore_errors=True)
             else:
                 os.rename(tmp, folder)
         except OSError as exc:
@@ -223,6 +287,8 @@ class Plan:
             If the folder is not a complete plan (no manifest).
         """
         folder = Path(folder)
+        if folder.name.startswith(".") and (".tmp-" in folder.name or ".old-" in folder.name):
+            raise PlanWriteError(f"{folder}: a temporary folder of an unfinished or replaced write, not a plan")
         if not (folder / "manifest.json").is_file():
             raise PlanWriteError(f"{folder}: not a complete plan folder (no manifest.json)")
         grids = gpd.read_parquet(folder / "grids.parquet")
