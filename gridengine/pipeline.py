@@ -331,6 +331,13 @@ def plan_city(
 
     # partition (locations heavier than a specialist first get dedicated grids at customer level)
     t = time.perf_counter()
+    too_heavy = np.flatnonzero(located["workload"].to_numpy() > capacity + 1e-9)
+    if len(too_heavy):  # one customer cannot be split between specialists
+        i = int(too_heavy[0])
+        raise InfeasibleError(
+            f"customer {located['customer_id'].iat[i]!r} (row {int(located['row'].iat[i])}): column 'workload' = "
+            f"{located['workload'].iat[i]:g} is above the grid capacity {capacity:g}; one customer cannot be split "
+            f"between specialists ({len(too_heavy)} such customer(s)); check the workload or raise the capacity")
     roster_mode = config.partition.mode == "roster"
     if roster_mode:  # no dedicated grids: every specialist gets exactly one territory
         split_group = np.full(len(located), -1, dtype="int64")
