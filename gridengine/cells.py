@@ -225,15 +225,20 @@ class CellIndex:
         Row position in ``cells`` of each located customer (same order as the customers table).
     projection
         The local projection used for ``x``/``y``.
-    n_barrier_cuts
-        Adjacencies removed by barriers and zone boundaries.
+    cut_edges
+        Two int arrays (i, j) of the adjacencies that barriers and zone boundaries removed.
     """
 
     cells: pd.DataFrame
     edges: tuple[np.ndarray, np.ndarray]
     customer_cell: np.ndarray
     projection: LocalProjection
-    n_barrier_cuts: int = 0
+    cut_edges: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"))
+
+    @property
+    def n_barrier_cuts(self) -> int:
+        """Number of adjacencies removed by barriers and zone boundaries."""
+        return int(len(self.cut_edges[0]))
 
 
 def _refine_units(lat: np.ndarray, lon: np.ndarray, w: np.ndarray, base: int, max_res: int,
@@ -356,7 +361,7 @@ def build_cells(
         "n_customers": counts.astype("int64"),
     })
     edges = cell_adjacency(tiled)
-    n_cut = 0
+    cut = (np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"))
     if barriers is not None or zones is not None:
         keep = np.ones(len(edges[0]), dtype=bool)
         if barriers is not None:
@@ -364,16 +369,16 @@ def build_cells(
         if zones is not None:
             zone = _zone_of(centres[:, 0], centres[:, 1], zones)
             keep &= zone[edges[0]] == zone[edges[1]]
-        n_cut = int((~keep).sum())
+        cut = (edges[0][~keep], edges[1][~keep])
         edges = (edges[0][keep], edges[1][keep])
     customers = customers.copy()
     customers["cell"] = cust_cells
     logger.info("cells: %d customers in %d occupied cells (%d cells refined); %d cells tile the service area, "
                 "%d adjacencies", len(customers), int((counts > 0).sum()), sum(len(s_) for s_ in split),
                 len(tiled), len(edges[0]))
-    if n_cut:
-        logger.info("cells: barriers and zone boundaries removed %d adjacencies", n_cut)
-    return CellIndex(table, edges, pos, proj, n_cut), customers, rejects
+    if len(cut[0]):
+        logger.info("cells: barriers and zone boundaries removed %d adjacencies", len(cut[0]))
+    return CellIndex(table, edges, pos, proj, cut), customers, rejects
 
 
 def _drop_barrier_cells(tiled: np.ndarray, occupied: np.ndarray, barriers) -> np.ndarray:

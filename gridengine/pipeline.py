@@ -76,14 +76,10 @@ def _input(obj: Any, kind: str) -> dict[str, Any]:
 _BARRIER_KINDS = {"Polygon", "MultiPolygon", "LineString", "MultiLineString"}
 
 
-def _blocked_pairs(cells: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> set[tuple[str, str]]:
-    """H3 neighbour pairs that barriers or zone boundaries removed from the adjacency."""
-    from .cells import cell_adjacency
-
-    a, b = cell_adjacency(cells)
-    full = set(zip(a.tolist(), b.tolist()))
-    kept = set(zip(edges[0].tolist(), edges[1].tolist()))
-    return {(h3.int_to_str(int(cells[i])), h3.int_to_str(int(cells[j]))) for i, j in full - kept}
+def _blocked_pairs(cells: np.ndarray, cut: tuple[np.ndarray, np.ndarray]) -> set[tuple[str, str]]:
+    """The H3 neighbour pairs that barriers or zone boundaries removed (cells as strings)."""
+    return {(h3.int_to_str(int(cells[i])), h3.int_to_str(int(cells[j])))
+            for i, j in zip(cut[0].tolist(), cut[1].tolist())}
 
 
 def _grids_table(cells: pd.DataFrame, cell_str: np.ndarray, cell_grid: np.ndarray, cust_grid: np.ndarray,
@@ -444,7 +440,7 @@ def plan_city(
             f"{cell_grid.iloc[b.to_unit]} across {b.distance_m / 1000:.2f} km (cell {cf} to {ct})")
     warnings.extend(ares.messages)
     warnings.extend(_area_staffing_checks(index, pres.area_of_unit, roster))
-    blocked = _blocked_pairs(cells["cell"].to_numpy(), index.edges) if index.n_barrier_cuts else set()
+    blocked = _blocked_pairs(cells["cell"].to_numpy(), index.cut_edges)
     metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects),
                               blocked=blocked)
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
