@@ -1,12 +1,16 @@
 # Two commands on a fresh machine (only Python 3.11+ and make needed):
 #   make demo   set up .venv, plan the bundled sample city into out/sample/ and print the summary
-#   make test   set up .venv with the test dependencies and run the whole test suite
+#   make test   set up .venv with the test dependencies (and Debian's chromium for the browser tests)
+#               and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: demo test bench clean
+# root installs system packages directly; anyone else through sudo
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +27,14 @@ demo: $(VENV)/.base
 	$(BIN)/gridengine plan --customers data/sample/customers.csv --specialists data/sample/specialists.csv \
 	    --service-area data/sample/service_area.geojson --out out/sample --force
 
-test: $(VENV)/.test
+# The browser tests drive Debian's Chromium (/usr/bin/chromium); Playwright never downloads a browser.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+	    || { $(SUDO) apt-get update -qq && \
+	         $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }; }
+
+test: $(VENV)/.test chromium
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.test

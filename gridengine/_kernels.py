@@ -92,8 +92,9 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
     distance to its grid centre without increasing excess).
     No move breaks a grid's connectivity, empties a grid, pushes a grid above ``upper``
     or moves a locked unit. With ``churn_w > 0`` (re-runs), moving a unit away from its ``home``
-    grid costs ``churn_w`` per unit of its workload, and moving it back earns as much: the
-    compactness terms must outweigh it, so only balance forces customers to change grid.
+    grid costs ``churn_w`` per unit of its workload (plus ``eps``, so empty land keeps its grid too),
+    and moving it back earns as much: the compactness terms must outweigh it, so only balance forces
+    customers to change grid.
     Returns the number of moves made.
     """
     n = w.shape[0]
@@ -151,11 +152,11 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
                         chx = SX[h] / SW[h]
                         chy = SY[h] / SW[h]
                         dcmp = wwu * (np.sqrt((x[u] - chx) ** 2 + (y[u] - chy) ** 2) - du)
-                        if churn_w > 0.0 and home[u] >= 0:
+                        if churn_w > 0.0 and home[u] >= 0:  # empty land counts eps: territories stay put too
                             if h != home[u] and g == home[u]:
-                                dcmp += churn_w * wu
+                                dcmp += churn_w * wwu
                             elif h == home[u] and g != home[u]:
-                                dcmp -= churn_w * wu
+                                dcmp -= churn_w * wwu
                         if lam > 0.0:
                             k1 = dcmp + lam * dbal
                             k2 = dbal
@@ -197,3 +198,84 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
         if round_moves == 0 and _round >= n_lam:
             break
     return total_moves
+
+
+@njit(cache=True)
+def smooth_empty(indptr, indices, w, labels, locked, max_moves):
+    """Move empty units to the grid most of their neighbours belong to, keeping every grid connected.
+
+    A unit of zero weight (not ``locked``) moves from grid ``a`` to a neighbouring grid ``b`` when
+    more of its edges lead into ``b`` than into ``a`` and ``a`` stays connected without it. Every
+    move removes cut edges, so the loop ends; a work queue revisits only the neighbours of moved
+    units. Loads never change (only empty units move). Ties go to the smaller label, and units are
+    visited in index order: deterministic. Returns the number of moves; ``labels`` is updated in place.
+    """
+    n = len(labels)
+    stamp = np.zeros(n, np.int64)
+    queue = np.empty(n, np.int64)
+    token = 1
+    work = np.empty(n, np.int64)
+    inq = np.zeros(n, np.bool_)
+    head = 0
+    count = 0
+    for u in range(n):
+        if w[u] == 0.0 and not locked[u]:
+            work[count] = u
+            inq[u] = True
+            count += 1
+    # a circular work queue holding at most n units (each unit is in it at most once)
+    size = count
+    tail = count % n if n > 0 else 0
+    maxdeg = 0
+    for u in range(n):
+        if indptr[u + 1] - indptr[u] > maxdeg:
+            maxdeg = indptr[u + 1] - indptr[u]
+    labs = np.empty(maxdeg + 1, np.int64)
+    cnts = np.empty(maxdeg + 1, np.int64)
+    moves = 0
+    while size > 0 and moves < max_moves:
+        u = work[head]
+        head = (head + 1) % n
+        size -= 1
+        inq[u] = False
+        a = labels[u]
+        m = 0
+        own = 0
+        for e in range(indptr[u], indptr[u + 1]):
+            lv = labels[indices[e]]
+            if lv == a:
+                own += 1
+                continue
+            found = False
+            for t in range(m):
+                if labs[t] == lv:
+                    cnts[t] += 1
+                    found = True
+                    break
+            if not found:
+                labs[m] = lv
+                cnts[m] = 1
+                m += 1
+        best = -1
+        bestc = own
+        for t in range(m):
+            if cnts[t] > bestc or (cnts[t] == bestc and best >= 0 and labs[t] < best):
+                if cnts[t] > own:
+                    best = labs[t]
+                    bestc = cnts[t]
+        if best < 0:
+            continue
+        if not _connected_without(u, a, labels, indptr, indices, stamp, token, queue):
+            token += 2
+            continue
+        token += 2
+        labels[u] = best
+        moves += 1
+        for e in range(indptr[u], indptr[u + 1]):
+            v = indices[e]
+            if w[v] == 0.0 and not locked[v] and not inq[v]:
+                work[tail] = v
+                tail = (tail + 1) % n
+                size += 1
+                inq[v] = True
+    return moves

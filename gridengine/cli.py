@@ -16,11 +16,25 @@ from pathlib import Path
 from . import __version__
 from .config import Config
 from .errors import ConfigError, GridEngineError, PlanWriteError
+from .progress import PLAN_STAGES, StageBar
 
 __all__ = ["main"]
 
 logger = logging.getLogger("gridengine.cli")
 
+_MAIN_EXAMPLE = """examples:
+  # plan the bundled sample city, then open out/sample/map.html and report.html
+  gridengine plan --customers data/sample/customers.csv --specialists data/sample/specialists.csv \\
+      --service-area data/sample/service_area.geojson --out out/sample --force
+  # how many specialists does the city need at capacity 1000?
+  gridengine staff --customers data/sample/customers.csv --capacity 1000
+  # next month: re-run from last month's plan, moving as few customers as possible, and compare
+  gridengine plan ... --previous out/city-2026-10 --out out/city-2026-11
+  gridengine diff out/city-2026-10 out/city-2026-11
+
+exit codes: 0 done; 2 bad input, config or an infeasible instance (the message names the file,
+row and column); 1 an unexpected failure.  Run `gridengine COMMAND --help` for a command's options.
+"""
 _PLAN_EXAMPLE = """example:
   gridengine plan --customers data/sample/customers.csv --specialists data/sample/specialists.csv \\
       --service-area data/sample/service_area.geojson --out out/sample --force
@@ -34,9 +48,19 @@ _SYNTH_EXAMPLE = """example:
 """
 
 
+def _output_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("-v", "--verbose", action="store_true", help="log each stage and print stage timings")
+    g.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (it is only drawn when stderr is a terminal, and not with -v/-q)")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gridengine", description="Plan field-service territories: customers -> H3 cells "
-                                "-> contiguous grids within capacity -> one specialist per grid.")
+    p = argparse.ArgumentParser(
+        prog="gridengine", epilog=_MAIN_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Plan field-service territories: customers -> H3 cells -> contiguous grids within capacity "
+                    "-> one specialist per grid, 100% of customers covered.")  # fmt: skip
     p.add_argument("--version", action="version", version=f"gridengine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -64,8 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--include-pii", action="store_true",
                     help="also write the customers' address, name and phone columns to assignments "
                          "(default: customer ids and coordinates only)")
-    pl.add_argument("-v", "--verbose", action="store_true", help="log each stage")
-    pl.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _output_options(pl)
 
     st = sub.add_parser("staff", help="how many specialists does the city need at a capacity? (no roster)",
                         epilog=_STAFF_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -77,8 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--config", help="config TOML file")
     st.add_argument("--out", help="also write the plan (grids, all unstaffed) to this folder")
     st.add_argument("--force", action="store_true", help="replace a plan already in --out")
-    st.add_argument("-v", "--verbose", action="store_true", help="log each stage")
-    st.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    _output_options(st)
 
     df = sub.add_parser("diff", help="what changed between two plans (customers, grids, specialists)",
                         epilog="example:\n  gridengine diff out/city-2026-10 out/city-2026-11 --out out/diff",
@@ -120,6 +142,13 @@ def _config_from_args(args: argparse.Namespace) -> Config:
     return cfg
 
 
+def _bar(args: argparse.Namespace) -> StageBar:
+    """The stage progress bar on stderr: drawn on a terminal; not with --quiet, --verbose (the log
+    lines tell the stages then) or --no-progress."""
+    off = any(getattr(args, a, False) for a in ("quiet", "verbose", "no_progress"))
+    return StageBar(PLAN_STAGES, enabled=False if off else None)
+
+
 def _check_out(out: Path, force: bool) -> None:
     """Fail before the work, not after: ``out`` must be a folder we can create, and hold no plan unless --force."""
     if out.exists() and not out.is_dir():
@@ -155,18 +184,24 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     _check_out(out, args.force)
     cfg = _config_from_args(args)
     t0 = time.perf_counter()
-    plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area,
-                           barriers=args.barriers, zones=args.zones, locked=args.locked, road_graph=args.road_graph,
-                           previous=args.previous)
-    if args.include_pii:
-        _add_pii(plan, args.customers, cfg)
-    t1 = time.perf_counter()
-    plan.run["timings_s"]["write"] = 0.0
-    plan.write(out, overwrite=args.force)
+    with _bar(args) as bar:
+        plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area,
+                               barriers=args.barriers, zones=args.zones, locked=args.locked,
+                               road_graph=args.road_graph, previous=args.previous, progress=bar)
+        if args.include_pii:
+            _add_pii(plan, args.customers, cfg)
+        t1 = time.perf_counter()
+        plan.run["timings_s"]["write"] = 0.0
+        bar("write")
+        plan.write(out, overwrite=args.force)
     t2 = time.perf_counter()
     if not args.quiet:
         print(plan.summary())
+        if args.verbose:
+            print("  stage timings    " + ", ".join(f"{k} {v:.2f}s" for k, v in plan.run["timings_s"].items()
+                                                   if k != "write"))
         print(f"plan written to {out}/ (planned in {t1 - t0:.1f}s, written in {t2 - t1:.1f}s)")
+        print(f"  open {out / 'map.html'} (interactive map) and {out / 'report.html'} (report) in a browser")
     return 0
 
 
@@ -180,10 +215,12 @@ def _cmd_staff(args: argparse.Namespace) -> int:
         _check_out(out, args.force)
     cfg = Config.from_toml(args.config) if args.config else Config()
     cfg = cfg.replace(partition=dataclasses.replace(cfg.partition, capacity=args.capacity))
-    plan = plan_city(args.customers, None, cfg, service_area=args.service_area, barriers=args.barriers,
-                     zones=args.zones)
-    if out is not None:
-        plan.write(out, overwrite=args.force)
+    with _bar(args) as bar:
+        plan = plan_city(args.customers, None, cfg, service_area=args.service_area, barriers=args.barriers,
+                         zones=args.zones, progress=bar)
+        if out is not None:
+            bar("write")
+            plan.write(out, overwrite=args.force)
     if not args.quiet:
         m = plan.metrics
         print(f"at capacity {args.capacity:g} (grids filled to {cfg.partition.target_fill:.0%} on average): "

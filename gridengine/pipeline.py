@@ -13,6 +13,7 @@ import platform
 import resource
 import socket
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -203,6 +204,7 @@ def plan_city(
     locked: str | Path | pd.DataFrame | None = None,
     road_graph: str | Path | Any = None,
     previous: str | Path | Plan | None = None,
+    progress: Callable[[str], Any] | None = None,
 ) -> Plan:
     """Plan one city: customers to cells to contiguous grids, one specialist per grid.
 
@@ -238,6 +240,10 @@ def plan_city(
         (``partition.churn_weight``, ``partition.max_churn``); specialists without a
         ``current_grid`` keep the grid they had. Metrics add ``churn``, ``customers_moved`` and
         ``grids_changed``.
+    progress
+        Optional callable told the name of each stage as it starts (``"ingest"``, ``"geocode"``,
+        ``"cells"``, ``"partition"``, ``"grids"``, ``"assign"``, ``"metrics"``; see
+        :data:`gridengine.progress.PLAN_STAGES`), e.g. :class:`gridengine.progress.StageBar`.
 
     Returns
     -------
@@ -262,11 +268,13 @@ def plan_city(
     1.0
     """
     config = config or Config()
+    stage = progress if progress is not None else (lambda name: None)
     started = datetime.now(timezone.utc)
     timings: dict[str, float] = {}
     t = time.perf_counter()
 
     # ingest
+    stage("ingest")
     if isinstance(customers, pd.DataFrame):
         cust, rejects0 = validate_customers(customers, config=config.input)
     else:
@@ -300,6 +308,7 @@ def plan_city(
     timings["ingest"] = time.perf_counter() - t
 
     # geocode
+    stage("geocode")
     t = time.perf_counter()
     located, rejects1 = geocode_customers(cust, coord_system=config.input.coord_system, config=config.geocode)
     if config.input.coord_system != "wgs84":
@@ -311,6 +320,7 @@ def plan_city(
         raise InputError("no customer could be located: every row was rejected (see the reasons in rejects)")
 
     # cells
+    stage("cells")
     t = time.perf_counter()
     capacity = config.partition.capacity if config.partition.capacity is not None else design_capacity(roster)
     total_w = float(located["workload"].sum())
@@ -326,6 +336,7 @@ def plan_city(
     timings["cells"] = time.perf_counter() - t
 
     # partition (locations heavier than a specialist first get dedicated grids at customer level)
+    stage("partition")
     t = time.perf_counter()
     too_heavy = np.flatnonzero(located["workload"].to_numpy() > capacity + 1e-9)
     if len(too_heavy):  # one customer cannot be split between specialists
@@ -362,6 +373,7 @@ def plan_city(
     timings["partition"] = time.perf_counter() - t
 
     # grids table
+    stage("grids")
     t = time.perf_counter()
     cells = index.cells
     cell_str = np.array([h3.int_to_str(int(c)) for c in cells["cell"].tolist()], dtype=object)
@@ -386,6 +398,7 @@ def plan_city(
     timings["grids"] = time.perf_counter() - t
 
     # assign
+    stage("assign")
     t = time.perf_counter()
     rules = list(config.assign.rules)
     requirements = grid_requirements(located, cust_grid, rules) if rules else None
@@ -408,6 +421,7 @@ def plan_city(
     timings["assign"] = time.perf_counter() - t
 
     # tables of the plan
+    stage("metrics")
     t = time.perf_counter()
     g2s = dict(zip(grids["grid_id"], grids["specialist_id"]))
     assignments = pd.DataFrame({

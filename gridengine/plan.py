@@ -250,7 +250,7 @@ class Plan:
             (tmp / "report.html").write_text(
                 report.render_report_html(self.grids, self.metrics, warnings=self.warnings,
                                           capacity=self.manifest.get("design_capacity"),
-                                          map_svg=report.render_overview_svg(self.grids, self.specialists)),
+                                          overview_png=report.render_overview_png(self.grids, self.specialists)),
                 encoding="utf-8")
             # The manifest goes last: a folder with a manifest is a complete plan.
             (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")

@@ -13,8 +13,10 @@ The functions return strings; the caller writes ``map.html`` / ``report.html``.
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
+import io
 import math
 from collections.abc import Mapping
 from numbers import Integral, Real
@@ -26,7 +28,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
-__all__ = ["PALETTE", "colour_hex", "grid_colours", "render_overview_svg", "render_map_html", "render_report_html"]
+__all__ = ["PALETTE", "colour_hex", "grid_colours", "render_overview_svg", "render_overview_png", "render_map_html",
+           "render_report_html"]
 
 #: Qualitative palette (ColorBrewer Set3, reordered so the red that could be mistaken for the
 #: unstaffed highlight comes last); indices past its end get generated hues.
@@ -375,6 +378,115 @@ def render_overview_svg(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | Non
             f'role="img" aria-label="Overview map of {len(rows)} grids">{"".join(body)}</svg>')  # fmt: skip
 
 
+def render_overview_png(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | None, *, width_in: float = 9.0,
+                        dpi: int = 110, title: str | None = None) -> bytes:  # fmt: skip
+    """Static overview map of the plan as a PNG image, drawn with matplotlib (Agg, no screen needed).
+
+    Grids are filled so that neighbours never share a colour (:func:`grid_colours`), with grey
+    borders; unstaffed grids are hatched red; specialist bases are dark dots (spare: hollow).
+    The axes use the same local equirectangular projection as the HTML map, so distances are
+    true to scale in both directions, and a 1 / 5 km scale bar is drawn.
+
+    Parameters
+    ----------
+    grids
+        Plan grids as for :func:`render_map_html`.
+    specialists
+        Specialists (``specialist_id``, ``lat``, ``lon``, ``grid_id``), or ``None``.
+    width_in, dpi
+        Figure width in inches and resolution; the height follows the city's aspect ratio.
+    title
+        Optional title drawn above the map.
+
+    Returns
+    -------
+    bytes
+        PNG file contents. Deterministic for the same input and matplotlib version (no
+        timestamp or software tag is written into the file).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.collections import PathCollection
+    from matplotlib.figure import Figure
+    from matplotlib.path import Path as MplPath
+
+    g = _sorted_grids(grids)
+    minx, miny, maxx, maxy = _bounds(g, specialists)
+    kx = math.cos(math.radians((miny + maxy) / 2.0))
+    m_per_deg = 111_320.0
+
+    def proj(xy: np.ndarray) -> np.ndarray:
+        xy = np.asarray(xy, dtype=float).reshape(-1, 2)
+        return np.column_stack([(xy[:, 0] - minx) * kx * m_per_deg / 1000.0, (xy[:, 1] - miny) * m_per_deg / 1000.0])
+
+    w_km = max((maxx - minx) * kx * m_per_deg / 1000.0, 0.01)
+    h_km = max((maxy - miny) * m_per_deg / 1000.0, 0.01)
+    ratio = min(max(h_km / w_km, 0.3), 3.0)
+    fig = Figure(figsize=(width_in, width_in * ratio + (0.4 if title else 0.1)), dpi=dpi)
+    ax = fig.add_axes((0.01, 0.01, 0.98, 0.98 if not title else 0.93))
+    colours = grid_colours(g) if len(g) else {}
+    rows = _grid_rows(g)
+    paths: list[MplPath] = []
+    fills: list[str] = []
+    hatched: list[MplPath] = []
+    for r, geom in zip(rows, g.geometry.values):
+        verts: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
+        for poly in _polygons(geom):
+            for ring in (poly.exterior, *poly.interiors):
+                xy = proj(np.asarray(ring.coords)[:, :2])
+                c = np.full(len(xy), MplPath.LINETO, dtype=np.uint8)
+                c[0], c[-1] = MplPath.MOVETO, MplPath.CLOSEPOLY
+                verts.append(xy)
+                codes.append(c)
+        if not verts:
+            continue
+        path = MplPath(np.concatenate(verts), np.concatenate(codes))
+        paths.append(path)
+        fills.append(colour_hex(colours.get(r["gid"], 0)))
+        if r["unstaffed"]:
+            hatched.append(path)
+    if paths:
+        ax.add_collection(PathCollection(paths, facecolors=fills, edgecolors="#455a64", linewidths=0.5))
+    if hatched:
+        ax.add_collection(PathCollection(hatched, facecolors="none", edgecolors=_UNSTAFFED_RED, linewidths=1.2,
+                                         hatch="////"))
+    if len(rows) <= 80 and paths:
+        for r, geom in zip(rows, g.geometry.values):
+            if geom is None or geom.is_empty:
+                continue
+            p = geom.representative_point()
+            (x, y), = proj(np.array([[p.x, p.y]]))
+            ax.text(x, y, r["gid"], fontsize=6, ha="center", va="center", color="#111")
+    if specialists is not None and len(specialists):
+        s = specialists.copy()
+        s["specialist_id"] = s["specialist_id"].astype(str)
+        s = s.sort_values("specialist_id", kind="mergesort")
+        lat = pd.to_numeric(s["lat"], errors="coerce").to_numpy(float)
+        lon = pd.to_numeric(s["lon"], errors="coerce").to_numpy(float)
+        ok = np.isfinite(lat) & np.isfinite(lon)
+        spare = np.array([_is_unstaffed(v) for v in _col(s, "grid_id", "")], dtype=bool)
+        xy = proj(np.column_stack([lon, lat]))
+        ax.scatter(xy[ok & ~spare, 0], xy[ok & ~spare, 1], s=10, c="#1a237e", edgecolors="white", linewidths=0.5,
+                   zorder=3)
+        ax.scatter(xy[ok & spare, 0], xy[ok & spare, 1], s=12, facecolors="white", edgecolors="#1a237e",
+                   linewidths=1.0, zorder=3)
+    ax.set_xlim(-0.02 * w_km, 1.02 * w_km)
+    ax.set_ylim(-0.02 * h_km, 1.02 * h_km)
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    bar = 5.0 if w_km >= 20 else 1.0
+    x0, y0 = 0.02 * w_km, 0.02 * h_km
+    ax.plot([x0, x0 + bar], [y0, y0], color="#111", linewidth=2, solid_capstyle="butt")
+    ax.text(x0 + bar / 2, y0 + 0.012 * h_km, f"{bar:g} km", ha="center", va="bottom", fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
+    return buf.getvalue()
+
+
 # ----------------------------------------------------------------------------- map.html
 _MAP_CSS = """*{box-sizing:border-box}html,body{margin:0;height:100%}
 body{display:flex;flex-direction:column;font:14px/1.35 system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif}
@@ -564,10 +676,14 @@ def _histogram_svg(workloads: list[Any], capacity: float | None, width: int = 72
     if len(w) == 0:
         return "<p>No workload data.</p>"
     cap = None if _missing(capacity) else float(capacity)  # type: ignore[arg-type]
-    lo = min(0.0, float(w.min()))
-    hi = max(float(w.max()), cap or 0.0) * 1.05
+    top = max(float(w.max()), cap or 0.0)
+    # the x axis spans the workloads and the capacity line (not from 0: grids cluster near the target,
+    # and a 0-based axis would put them all in one or two bars)
+    lo = float(w.min()) - 0.05 * max(top - float(w.min()), 0.1 * abs(top))
+    lo = 0.0 if float(w.min()) >= 0 and lo < 0.25 * top else lo
+    hi = top + 0.03 * max(top - lo, 1e-9)
     hi = hi if hi > lo else lo + 1.0
-    nb = int(min(40, max(5, math.ceil(2 * len(w) ** (1 / 3)))))
+    nb = int(min(40, max(10, math.ceil(2 * len(w) ** (1 / 3)))))
     counts, edges = np.histogram(w, bins=nb, range=(lo, hi))
     ml, mr, mt, mb = 48, 16, 30, 36
     pw, ph = width - ml - mr, height - mt - mb
@@ -612,7 +728,7 @@ code{color:#888;font-size:11px}nav a{margin-right:12px}
 table.sortable th{cursor:pointer;background:#f3f5f7;position:sticky;top:0}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 tr.unstaffed td{background:#fdecea}td.over{color:#b71c1c;font-weight:600}ul.warn li{margin:2px 0}
-.tag{color:#b71c1c;font-weight:600}svg{max-width:100%;height:auto}.hint{color:#666;font-size:12px}"""
+.tag{color:#b71c1c;font-weight:600}svg,img.overview{max-width:100%;height:auto}.hint{color:#666;font-size:12px}"""
 
 _SORT_JS = """Array.prototype.forEach.call(document.querySelectorAll('table.sortable th'),function(th,i){
 th.addEventListener('click',function(){var tb=th.closest('table').tBodies[0],rows=Array.prototype.slice.call(tb.rows),
@@ -626,7 +742,8 @@ rows.forEach(function(r){tb.appendChild(r);});});});"""
 
 
 def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list[str], capacity: float | None,
-                       title: str = "gridengine plan report", map_svg: str | None = None) -> str:  # fmt: skip
+                       title: str = "gridengine plan report", map_svg: str | None = None,
+                       overview_png: bytes | None = None) -> str:  # fmt: skip
     """Self-contained ``report.html``: metrics, warnings, staffing, workload histogram, map, grid table.
 
     Parameters
@@ -645,7 +762,10 @@ def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list
     title
         Page title (escaped).
     map_svg
-        Trusted SVG markup inserted as is; :func:`render_overview_svg` if ``None``.
+        Trusted SVG markup inserted as is instead of the overview image.
+    overview_png
+        PNG overview map embedded as a ``data:`` URI; :func:`render_overview_png` of the grids
+        (no bases) if both this and ``map_svg`` are ``None``.
 
     Returns
     -------
@@ -685,7 +805,12 @@ def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list
                     + _td(r["use"], _pct(r["use"], 1), "n over" if over else "n")
                     + _td(r["n_customers"], _num(r["n_customers"], 0)) + _td(r["n_cells"], _num(r["n_cells"], 0))
                     + _td(r["area_km2"], _num(r["area_km2"], 2)) + "</tr>")  # fmt: skip
-    overview = map_svg if map_svg is not None else render_overview_svg(g, None)
+    if map_svg is not None:
+        overview = map_svg
+    else:
+        png = overview_png if overview_png is not None else render_overview_png(g, None)
+        overview = (f'<img class="overview" alt="Overview map of {len(rows)} grids" '
+                    f'src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}">')
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
             f"<style>{_REPORT_CSS}</style></head><body><h1>{_e(title)}</h1>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import math
 import re
 import shutil
@@ -19,6 +20,7 @@ from shapely.geometry import Polygon, shape
 from gridengine.report import (
     grid_colours,
     render_map_html,
+    render_overview_png,
     render_overview_svg,
     render_report_html,
 )
@@ -124,8 +126,10 @@ def _assert_parses(page: str) -> None:
 
 def _assert_offline(page: str) -> None:
     low = page.lower()
-    for bad in ("http://", "https://", "<script src", "<link", "@import", " src=", "//cdn", "xmlns"):
+    for bad in ("http://", "https://", "<script src", "<link", "@import", "//cdn", "xmlns"):
         assert bad not in low, bad
+    # the only src= allowed is an inline data: URI (the report's overview image)
+    assert re.findall(r' src="(?!data:image/png;base64,)', low) == []
 
 
 def _paths(page: str) -> dict[str, str]:
@@ -290,11 +294,14 @@ def test_report_metrics_formatting(grids) -> None:
 def test_report_histogram_map_and_table(grids, specialists) -> None:
     page = _report(grids)
     assert '<svg class="hist"' in page and "capacity 100.0" in page and "mean 58.8" in page
-    assert '<svg class="ge-overview"' in page and page.count('class="grid"') == len(grids)
+    assert '<img class="overview"' in page and 'src="data:image/png;base64,' in page
     assert '<table class="sortable">' in page and page.count("<tr") >= len(grids) + 1
     assert page.index("<td>G0001</td>") < page.index("<td>G0002</td>") < page.index("<td>G0006</td>")
     no_cap = _report(grids, capacity=None, warnings=[])
     assert "capacity 100.0" not in no_cap and "No warnings." in no_cap
+    png = render_overview_png(grids, specialists, title="city")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == render_overview_png(grids, specialists, title="city")
+    assert base64.b64encode(png).decode() in _report(grids, overview_png=png)
     custom = _report(grids, map_svg=render_overview_svg(grids, specialists, width=400, height=300))
     assert 'viewBox="0 0 400 300"' in custom and 'class="spec' in custom
 

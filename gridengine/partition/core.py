@@ -39,7 +39,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components, depth_first_order, minimum_spanning_tree
 from scipy.spatial import cKDTree
 
-from .._kernels import refine_moves, subtree_sums
+from .._kernels import refine_moves, smooth_empty, subtree_sums
 from ..errors import InfeasibleError
 
 __all__ = ['Bridge', 'PartitionResult', 'partition_units', 'grid_connectivity', 'CUT_SCORES', 'REFINE_SCHEDULES']
@@ -623,6 +623,13 @@ def _partition_core(w: np.ndarray, x: np.ndarray, y: np.ndarray, edges, *, upper
             notes.append(f"{area_name(a, units)}: {kk[a]} grids could not all stay within capacity {upper:g}; "
                          f"used {kk[a] + 1}")
             kk[a] += 1
+    # Tidy the territories' shapes: empty units (land with no customer) join the grid most of their
+    # neighbours belong to, which removes thin strands and notches without changing any workload.
+    # Bridge ends stay put (a bridge is reported for the grid holding both its ends).
+    keep = locked.copy()
+    for b in bridges:
+        keep[b.from_unit] = keep[b.to_unit] = True
+    smooth_empty(g.indptr, g.indices, w, labels, keep, 50 * n + 1000)
     # A bridge whose two ends landed in different grids carries no grid: the small area became
     # a grid of its own (or part of one) and needs no report.
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
