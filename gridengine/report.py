@@ -404,9 +404,7 @@ def render_overview_png(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | Non
         PNG file contents. Deterministic for the same input and matplotlib version (no
         timestamp or software tag is written into the file).
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
+    # Figure objects draw through their own Agg canvas: no pyplot, so the caller's backend is untouched
     from matplotlib.collections import PathCollection
     from matplotlib.figure import Figure
     from matplotlib.path import Path as MplPath
