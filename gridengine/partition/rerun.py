@@ -47,8 +47,16 @@ def _keep_main_pieces(g: _Graph, labels: np.ndarray) -> np.ndarray:
     return out
 
 
-def _grow_region(g: _Graph, labels: np.ndarray, seeds: list[int], *, min_grids: int, within: np.ndarray) -> list[int]:
-    """Seed grids plus rings of neighbouring grids (inside ``within``) until at least ``min_grids``."""
+def _grow_region(g: _Graph, labels: np.ndarray, seeds: list[int], *, min_grids: int, within: np.ndarray,
+                 target: float | None = None, extra: int = 0, tol: float = 0.05) -> list[int]:
+    """Seed grids plus rings of neighbouring grids (inside ``within``) until at least ``min_grids``.
+
+    With ``target`` and ``extra`` (the region is to be redrawn with ``extra`` more grids), the
+    region also grows until it holds enough surplus workload for its grids to come out within
+    ``tol / 2`` of ``target``: ``sum(load - target) >= target * (extra - tol / 2 * (m + extra))`` for
+    ``m`` grids. Otherwise the new grids are light and the refinement, moving one unit at a
+    time, cannot bring them the missing workload across their full neighbours.
+    """
     inside = np.zeros(g.n, dtype=bool)
     inside[within] = True
     e = inside[g.src] & inside[g.dst] & (labels[g.src] != labels[g.dst])
@@ -60,11 +68,23 @@ def _grow_region(g: _Graph, labels: np.ndarray, seeds: list[int], *, min_grids: 
     load = np.bincount(labels[within], weights=g.w[within], minlength=int(labels.max()) + 1)
     region = set(seeds)
     frontier = set(seeds)
-    while len(region) < min_grids and frontier:
+
+    def short() -> bool:
+        if target is None or extra <= 0:
+            return False
+        surplus = float(sum(load[m] for m in region)) - target * len(region)
+        return surplus < target * (extra - 0.5 * tol * (len(region) + extra))
+
+    while (len(region) < min_grids or short()) and frontier:
         ring = sorted({m for f in sorted(frontier) for m in nbrs.get(f, ())} - region, key=lambda m: (-load[m], m))
-        ring = ring[:min_grids - len(region)]  # the heaviest neighbours first, no more than needed
-        frontier = set(ring)
-        region |= frontier
+        if len(region) < min_grids:
+            ring = ring[:min_grids - len(region)]  # the heaviest neighbours first, no more than needed
+        else:  # for surplus: one neighbour at a time, the heaviest first
+            ring = ring[:1]
+        frontier = (frontier | set(ring)) if len(region) >= min_grids else set(ring)
+        region |= set(ring)
+        if not ring:
+            break
     return sorted(region)
 
 
@@ -181,7 +201,8 @@ def partition_from_previous(
             if extra > 0:
                 loads = np.bincount(labels[units], weights=w[units])
                 seeds = sorted(present.tolist(), key=lambda lab: (-loads[lab], lab))[:extra]
-                region = _grow_region(g, labels, seeds, min_grids=2 * extra, within=units)
+                region = _grow_region(g, labels, seeds, min_grids=2 * extra, within=units,
+                                      target=float(merged_w[a]) / int(kc[a]), extra=extra, tol=tolerance)
                 next_label = _redraw_region(g, labels, region, len(region) + extra, next_label, rng, n_trees,
                                             tolerance)
                 notes.append(f"area {a}: needed {kc[a]} grids; redrew {len(region)} grids as {len(region) + extra}")
