@@ -504,7 +504,9 @@ header h1{font-size:17px;margin:0}#ge-wrap{flex:1;display:flex;min-height:0;colo
 #ge-pop{position:absolute;z-index:5;background:#fff;border:1px solid #888;border-radius:4px;
 box-shadow:0 2px 8px rgba(0,0,0,.25);padding:6px 10px;font-size:13px;min-width:190px}
 #ge-pop th{text-align:left;padding-right:10px;color:#555;font-weight:normal}[hidden]{display:none!important}
-#ge-pop .x{float:right;border:0;background:none;font-size:16px;cursor:pointer;line-height:1}"""
+#ge-pop .x{float:right;border:0;background:none;font-size:16px;cursor:pointer;line-height:1}
+#ge-attr{position:absolute;right:4px;bottom:2px;font-size:11px;background:rgba(255,255,255,.8);padding:0 4px}
+#ge-svg.basemap .grid{fill-opacity:.45}#ge-svg.basemap #ge-density{opacity:.5}"""
 
 # Pan/zoom keeps one transform on <g id="ge-vp">; labels and base markers are counter-scaled so they keep
 # their screen size. Popup content is built with textContent from data-* attributes (never innerHTML).
@@ -545,11 +547,35 @@ $('ge-fit').addEventListener('click',function(){k=1;tx=0;ty=0;apply();});
 Array.prototype.forEach.call(document.querySelectorAll('input[data-layer]'),function(b){
 var id=b.getAttribute('data-layer');
 function u(){var g=$(id);if(g)g.style.display=b.checked?'':'none';if(!b.checked&&id==='ge-grids')hide();}
-b.addEventListener('change',u);u();});apply();})();"""
+b.addEventListener('change',u);u();});
+var tb=$('ge-basemap'),tg=$('ge-tiles'),TU=svg.getAttribute('data-tiles'),P=(svg.getAttribute('data-proj')||'').split(',').map(Number),
+tt=null,attr=$('ge-attr');
+function tiles(){tg.textContent='';if(!tb||!tb.checked||!TU||P.length<4)return;
+var kx=P[0],s=P[1],ox=P[2],oy=P[3],x0=(-tx/k-ox)/(kx*s),x1=((vb.width-tx)/k-ox)/(kx*s),
+y0=(oy-(-ty/k))/s,y1=(oy-((vb.height-ty)/k))/s,r=svg.getBoundingClientRect(),px=Math.max(r.width,256);
+var z=Math.max(1,Math.min(18,Math.round(Math.log(360*px/256/Math.max(x1-x0,1e-9))/Math.LN2))),n=Math.pow(2,z);
+function tx_(lon){return Math.floor((lon+180)/360*n);}
+function ty_(lat){var a=lat*Math.PI/180;return Math.floor((1-Math.log(Math.tan(a)+1/Math.cos(a))/Math.PI)/2*n);}
+function lon_(x){return x/n*360-180;}function lat_(y){var t=Math.PI*(1-2*y/n);return Math.atan(.5*(Math.exp(t)-Math.exp(-t)))*180/Math.PI;}
+var a0=tx_(x0),a1=tx_(x1),b0=ty_(y0),b1=ty_(y1);if((a1-a0+1)*(b1-b0+1)>80)return;
+for(var i=a0;i<=a1;i++)for(var j=b0;j<=b1;j++){if(j<0||j>=n)continue;
+var X0=ox+lon_(i)*kx*s,X1=ox+lon_(i+1)*kx*s,Y0=oy-lat_(j)*s,Y1=oy-lat_(j+1)*s,im=document.createElementNS(svg.namespaceURI,'image');
+im.setAttribute('href',TU.replace('{z}',z).replace('{x}',((i%n)+n)%n).replace('{y}',j));
+im.setAttribute('x',X0);im.setAttribute('y',Y0);im.setAttribute('width',X1-X0);im.setAttribute('height',Y1-Y0);
+im.setAttribute('preserveAspectRatio','none');tg.appendChild(im);}}
+var apply0=apply;apply=function(){apply0();if(tb&&tb.checked){clearTimeout(tt);tt=setTimeout(tiles,150);}};
+if(tb)tb.addEventListener('change',function(){svg.classList.toggle('basemap',tb.checked);if(attr)attr.hidden=!tb.checked;tiles();});
+apply();})();"""
+
+
+#: Default online base map for the optional "Base map (online)" layer of ``map.html``.
+DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+DEFAULT_TILE_ATTRIBUTION = "© OpenStreetMap contributors"
 
 
 def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells: pd.DataFrame | None = None,
-                    title: str = "gridengine plan") -> str:  # fmt: skip
+                    title: str = "gridengine plan", tile_url: str | None = DEFAULT_TILE_URL,
+                    tile_attribution: str = DEFAULT_TILE_ATTRIBUTION) -> str:  # fmt: skip
     """Interactive, self-contained ``map.html`` of a plan.
 
     Parameters
@@ -565,6 +591,12 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
         shaded customer-density layer (customers are never shown individually).
     title
         Page title (escaped).
+    tile_url
+        XYZ tile URL template (``{z}``, ``{x}``, ``{y}``) of an optional base map, drawn under
+        the grids only when the planner ticks "Base map (online)"; nothing is fetched otherwise,
+        so the page still works with no network. ``None`` leaves the layer out.
+    tile_attribution
+        Attribution shown while the base map is on.
 
     Returns
     -------
@@ -583,8 +615,13 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
     density, dlegend = ("", []) if cells is None else _density_layer(cells, proj, "ge")
     layers = [_grid_layer(rows, ds, grid_colours(g), "ge", popup=True), density, _unstaffed_layer(rows, ds, "ge"),
               _label_layer(rows, pgeoms, "ge", 11.0), _specialist_layer(specialists, proj, "ge", 4.0)]  # fmt: skip
-    svg = (f'<svg id="ge-svg" viewBox="0 0 {_f(w)} {_f(h)}" data-r="4" preserveAspectRatio="xMidYMid meet">'
-           f"{_hatch_defs('ge')}<style>{_SVG_CSS}</style><g id=\"ge-vp\">{''.join(layers)}</g></svg>")  # fmt: skip
+    tiles_attr = ""
+    if tile_url:
+        proj_attr = ",".join(repr(round(float(v), 9)) for v in (proj.kx, proj.s, proj.ox, proj.oy))
+        tiles_attr = f' data-tiles="{_e(tile_url)}" data-proj="{proj_attr}"'
+    svg = (f'<svg id="ge-svg" viewBox="0 0 {_f(w)} {_f(h)}" data-r="4" preserveAspectRatio="xMidYMid meet"{tiles_attr}>'
+           f"{_hatch_defs('ge')}<style>{_SVG_CSS}</style><g id=\"ge-vp\"><g id=\"ge-tiles\"></g>{''.join(layers)}</g>"
+           "</svg>")  # fmt: skip
 
     unst = [r for r in rows if r["unstaffed"]]
     n_spec = 0 if specialists is None else len(specialists)
@@ -599,6 +636,10 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
                box("ge-density", "Customer density" + ("" if cells is not None else " (no data)"),
                    on=cells is not None, enabled=cells is not None),
                box("ge-unstaffed", "Unstaffed highlight")]  # fmt: skip
+    if tile_url:
+        toggles.append('<label><input type="checkbox" id="ge-basemap"> Base map (online)</label>'
+                       '<div class="hint">Loads map tiles from the network; off by default, the rest of the map '
+                       "works offline.</div>")
     swatches = "".join(f'<span class="sw" style="background:{c}"></span>' for c in PALETTE[:8])
     legend = [f"<div>{swatches}</div><div class=\"hint\">Colours only tell neighbouring grids apart.</div>",
               '<div><span class="sw h"></span>Unstaffed grid</div>',
@@ -609,6 +650,7 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
             f'<div><span class="sw" style="background:{c}"></span>{_e(t)}</div>' for c, t in zip(_DENSITY, dlegend)))
     items = "".join(f"<li>{_e(r['gid'])} — workload {_num(r['workload'])}</li>" for r in unst)
     unlist = f"<ul>{items}</ul>" if unst else "<p>None: every grid has a specialist.</p>"
+    attribution = (f'<div id="ge-attr" hidden>{_e(tile_attribution)}</div>' if tile_url else "")
     info = (f"{len(rows)} grids · {len(rows) - len(unst)} staffed · {len(unst)} unstaffed · "
             f"{n_spec} specialists ({n_spare} spare)")  # fmt: skip
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -619,7 +661,7 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
             f'<p class="hint">Mouse wheel zooms, drag pans, click a grid for details, Esc closes.</p></aside>'
             f'<main id="ge-main"><div class="ge-tools"><button id="ge-zin" title="Zoom in">+</button>'
             f'<button id="ge-zout" title="Zoom out">−</button><button id="ge-fit" title="Fit city">Fit</button></div>'
-            f'{svg}<div id="ge-pop" hidden></div></main></div><script>{_MAP_JS}</script></body></html>\n')  # fmt: skip
+            f'{svg}<div id="ge-pop" hidden></div>{attribution}</main></div><script>{_MAP_JS}</script></body></html>\n')  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- report.html

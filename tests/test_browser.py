@@ -181,3 +181,26 @@ def test_report_offline_summary_histogram_table(browser, sample_plan, sample_pla
         p.check_clean()
     finally:
         p.close()
+
+
+def test_online_base_map_only_when_asked(browser, sample_plan_dir):
+    p = Page(browser, sample_plan_dir / "map.html")
+    page = p.page
+    try:
+        assert page.locator("#ge-tiles image").count() == 0 and p.outside == []  # nothing fetched by default
+        page.check("#ge-basemap")
+        page.wait_for_timeout(400)
+        n = page.locator("#ge-tiles image").count()
+        assert 1 <= n <= 80
+        assert all(u.startswith("https://tile.openstreetmap.org/") for u in p.outside) and p.outside
+        assert page.locator("#ge-attr").is_visible()
+        page.click("#ge-zin")
+        page.wait_for_timeout(400)
+        assert page.locator("#ge-tiles image").count() >= 1
+        page.uncheck("#ge-basemap")
+        assert page.locator("#ge-tiles image").count() == 0 and page.locator("#ge-attr").is_hidden()
+        # the network is cut here, so the tiles fail to load: that is the only kind of console error allowed
+        assert all("Failed to load resource" in e for e in p.errors), p.errors
+    finally:
+        p.close()
+

@@ -125,6 +125,8 @@ def _assert_parses(page: str) -> None:
 
 
 def _assert_offline(page: str) -> None:
+    # the optional online base map's URL template is data, fetched only when the planner turns it on
+    page = re.sub(r' data-tiles="[^"]*"', "", page)
     low = page.lower()
     for bad in ("http://", "https://", "<script src", "<link", "@import", "//cdn", "xmlns"):
         assert bad not in low, bad
@@ -323,3 +325,13 @@ def test_edge_cases(grids) -> None:
     for page in (render_map_html(empty, None), render_report_html(empty, {}, warnings=[], capacity=None)):  # type: ignore[arg-type]
         _assert_parses(page)
         assert 'class="grid"' not in page
+
+
+def test_map_base_layer_is_optional(grids, specialists) -> None:
+    page = render_map_html(grids, specialists)
+    assert 'data-tiles="https://tile.openstreetmap.org/{z}/{x}/{y}.png"' in page
+    assert 'id="ge-basemap"' in page and "<input type=\"checkbox\" id=\"ge-basemap\">" in page  # off by default
+    assert "OpenStreetMap contributors" in page
+    bare = render_map_html(grids, specialists, tile_url=None)
+    assert ' data-tiles="' not in bare and 'id="ge-basemap"' not in bare and "https://" not in bare
+
