@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import connected_components
 
-from .._kernels import smooth_empty
+from .._kernels import _connected_without, smooth_empty
 from ..errors import InfeasibleError
 from .core import Bridge, PartitionResult, _Graph, _allocate_grids, _areas_and_bridges, _csr, _recursive_bisection, _refine, grid_connectivity
 
@@ -133,6 +133,144 @@ def _redraw_region(g: _Graph, labels: np.ndarray, region: list[int], k_region: i
     return next_label
 
 
+#: Flow rebalances tried (each followed by the refinement) before over-capacity regions are redrawn.
+FLOW_PASSES = 3
+
+#: After a capacity flow, a balance flow is tried when fewer grids than this share are within tolerance.
+MIN_WITHIN_AFTER_FLOW = 0.95
+
+#: How many layers of a sender's border units a border may pass in the flow rebalance.
+BORDER_LAYERS = 3.0
+
+
+def _flow_rebalance(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, limit: np.ndarray,
+                    locked: np.ndarray, rounds: int = 6) -> float:
+    """Flow rebalance (:func:`_flow_round`), re-planned from the new loads while borders stall.
+
+    A border whose flow could not be realised (units that hold the sender together, a bridge)
+    is avoided by the next round's flow. Returns the workload moved.
+    """
+    stalled: set[tuple[int, int]] = set()
+    moved = 0.0
+    for _ in range(rounds):
+        mv, left = _flow_round(g, dense, n_grids, lower, limit, locked, stalled)
+        moved += mv
+        if not left or mv == 0:
+            break
+        stalled |= left
+    return moved
+
+
+def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, limit: np.ndarray,
+                locked: np.ndarray, stalled: set[tuple[int, int]]) -> tuple[float, set[tuple[int, int]]]:
+    """Pass workload from grids above ``limit`` to grids below ``lower`` (or with room), hop by hop, in place.
+
+    The excess travels along a min-cost flow on the grid adjacency graph (one unit of cost per
+    unit of workload per border crossed: each crossing hands that workload to another
+    specialist, so the flow is the least churn that relieves every grid, fractionally). Each
+    border's flow is then realised by moving that grid's units that touch the receiving grid,
+    the best-fitting first, never breaking the sender's connectivity or emptying it, and
+    never overshooting the flow by the unit's own weight. Borders in ``stalled`` cost 100x.
+    Returns the workload moved and the borders whose flow was not fully realised.
+    """
+    from ortools.graph.python import min_cost_flow
+
+    w = g.w
+    scale = 10.0
+    loads = np.bincount(dense, weights=w, minlength=n_grids)
+    sup = np.ceil(np.clip(loads - limit, 0, None) * scale).astype(np.int64)
+    need = np.ceil(np.clip(lower - loads, 0, None) * scale).astype(np.int64)
+    # beyond the mandatory moves, grids may take (up to limit) or give (down to lower) freely
+    room = np.floor(np.clip(limit - np.maximum(loads, lower), 0, None) * scale).astype(np.int64)
+    spare = np.floor(np.clip(np.minimum(loads, limit) - np.maximum(lower, 0.0), 0, None) * scale).astype(np.int64)
+    spare[~np.isfinite(lower)] = 0  # one-sided (no lower bound): nobody must give beyond the excess
+    excess = int(sup.sum()) - int(need.sum())
+    if (sup.sum() == 0 and need.sum() == 0) or (excess > 0 and room.sum() < excess) or \
+            (excess < 0 and spare.sum() < -excess):
+        return 0.0, set()
+    a, b = dense[g.src], dense[g.dst]
+    cross = a != b
+    pairs = np.unique(np.c_[a[cross], b[cross]], axis=0)
+    big = int(sup.sum() + need.sum()) + 1
+    # A border carries at most a few layers of the sender's units that touch it: a narrow
+    # border (a bridge, a corridor) cannot pass a grid's worth of workload.
+    su = g.src[cross]
+    key = np.unique(np.c_[a[cross], b[cross], su], axis=0)
+    border_w = pd.Series(w[key[:, 2]]).groupby([key[:, 0], key[:, 1]]).sum()
+    bw = border_w.reindex(pd.MultiIndex.from_arrays([pairs[:, 0], pairs[:, 1]])).fillna(0.0).to_numpy()
+    # each border: a cheap arc up to its capacity, and a dear one beyond it (so the flow stays
+    # feasible where an overloaded grid has only narrow borders); node n_grids balances the total
+    np_ = len(pairs)
+    bad = np.array([(int(x), int(y)) in stalled for x, y in pairs.tolist()], dtype=bool)
+    if excess >= 0:
+        rg = np.flatnonzero(room > 0)
+        t_x, h_x, c_x = rg, np.full(len(rg), n_grids), room[rg]
+    else:
+        rg = np.flatnonzero(spare > 0)
+        t_x, h_x, c_x = np.full(len(rg), n_grids), rg, spare[rg]
+    smcf = min_cost_flow.SimpleMinCostFlow()
+    tails = np.r_[pairs[:, 0], pairs[:, 0], t_x]
+    heads = np.r_[pairs[:, 1], pairs[:, 1], h_x]
+    caps = np.r_[np.ceil(BORDER_LAYERS * bw * scale).astype(np.int64), np.full(np_, big), c_x]
+    costs = np.r_[np.where(bad, 1000, 10), np.where(bad, 20000, 200), np.zeros(len(rg))].astype(np.int64)
+    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32),
+                                                     caps.astype(np.int64), costs)
+    smcf.set_nodes_supplies(np.arange(n_grids + 1, dtype=np.int32), np.r_[sup - need, -excess].astype(np.int64))
+    flows = None
+    if smcf.solve() == smcf.OPTIMAL:
+        f_all = smcf.flows(arcs)
+        flows = (f_all[:np_] + f_all[np_:2 * np_]) / scale
+    if flows is None:
+        return 0.0, set()
+    edges = [(int(u), int(v), float(f)) for (u, v), f in zip(pairs.tolist(), flows.tolist()) if f > 0]
+    # senders first in flow order: a grid passes workload on after it has received its own
+    order_in = np.zeros(n_grids)
+    for u, v, f in edges:
+        order_in[v] += f
+    indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
+    stamp = np.zeros(g.n, dtype=np.int64)
+    queue = np.empty(g.n, dtype=np.int64)
+    token = [1]
+    size = np.bincount(dense, minlength=n_grids)
+    moved = 0.0
+    remaining = {(u, v): f for u, v, f in edges}
+    for _round in range(50):  # borders stalled by connectivity may open up once others have moved
+        progress = False
+        for (src_grid, dst_grid) in sorted(remaining, key=lambda e: (order_in[e[0]] > 0, e)):
+            left = remaining[(src_grid, dst_grid)]
+            skip: set[int] = set()
+            while left > 0 and size[src_grid] > 1:
+                members = np.flatnonzero(dense == src_grid)
+                best, best_key = -1, None
+                for u in members.tolist():
+                    if locked[u] or u in skip:
+                        continue
+                    nb = indices[indptr[u]:indptr[u + 1]]
+                    touch = int((dense[nb] == dst_grid).sum())
+                    if touch == 0 or w[u] > 2.0 * left:  # overshoot by at most the unit itself
+                        continue
+                    key = (-touch, abs(left - w[u]), u)
+                    if best_key is None or key < best_key:
+                        best, best_key = u, key
+                if best < 0:
+                    break
+                token[0] += 2
+                if not _connected_without(best, src_grid, dense, indptr, indices, stamp, token[0], queue):
+                    skip.add(best)  # it holds the sender together, for now
+                    continue
+                dense[best] = dst_grid
+                size[src_grid] -= 1
+                size[dst_grid] += 1
+                left -= w[best]
+                moved += w[best]
+                progress = True
+            remaining[(src_grid, dst_grid)] = left
+        remaining = {e: f for e, f in remaining.items() if f > 0}
+        if not remaining or not progress:
+            break
+    return moved, {e for e, f in remaining.items() if f > 0.5 * scale ** -1}
+
+
 def partition_from_previous(
     weights: np.ndarray,
     x: np.ndarray,
@@ -156,7 +294,10 @@ def partition_from_previous(
     grid they touch). Grids are split only where an area needs more grids than it has (its
     heaviest grids, by bisection), a grid broken into pieces keeps its heaviest piece, and the
     refinement charges ``churn_weight`` grid spans of distance per unit of workload that leaves
-    its previous grid, so only balance and capacity move customers.
+    its previous grid, so only balance and capacity move customers. With ``k`` fixed, grids left
+    over capacity pass their excess across borders along a min-cost flow on the grid graph (the
+    least workload handed over, see :func:`_flow_rebalance`), and then, if most grids sit off the
+    target, a two-sided flow evens them out; regions are redrawn only if that still fails.
 
     Returns
     -------
@@ -191,6 +332,10 @@ def partition_from_previous(
             _recursive_bisection(g, units, int(kc[a]), labels, box, rng, n_trees, tolerance, "cut")
             next_label = box[0]
             notes.append(f"area {a}: new, {next_label - start} grids drawn")
+    flows_left = FLOW_PASSES
+    balanced_pass = False
+    pre_flow: np.ndarray | None = None
+    redraws = 0
     for attempt in range(50):
         # areas that need more grids than they have: redraw the heaviest grids and their
         # neighbours (a local region) with the extra grids, keeping ids where territory overlaps
@@ -223,16 +368,54 @@ def partition_from_previous(
                 home=home, churn_w=churn_weight * span)
         loads = np.bincount(dense, weights=w, minlength=n_grids)
         over = np.unique(grid_area[loads > upper + 1e-9])
+        if len(over) == 0 and k is not None and flows_left < FLOW_PASSES and not balanced_pass:
+            # the flow relieved capacity; if most grids now sit off the target (the mean rose with
+            # k fixed), one two-sided flow brings the light grids up, kept only if capacity holds
+            off = np.abs(loads - tgt) > tolerance * tgt + 1e-9
+            balanced_pass = True
+            if off.mean() > 1.0 - MIN_WITHIN_AFTER_FLOW:
+                trial = dense.copy()
+                band = 0.8 * tolerance * tgt
+                mv = _flow_rebalance(g, trial, n_grids, tgt - band, np.minimum(up, tgt + band),
+                                     np.zeros(n, dtype=np.bool_))
+                _refine(g, trial, n_grids, tgt, up, tolerance, refine_passes, np.zeros(n, dtype=np.bool_),
+                        annealing=(), home=home, churn_w=churn_weight * span)
+                tl = np.bincount(trial, weights=w, minlength=n_grids)
+                t_off = np.abs(tl - tgt) > tolerance * tgt + 1e-9
+                if not (tl > upper + 1e-9).any() and t_off.sum() < off.sum():
+                    dense[:] = trial
+                    notes.append(f"passed {mv:g} workload across grid borders to bring {int(off.sum() - t_off.sum())} "
+                                 "more grids within balance")
         if len(over) == 0:
             break
         labels = used[dense]
+        if k is not None and flows_left == 0 and pre_flow is not None:
+            # the flows did not clear capacity: back to where they started, and redraw from there
+            labels, pre_flow = pre_flow, None
+            notes.append("the border flows could not clear capacity; redrawing regions instead")
+            dense = np.searchsorted(used, labels)
+            loads = np.bincount(dense, weights=w, minlength=n_grids)
+        if k is not None and flows_left > 0:
+            if pre_flow is None and flows_left == FLOW_PASSES:
+                pre_flow = labels.copy()
+            # The count is fixed, so the overload must travel through full grids to spare capacity:
+            # a min-cost flow says how much crosses each border, unit moves realise it, and the
+            # next attempt's refinement polishes balance. Redrawing regions is the last resort.
+            flows_left -= 1
+            mv = _flow_rebalance(g, dense, n_grids, np.full(n_grids, -np.inf),
+                                 np.minimum(up, tgt * (1 + 0.5 * tolerance)), np.zeros(n, dtype=np.bool_))
+            labels = used[dense]
+            notes.append(f"passed {mv:g} workload across grid borders to relieve {int((loads > upper + 1e-9).sum())} "
+                         "grids over capacity")
+            continue
         if k is not None:  # the count is fixed: redraw the overloaded grids with their neighbours
-            if attempt >= 6:
+            if redraws >= 6:
                 raise InfeasibleError(f"re-run: {len(over)} area(s) cannot keep {int(kc[over[0]])} grids within "
                                       f"capacity {upper:g} even after redrawing the overloaded regions; raise k or "
                                       "the capacity")
             heavy_grids = used[np.flatnonzero(loads > upper + 1e-9)].tolist()
-            region = _grow_region(g, labels, heavy_grids, min_grids=(attempt + 1) * 2 * len(heavy_grids),
+            redraws += 1
+            region = _grow_region(g, labels, heavy_grids, min_grids=redraws * 2 * len(heavy_grids),
                                   within=np.arange(n))
             next_label = _redraw_region(g, labels, region, len(region), next_label, rng, n_trees, tolerance)
             notes.append(f"redrew {len(region)} grids around {len(heavy_grids)} over capacity")
