@@ -139,6 +139,9 @@ FLOW_PASSES = 3
 #: After a capacity flow, a balance flow is tried when fewer grids than this share are within tolerance.
 MIN_WITHIN_AFTER_FLOW = 0.95
 
+#: Workload a grid may pass on (receive and send on) cheaply in a flow, as a share of its own.
+THROUGH_SHARE = 0.5
+
 #: How many layers of a sender's border units a border may pass in the flow rebalance.
 BORDER_LAYERS = 3.0
 
@@ -208,14 +211,30 @@ def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, l
     else:
         rg = np.flatnonzero(spare > 0)
         t_x, h_x, c_x = np.full(len(rg), n_grids), rg, spare[rg]
+    # Each grid is two nodes: "in" (workload it receives, node i) and "out" (what it sends, node
+    # n_grids + 1 + i). Its own excess leaves from "out"; workload passing through it crosses
+    # in -> out, cheaply up to THROUGH_SHARE of its load (more would mean moving most of the grid)
+    X, OUT = n_grids, n_grids + 1
+    gi = np.arange(n_grids)
     smcf = min_cost_flow.SimpleMinCostFlow()
-    tails = np.r_[pairs[:, 0], pairs[:, 0], t_x]
-    heads = np.r_[pairs[:, 1], pairs[:, 1], h_x]
-    caps = np.r_[np.ceil(BORDER_LAYERS * bw * scale).astype(np.int64), np.full(np_, big), c_x]
-    costs = np.r_[np.where(bad, 1000, 10), np.where(bad, 20000, 200), np.zeros(len(rg))].astype(np.int64)
+    if excess >= 0:
+        t_x, h_x = rg, np.full(len(rg), X)
+    else:
+        t_x, h_x = np.full(len(rg), X), OUT + rg
+    tails = np.r_[OUT + pairs[:, 0], OUT + pairs[:, 0], t_x, gi, gi]
+    heads = np.r_[pairs[:, 1], pairs[:, 1], h_x, OUT + gi, OUT + gi]
+    thr = np.floor(THROUGH_SHARE * loads * scale).astype(np.int64)
+    caps = np.r_[np.ceil(BORDER_LAYERS * bw * scale).astype(np.int64), np.full(np_, big), c_x, thr,
+                 np.full(n_grids, big)]
+    costs = np.r_[np.where(bad, 1000, 10), np.where(bad, 20000, 200), np.zeros(len(rg)), np.zeros(n_grids),
+                  np.full(n_grids, 300)].astype(np.int64)
     arcs = smcf.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32),
                                                      caps.astype(np.int64), costs)
-    smcf.set_nodes_supplies(np.arange(n_grids + 1, dtype=np.int32), np.r_[sup - need, -excess].astype(np.int64))
+    supplies = np.zeros(2 * n_grids + 1, dtype=np.int64)
+    supplies[OUT + gi] += sup
+    supplies[gi] -= need
+    supplies[X] = -excess
+    smcf.set_nodes_supplies(np.arange(2 * n_grids + 1, dtype=np.int32), supplies)
     flows = None
     if smcf.solve() == smcf.OPTIMAL:
         f_all = smcf.flows(arcs)
