@@ -39,15 +39,21 @@ from .ingest import read_specialists as read_specialists
 from .metrics import compute_metrics as compute_metrics
 from .partition import partition_cells as partition_cells
 from .partition import partition_units as partition_units
+from .partition.districting import DistrictingResult as DistrictingResult
+from .partition.districting import district_units as district_units
 from .pipeline import plan_city as plan_city
 from .plan import Plan as Plan
+from .rollout import RolloutResult as RolloutResult
+from .rollout import RolloutSpec as RolloutSpec
+from .rollout import rollout as rollout
 
 __all__ = [
     "__version__", "plan_city", "Plan", "Config", "InputConfig", "CellConfig", "PartitionConfig", "AssignConfig",
     "read_customers", "read_specialists", "read_service_area", "geocode_customers", "build_cells",
     "partition_units", "partition_cells", "assign_specialists", "AssignmentResult", "compute_metrics",
     "GridEngineError", "InputError", "ConfigError", "InfeasibleError", "CapacityShortfallError", "SolverError",
-    "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff",
+    "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff", "rollout", "RolloutSpec", "RolloutResult",
+    "district_units", "DistrictingResult",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -46,6 +46,18 @@ _STAFF_EXAMPLE = """example:
 _SYNTH_EXAMPLE = """example:
   gridengine synth --customers 50000 --seed 1 --out data/city50k
 """
+_ROLLOUT_EXAMPLE = """examples:
+  # a national synthetic set (51 cities, 30M customers; --total 3000000 for a tenth), then roll it out
+  python -c "from gridengine.synth import generate_nation; generate_nation('data/nation', total=3_000_000)"
+  gridengine rollout data/nation/rollout.toml --workers 2
+  # the same command on an existing Dask cluster (workers see the same files, gridengine installed)
+  gridengine rollout data/nation/rollout.toml --scheduler tcp://scheduler-host:8786
+
+Plans go to OUT/cities/<city>/, the national summary to OUT/summary.csv. Re-running skips the cities
+whose plan is complete and whose inputs and config are unchanged; changed cities re-plan from their
+previous plan (churn in the summary). Exit code 2 if the spec is bad or any city failed (the summary
+names each failure and its reason). The TOML format: python -c "import gridengine.rollout as r; help(r)"
+"""
 
 
 def _output_options(p: argparse.ArgumentParser) -> None:
@@ -110,6 +122,17 @@ def _parser() -> argparse.ArgumentParser:
     df.add_argument("--out", help="folder for diff.csv and diff.html (default: plan_b)")
     df.add_argument("--force", action="store_true", help="replace an existing diff.csv / diff.html")
     df.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+    ro = sub.add_parser("rollout", help="plan many cities in parallel on Dask (national rollout) from a TOML spec",
+                        epilog=_ROLLOUT_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ro.add_argument("spec", help="rollout TOML file: the cities, their inputs and per-city overrides")
+    ro.add_argument("--out", help="rollout folder (default: 'out' in the spec, else SPEC-out beside it)")
+    ro.add_argument("--scheduler", help="address of an existing Dask scheduler, e.g. tcp://HOST:8786 "
+                                        "(default: a local cluster on this machine)")
+    ro.add_argument("--workers", type=int, help="worker processes of the local cluster (default: CPU count)")
+    ro.add_argument("--memory-limit", help="memory per local worker, e.g. 8GiB (default: RAM / workers)")
+    ro.add_argument("--force", action="store_true", help="re-plan every city, even those complete and unchanged")
+    _output_options(ro)
 
     sy = sub.add_parser("synth", help="generate a synthetic city (customers, specialists, service area)",
                         epilog=_SYNTH_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -259,6 +282,26 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rollout(args: argparse.Namespace) -> int:
+    from .rollout import rollout
+
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    progress = False if args.quiet or args.no_progress else None
+    res = rollout(args.spec, scheduler=args.scheduler, n_workers=args.workers, out=args.out, force=args.force,
+                  progress=progress, verbose=args.verbose, memory_limit=args.memory_limit)
+    if not args.quiet:
+        print(res.table())
+        print(f"summary written to {res.out / 'summary.csv'}; plans in {res.out / 'cities'}/ "
+              f"({res.elapsed_s:.1f}s on {res.n_workers} worker(s))")
+    if res.failed:
+        names = ", ".join(res.failed)
+        print(f"gridengine: error: {len(res.failed)} of {len(res.cities)} cities failed: {names} "
+              "(reasons in the summary)", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -281,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_staff(args)
         if args.command == "diff":
             return _cmd_diff(args)
+        if args.command == "rollout":
+            return _cmd_rollout(args)
     except GridEngineError as exc:
         print(f"gridengine: error: {exc}", file=sys.stderr)
         return 2

@@ -96,7 +96,8 @@ from shapely.geometry.base import BaseGeometry
 
 from .errors import ConfigError
 
-__all__ = ["SyntheticCity", "generate_city", "write_city", "generate_messy_addresses", "build_gazetteer"]
+__all__ = ["SyntheticCity", "generate_city", "write_city", "generate_messy_addresses", "build_gazetteer",
+           "NATION_CITIES", "nation_city_sizes", "generate_nation"]
 
 logger = logging.getLogger(__name__)
 
@@ -1077,3 +1078,196 @@ def build_gazetteer(customers: pd.DataFrame, *, holdout: float = 0.0, seed: int 
         keep = np.random.default_rng(seed).random(len(gz)) >= holdout
         gz = gz.loc[keep].reset_index(drop=True)
     return gz
+
+
+# --------------------------------------------------------------------------- #
+# A national synthetic set: many cities, one rollout                          #
+# --------------------------------------------------------------------------- #
+
+#: Names and centres (lat, lon) of the national set's cities, largest first. Each city is the
+#: Shenzhen-like geography of :func:`generate_city` placed at its centre (the street names and
+#: addresses stay the synthetic Shenzhen ones).
+NATION_CITIES: tuple[tuple[str, float, float], ...] = (
+    ("shanghai", 31.23, 121.47), ("beijing", 39.90, 116.40), ("chongqing", 29.56, 106.55),
+    ("guangzhou", 23.13, 113.26), ("shenzhen", 22.54, 114.06), ("chengdu", 30.66, 104.07),
+    ("tianjin", 39.13, 117.20), ("wuhan", 30.59, 114.31), ("xian", 34.34, 108.94),
+    ("hangzhou", 30.27, 120.15), ("nanjing", 32.06, 118.80), ("shenyang", 41.80, 123.43),
+    ("harbin", 45.80, 126.53), ("zhengzhou", 34.75, 113.63), ("jinan", 36.65, 117.12),
+    ("qingdao", 36.07, 120.38), ("changsha", 28.23, 112.94), ("dalian", 38.91, 121.61),
+    ("kunming", 25.04, 102.71), ("suzhou", 31.30, 120.59), ("changchun", 43.82, 125.32),
+    ("hefei", 31.82, 117.23), ("shijiazhuang", 38.04, 114.51), ("fuzhou", 26.07, 119.30),
+    ("xiamen", 24.48, 118.09), ("nanning", 22.82, 108.37), ("taiyuan", 37.87, 112.55),
+    ("nanchang", 28.68, 115.86), ("guiyang", 26.65, 106.63), ("urumqi", 43.83, 87.62),
+    ("lanzhou", 36.06, 103.83), ("lianyungang", 34.60, 119.22), ("ningbo", 29.87, 121.54),
+    ("dongguan", 23.02, 113.75), ("guilin", 25.27, 110.29), ("wenzhou", 28.00, 120.67),
+    ("hohhot", 40.84, 111.75), ("tangshan", 39.63, 118.18), ("xuzhou", 34.26, 117.18),
+    ("yantai", 37.46, 121.45), ("luoyang", 34.62, 112.45), ("haikou", 20.04, 110.34),
+    ("yinchuan", 38.49, 106.23), ("xining", 36.62, 101.78), ("lhasa", 29.65, 91.17),
+    ("zhanjiang", 21.27, 110.36), ("baotou", 40.66, 109.84), ("quanzhou", 24.87, 118.68),
+    ("weifang", 36.71, 119.16), ("zibo", 36.81, 118.05), ("shantou", 23.35, 116.68),
+)
+
+_NATION_ZIPF = 0.6  # city size ~ rank^-0.6: with 51 cities and 30M customers, ~3M for the largest, ~280k the smallest
+_NATION_BASE = 500_000  # cities larger than this are spread over a larger area (linear size ~ sqrt(n / base))
+_NATION_MAX_SPREAD = 2.5
+
+
+def _spread_city(city: SyntheticCity, factor: float, center: tuple[float, float]) -> SyntheticCity:
+    """The city stretched by ``factor`` about its centre (an affine map: containment is kept)."""
+    lat0, lon0 = center
+    cust = city.customers.copy()
+    spec = city.specialists.copy()
+    for t in (cust, spec):
+        t["lat"] = np.round(lat0 + (t["lat"].to_numpy() - lat0) * factor, 6)
+        t["lon"] = np.round(lon0 + (t["lon"].to_numpy() - lon0) * factor, 6)
+    area = shapely.affinity.scale(city.service_area, xfact=factor, yfact=factor, origin=(lon0, lat0))
+    return SyntheticCity(cust, spec, area, city.name)
+
+
+def nation_city_sizes(total: int = 30_000_000, n_cities: int = 51, *, seed: int = 0) -> np.ndarray:
+    """Customers per city of a national set, largest first, summing to exactly ``total``.
+
+    Sizes follow a Zipf-like law (``rank ** -0.6``) with a little deterministic noise (±~8 %),
+    which gives the spread of a national channel: a few very large cities (2-3 million of
+    30 million), many mid-size ones (200k-600k).
+
+    Raises
+    ------
+    ConfigError
+        If ``n_cities`` is out of range or ``total`` is too small for that many cities.
+    """
+    if isinstance(n_cities, bool) or not isinstance(n_cities, numbers.Integral) or not 1 <= n_cities <= len(NATION_CITIES):
+        raise ConfigError(f"n_cities must be an integer in [1, {len(NATION_CITIES)}], got {n_cities!r}")
+    if isinstance(total, bool) or not isinstance(total, numbers.Integral) or total < MIN_CUSTOMERS * n_cities * 4:
+        raise ConfigError(f"total must be an integer of at least {MIN_CUSTOMERS * n_cities * 4} for {n_cities} cities, "
+                          f"got {total!r}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0x6E6174]))
+    w = np.arange(1, n_cities + 1, dtype=float) ** -_NATION_ZIPF * np.exp(rng.normal(0.0, 0.08, n_cities))
+    w = np.sort(w)[::-1]
+    raw = total * w / w.sum()
+    sizes = np.floor(raw).astype(np.int64)
+    rest = int(total - sizes.sum())  # largest remainders get the rest, so the sum is exact
+    sizes[np.argsort(-(raw - sizes), kind="stable")[:rest]] += 1
+    short = sizes < MIN_CUSTOMERS
+    if short.any():  # pragma: no cover - excluded by the total check
+        raise ConfigError(f"total {total} is too small for {n_cities} cities")
+    return sizes
+
+
+def generate_nation(
+    folder: str | Path,
+    *,
+    total: int = 30_000_000,
+    n_cities: int = 51,
+    seed: int = 0,
+    capacity: float = 1000.0,
+    layout: str = "per-city",
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Write a national synthetic set for ``gridengine rollout``: many cities and the rollout TOML.
+
+    Each city is :func:`generate_city`'s geography (50 km x 25 km, about 1,250 km²) at its centre;
+    a city of more than 500,000 customers is stretched about its centre by ``sqrt(n / 500,000)``
+    (at most 2.5x: 3 million customers on about 7,500 km², like Shanghai), so large cities are
+    larger rather than only denser. Cities are generated and written one at a time (memory holds
+    one city, not the nation);
+    30 million customers take about 2 minutes on one core (city sizes from
+    :func:`nation_city_sizes`, names and centres from :data:`NATION_CITIES`). Customer ids are
+    prefixed with the city name (``shanghai-C0000001``), so they are unique nationally.
+
+    Parameters
+    ----------
+    folder
+        Destination; created if needed. Holds ``rollout.toml`` and ``cities/<name>/`` with
+        ``specialists.csv`` and ``service_area.geojson`` for every city.
+    total
+        Customers in all cities together.
+    n_cities
+        Number of cities (at most ``len(NATION_CITIES)``).
+    seed
+        Seed; city ``i`` is drawn with seed ``seed * 1000 + i``.
+    capacity
+        A full-time specialist's capacity (also the rollout's grid capacity).
+    layout
+        ``"per-city"``: ``cities/<name>/customers.parquet`` for each city. ``"national"``: one
+        ``customers.parquet`` holding every city's customers with a ``city`` column (one row
+        group per city, written as it goes), which the rollout splits.
+    progress
+        Optional callable ``progress(name, n_customers)`` told of each city once it is written.
+
+    Returns
+    -------
+    dict
+        ``"spec"`` (the rollout TOML path), ``"cities"`` (name -> number of customers),
+        ``"total"``, ``"customers"`` (the national file, or None).
+
+    Raises
+    ------
+    ConfigError
+        Bad arguments.
+    """
+    import pyarrow.parquet as pq
+
+    if layout not in ("per-city", "national"):
+        raise ConfigError(f"layout must be 'per-city' or 'national', got {layout!r}")
+    sizes = nation_city_sizes(total, n_cities, seed=seed)
+    folder = Path(folder)
+    (folder / "cities").mkdir(parents=True, exist_ok=True)
+    national = folder / "customers.parquet" if layout == "national" else None
+    writer = None
+    tmp_national = folder / ".customers.parquet.tmp" if national is not None else None
+    written: dict[str, int] = {}
+    try:
+        for i, n in enumerate(sizes.tolist()):
+            name, lat0, lon0 = NATION_CITIES[i]
+            city = generate_city(int(n), seed=int(seed) * 1000 + i, capacity=capacity, center=(lat0, lon0))
+            factor = min(_NATION_MAX_SPREAD, max(1.0, math.sqrt(n / _NATION_BASE)))
+            if factor > 1.0:  # a big city covers more land, not just more people per km²
+                city = _spread_city(city, factor, (lat0, lon0))
+            city = SyntheticCity(city.customers, city.specialists, city.service_area,
+                                 name=f"synthetic {name} (n={n}, seed={int(seed) * 1000 + i})")
+            sub = folder / "cities" / name
+            paths = write_city(SyntheticCity(city.customers.iloc[:0], city.specialists, city.service_area, city.name), sub)
+            paths["customers"].unlink()  # the header-only CSV: customers go to Parquet below
+            table = pa.Table.from_pandas(city.customers, preserve_index=False)
+            ids = pc.binary_join_element_wise(name + "-", table.column("customer_id").cast(pa.string()), "")
+            table = table.set_column(table.schema.get_field_index("customer_id"), "customer_id", ids)
+            if national is None:
+                tmp = sub / ".customers.parquet.tmp"
+                pq.write_table(table, tmp, row_group_size=1 << 20)
+                tmp.replace(sub / "customers.parquet")
+            else:
+                table = table.append_column("city", pa.array([name] * len(table), type=pa.string()))
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp_national, table.schema)
+                writer.write_table(table, row_group_size=1 << 20)
+            written[name] = int(n)
+            del city, table, ids
+            if progress is not None:
+                progress(name, int(n))
+        if writer is not None:
+            writer.close()
+            writer = None
+            tmp_national.replace(national)
+    finally:
+        if writer is not None:
+            writer.close()
+            tmp_national.unlink(missing_ok=True)
+    spec = folder / "rollout.toml"
+    lines = [
+        f"# National synthetic rollout: {len(written)} cities, {int(sizes.sum())} customers (seed {seed}).",
+        "# Run: gridengine rollout " + str(spec),
+        'out = "out"',
+    ]
+    if national is not None:
+        lines += ['customers = "customers.parquet"  # one national file, split by its city column', 'city_column = "city"']
+    lines += ["", "[config]", f"seed = {int(seed)}", "", "[config.partition]", f"capacity = {float(capacity)!r}", ""]
+    for name in written:
+        lines += ["[[city]]", f'name = "{name}"']
+        if national is None:
+            lines.append(f'customers = "cities/{name}/customers.parquet"')
+        lines += [f'specialists = "cities/{name}/specialists.csv"',
+                  f'service_area = "cities/{name}/service_area.geojson"', ""]
+    spec.write_text("\n".join(lines), encoding="utf-8")
+    logger.info("wrote national synthetic set to %s: %d cities, %d customers", folder, len(written), int(sizes.sum()))
+    return {"spec": spec, "cities": written, "total": int(sizes.sum()), "customers": national}
