@@ -42,6 +42,8 @@ from .partition import partition_units as partition_units
 from .partition.districting import DistrictingResult as DistrictingResult
 from .partition.districting import district_units as district_units
 from .pipeline import plan_city as plan_city
+from .pmedian import PMedianResult as PMedianResult
+from .pmedian import capacitated_p_median as capacitated_p_median
 from .plan import Plan as Plan
 from .rollout import RolloutResult as RolloutResult
 from .rollout import RolloutSpec as RolloutSpec
@@ -53,7 +55,7 @@ __all__ = [
     "partition_units", "partition_cells", "assign_specialists", "AssignmentResult", "compute_metrics",
     "GridEngineError", "InputError", "ConfigError", "InfeasibleError", "CapacityShortfallError", "SolverError",
     "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff", "rollout", "RolloutSpec", "RolloutResult",
-    "district_units", "DistrictingResult",
+    "district_units", "DistrictingResult", "capacitated_p_median", "PMedianResult",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

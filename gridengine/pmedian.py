@@ -1,0 +1,878 @@
+"""Capacitated p-median (CPMP): choose p medians among the points and assign every point to one.
+
+Problem
+-------
+Given n points with demands ``q_i``, a number of medians ``p`` and a capacity ``Q`` (the same for
+every median), choose exactly ``p`` of the points as medians and assign every point to one median
+(single source) so that the demand assigned to each median, its own included (a median serves
+itself), is at most ``Q``, minimising the sum of distances from each point to its median.
+
+Method (a matheuristic)
+-----------------------
+1. **Starts**: several constructions, each a demand-weighted k-means++ seeding (``seed``), an
+   uncapacitated Lloyd alternation (nearest median / 1-median of each cluster), a regret-greedy
+   capacitated assignment, then a local search (numba) alternating point *shift* and *swap*
+   moves between clusters, *median moves* (close a median, open a nearby point, repair the
+   assignment greedily) and moving each median to its cluster's 1-median. The best start is kept.
+2. **Global MIP** (instances up to ``max_full_mip_points`` points): the whole CPMP as one MIP
+   (SCIP), each point restricted to its nearest points as possible medians, warm-started from
+   the best start.
+3. **Decomposition**: sweeps of region MIPs: a median, its nearest medians and all points
+   assigned to them form a sub-CPMP (same number of medians, any of its points may become a
+   median) solved by SCIP from the current solution; strict improvements are kept and the local
+   search runs again after each improving sweep. Stops after a few sweeps without improvement.
+
+Determinism: every MIP runs single-threaded with a node limit and a fixed SCIP seed, and the
+random parts use ``seed``, so the result is reproducible as long as no time cap binds
+(``time_limit``, the per-region cap, the share of time given to the starts and the global MIP).
+On large instances these caps usually bind, and the result then depends on machine speed.
+
+Memory: the full n×n distance matrix is held (8 n² bytes; 160 MB at n = 4461).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+from ortools.linear_solver import pywraplp
+from scipy.spatial.distance import cdist
+
+from .errors import InfeasibleError, SolverError
+
+__all__ = ["PMedianResult", "capacitated_p_median", "cpmp_objective", "cpmp_check"]
+
+logger = logging.getLogger(__name__)
+
+_EPS = 1e-7
+_SCIP_EXTRA = ("heuristics/rins/freq = -1\nheuristics/rens/freq = -1\nheuristics/alns/freq = -1\n"
+               "heuristics/crossover/freq = -1\nheuristics/gins/freq = -1\nheuristics/locks/freq = -1\n")
+
+
+@dataclass(frozen=True)
+class PMedianResult:
+    """The solution of :func:`capacitated_p_median`.
+
+    Attributes
+    ----------
+    medians
+        Sorted indices (into the input points) of the ``p`` medians.
+    assignment
+        For each point, the index of the median that serves it (a median serves itself).
+    objective
+        Sum of the distances from each point to its median, with the distance convention used.
+    feasible
+        True when exactly ``p`` medians are open, each median serves itself, every point is
+        assigned to an open median and no median's load exceeds the capacity.
+    lower_bound
+        A proven lower bound on the optimum, when the whole instance was solved as one MIP
+        with every point-median arc (tiny instances, or ``full_mip_complete_points``);
+        ``None`` otherwise.
+    proven_optimal
+        True when ``lower_bound`` proves ``objective`` optimal (to the MIP's tolerance).
+    loads
+        The demand served by each median, in the order of ``medians``.
+    runtime_s
+        Wall-clock time of the call.
+    iterations
+        Number of sub-MIPs solved in the decomposition phase.
+    """
+
+    medians: np.ndarray
+    assignment: np.ndarray
+    objective: float
+    feasible: bool
+    lower_bound: float | None
+    proven_optimal: bool
+    loads: np.ndarray
+    runtime_s: float
+    iterations: int
+
+
+def cpmp_objective(dist: np.ndarray, assignment: np.ndarray) -> float:
+    """Sum of ``dist[i, assignment[i]]`` over all points.
+
+    Parameters
+    ----------
+    dist
+        The (n, n) distance matrix.
+    assignment
+        The median index of each point.
+
+    Returns
+    -------
+    float
+        The total distance.
+    """
+    a = np.asarray(assignment, dtype=np.int64)
+    return float(dist[np.arange(a.size), a].sum())
+
+
+def cpmp_check(assignment: np.ndarray, demands: np.ndarray, p: int, capacity: float,
+               tol: float = 1e-9) -> list[str]:
+    """List the ways a CPMP solution breaks the rules (empty when feasible).
+
+    Parameters
+    ----------
+    assignment
+        The median index of each point.
+    demands
+        The demand of each point.
+    p
+        The required number of medians.
+    capacity
+        The capacity of every median.
+    tol
+        Relative tolerance on the capacity.
+
+    Returns
+    -------
+    list of str
+        One message per violated rule.
+    """
+    a = np.asarray(assignment, dtype=np.int64)
+    q = np.asarray(demands, dtype=float)
+    n = a.size
+    problems: list[str] = []
+    if n == 0:
+        return problems
+    if a.min() < 0 or a.max() >= n:
+        return ["assignment holds an index outside 0..n-1"]
+    meds = np.unique(a)
+    if meds.size != p:
+        problems.append(f"{meds.size} medians used, {p} required")
+    not_self = meds[a[meds] != meds]
+    if not_self.size:
+        problems.append(f"{not_self.size} medians do not serve themselves")
+    loads = np.bincount(a, weights=q, minlength=n)
+    over = np.flatnonzero(loads > capacity * (1 + tol) + tol)
+    if over.size:
+        problems.append(f"{over.size} medians over capacity (max load {loads.max():g} > {capacity:g})")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# MIP on a region
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _MipOut:
+    assign: np.ndarray | None  # global median index of each region point, or None
+    objective: float
+    bound: float
+    optimal: bool
+
+
+def _solve_region(D: np.ndarray, dem: np.ndarray, cap: float, pts: np.ndarray, q: int,
+                  cand: np.ndarray, k_arcs: int, hint: np.ndarray | None, node_limit: int,
+                  time_limit: float, fixed_medians: bool = False) -> _MipOut:
+    """Solve the CPMP restricted to ``pts`` with ``q`` medians chosen among ``cand`` by SCIP.
+
+    Each point may only be served by its ``k_arcs`` nearest candidates (plus its hinted median).
+    With ``fixed_medians`` every candidate is open (``q == len(cand)``): a generalised assignment.
+    ``hint`` (global median index per region point) warm-starts the search.
+    """
+    r = pts.size
+    c = cand.size
+    sub = D[np.ix_(pts, cand)]
+    k = min(k_arcs, c)
+    if k < c:
+        near = np.argpartition(sub, k - 1, axis=1)[:, :k]
+    else:
+        near = np.broadcast_to(np.arange(c), (r, c))
+    cand_pos = {int(g): j for j, g in enumerate(cand)}
+    pt_pos = {int(g): i for i, g in enumerate(pts)}
+    arcs: list[set[int]] = [set(map(int, near[i])) for i in range(r)]
+    self_col = np.full(r, -1, dtype=np.int64)
+    for j, g in enumerate(cand):
+        i = pt_pos.get(int(g))
+        if i is not None:
+            self_col[i] = j
+            arcs[i].add(j)
+    if hint is not None:
+        for i in range(r):
+            arcs[i].add(cand_pos[int(hint[i])])
+
+    solver = pywraplp.Solver.CreateSolver("SCIP")
+    if solver is None:  # pragma: no cover - OR-Tools is built with SCIP
+        raise SolverError("OR-Tools has no SCIP backend")
+    solver.SetNumThreads(1)
+    inf = solver.infinity()
+    # Column j's "open" variable: x[jj] (a median serves itself); with fixed medians it is 1.
+    open_var: list = [None] * c
+    x: list[dict[int, object]] = [dict() for _ in range(r)]
+    obj = solver.Objective()
+    for i in range(r):
+        for j in sorted(arcs[i]):
+            if fixed_medians and self_col[i] >= 0:
+                if j != self_col[i]:
+                    continue
+            v = solver.BoolVar("")
+            x[i][j] = v
+            d = float(sub[i, j])
+            if d:
+                obj.SetCoefficient(v, d)
+            if j == self_col[i]:
+                open_var[j] = v
+    for j in range(c):
+        if open_var[j] is None:
+            raise SolverError("candidate median outside the region")  # pragma: no cover
+    # assignment
+    for i in range(r):
+        ct = solver.Constraint(1.0, 1.0)
+        for v in x[i].values():
+            ct.SetCoefficient(v, 1.0)
+    # capacity and linking
+    cap_ct = []
+    for j in range(c):
+        gj = int(cand[j])
+        if fixed_medians:
+            ct = solver.Constraint(-inf, cap - float(dem[gj]))
+            open_var[j].SetBounds(1.0, 1.0)
+        else:
+            ct = solver.Constraint(-inf, 0.0)
+            ct.SetCoefficient(open_var[j], -(cap - float(dem[gj])))
+        cap_ct.append(ct)
+    for i in range(r):
+        qi = float(dem[pts[i]])
+        for j, v in x[i].items():
+            if j == self_col[i]:
+                continue
+            if qi:
+                cap_ct[j].SetCoefficient(v, qi)
+            if not fixed_medians:
+                lk = solver.Constraint(-inf, 0.0)
+                lk.SetCoefficient(v, 1.0)
+                lk.SetCoefficient(open_var[j], -1.0)
+    if not fixed_medians:
+        ct = solver.Constraint(float(q), float(q))
+        for j in range(c):
+            ct.SetCoefficient(open_var[j], 1.0)
+    obj.SetMinimization()
+
+    if hint is not None:
+        hv, hval = [], []
+        for i in range(r):
+            hj = cand_pos[int(hint[i])]
+            for j, v in x[i].items():
+                hv.append(v)
+                hval.append(1.0 if j == hj else 0.0)
+        solver.SetHint(hv, hval)
+    solver.SetSolverSpecificParametersAsString(
+        f"limits/nodes = {int(node_limit)}\nrandomization/randomseedshift = 0\n" + _SCIP_EXTRA)
+    solver.SetTimeLimit(int(max(0.05, time_limit) * 1000))
+    status = solver.Solve()
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        return _MipOut(None, np.inf, -np.inf, False)
+    out = np.empty(r, dtype=np.int64)
+    for i in range(r):
+        best_j, best_v = -1, -1.0
+        for j, v in x[i].items():
+            val = v.solution_value()
+            if val > best_v:
+                best_j, best_v = j, val
+        out[i] = cand[best_j]
+    objective = float(sub[np.arange(r), np.searchsorted(cand, out) if _is_sorted(cand) else
+                          np.array([cand_pos[int(g)] for g in out])].sum())
+    bound = float(solver.Objective().BestBound())
+    return _MipOut(out, objective, bound, status == pywraplp.Solver.OPTIMAL)
+
+
+def _is_sorted(a: np.ndarray) -> bool:
+    return bool(np.all(a[1:] > a[:-1]))
+
+
+# --------------------------------------------------------------------------------------------
+# Local search (shift / swap of points between fixed medians)
+# --------------------------------------------------------------------------------------------
+
+@nb.njit(cache=True)
+def _ls_kernel(D, dem, cap, a, load, is_med, nearmed, nearpt, max_passes):  # pragma: no cover - numba
+    """First-improvement shift and swap moves; medians fixed. Returns the total gain."""
+    n = a.size
+    km = nearmed.shape[1]
+    kp = nearpt.shape[1]
+    gain = 0.0
+    for _ in range(max_passes):
+        improved = False
+        for i in range(n):
+            if is_med[i]:
+                continue
+            ai = a[i]
+            di = D[i, ai]
+            # shift
+            best = -1
+            bestd = di - 1e-9
+            for t in range(km):
+                m = nearmed[i, t]
+                if m == ai:
+                    continue
+                if D[i, m] < bestd and load[m] + dem[i] <= cap + 1e-9:
+                    best = m
+                    bestd = D[i, m]
+            if best >= 0:
+                load[ai] -= dem[i]
+                load[best] += dem[i]
+                a[i] = best
+                gain += di - bestd
+                improved = True
+                continue
+            # swap with a neighbouring point of another cluster
+            bj = -1
+            bdelta = -1e-9
+            for t in range(kp):
+                j = nearpt[i, t]
+                if is_med[j]:
+                    continue
+                aj = a[j]
+                if aj == ai:
+                    continue
+                delta = D[i, aj] + D[j, ai] - di - D[j, aj]
+                if delta < bdelta:
+                    if load[aj] - dem[j] + dem[i] <= cap + 1e-9 and load[ai] - dem[i] + dem[j] <= cap + 1e-9:
+                        bj = j
+                        bdelta = delta
+            if bj >= 0:
+                aj = a[bj]
+                load[ai] += dem[bj] - dem[i]
+                load[aj] += dem[i] - dem[bj]
+                a[i] = aj
+                a[bj] = ai
+                gain -= bdelta
+                improved = True
+        if not improved:
+            break
+    return gain
+
+
+@nb.njit(cache=True)
+def _reassign(a, load, dem, j, new, jp, jo, nj):  # pragma: no cover - numba
+    jp[nj] = j
+    jo[nj] = a[j]
+    load[a[j]] -= dem[j]
+    load[new] += dem[j]
+    a[j] = new
+    return nj + 1
+
+
+@nb.njit(cache=True)
+def _median_moves(D, dem, cap, a, load, is_med, nearmed, nearpt):  # pragma: no cover - numba
+    """Try moving each median m to a nearby point u (close m, open u), repairing greedily.
+
+    The members of m go to their nearest open median with room (u included), then the
+    neighbours of u that are closer to u than to their median join u while it has room.
+    A move is kept when it lowers the total distance. Returns the total gain.
+    """
+    n = a.size
+    km = nearmed.shape[1]
+    kp = nearpt.shape[1]
+    mem = np.empty(n, dtype=np.int64)
+    jp = np.empty(n + kp + 2, dtype=np.int64)
+    jo = np.empty(n + kp + 2, dtype=np.int64)
+    total = 0.0
+    for m in range(n):
+        if not is_med[m]:
+            continue
+        for t in range(kp):
+            if not is_med[m]:
+                break
+            u = nearpt[m, t]
+            if is_med[u]:
+                continue
+            cnt = 0
+            for i in range(n):
+                if a[i] == m:
+                    mem[cnt] = i
+                    cnt += 1
+            nj = 0
+            delta = -D[u, a[u]]
+            nj = _reassign(a, load, dem, u, u, jp, jo, nj)
+            is_med[u] = True
+            is_med[m] = False
+            ok = True
+            for c in range(cnt):
+                i = mem[c]
+                if i == u:
+                    continue
+                best = -1
+                bd = 1e300
+                if load[u] + dem[i] <= cap + 1e-9:
+                    best = u
+                    bd = D[i, u]
+                for tt in range(km):
+                    mm = nearmed[i, tt]
+                    if is_med[mm] and D[i, mm] < bd and load[mm] + dem[i] <= cap + 1e-9:
+                        best = mm
+                        bd = D[i, mm]
+                if best < 0:
+                    ok = False
+                    break
+                delta += bd - D[i, m]
+                nj = _reassign(a, load, dem, i, best, jp, jo, nj)
+            if ok:
+                for tt in range(kp):
+                    j = nearpt[u, tt]
+                    if is_med[j] or a[j] == u:
+                        continue
+                    if D[j, u] < D[j, a[j]] - 1e-12 and load[u] + dem[j] <= cap + 1e-9:
+                        delta += D[j, u] - D[j, a[j]]
+                        nj = _reassign(a, load, dem, j, u, jp, jo, nj)
+            if ok and delta < -1e-9:
+                total -= delta
+                continue
+            # undo
+            for r in range(nj - 1, -1, -1):
+                j = jp[r]
+                load[a[j]] -= dem[j]
+                load[jo[r]] += dem[j]
+                a[j] = jo[r]
+            is_med[u] = False
+            is_med[m] = True
+    return total
+
+
+def _nearest_cols(D: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
+    """For every row, the k columns among ``cols`` with the smallest distance (sorted)."""
+    k = min(k, cols.size)
+    out = np.empty((D.shape[0], k), dtype=np.int64)
+    step = 512
+    for s in range(0, D.shape[0], step):
+        sub = D[s:s + step][:, cols]
+        idx = np.argpartition(sub, k - 1, axis=1)[:, :k] if k < cols.size else \
+            np.broadcast_to(np.arange(cols.size), sub.shape).copy()
+        order = np.argsort(np.take_along_axis(sub, idx, axis=1), axis=1, kind="stable")
+        out[s:s + step] = cols[np.take_along_axis(idx, order, axis=1)]
+    return out
+
+
+def _local_search(D: np.ndarray, dem: np.ndarray, cap: float, a: np.ndarray,
+                  nearpt: np.ndarray, rounds: int = 50, median_moves: bool = True) -> np.ndarray:
+    """Alternate shift/swap local search with moving each median to its cluster's 1-median."""
+    a = a.copy()
+    n = a.size
+    best = cpmp_objective(D, a)
+    for _ in range(rounds):
+        meds = np.unique(a)
+        is_med = np.zeros(n, dtype=np.bool_)
+        is_med[meds] = True
+        load = np.bincount(a, weights=dem, minlength=n).astype(float)
+        nearmed = _nearest_cols(D, meds, 10)
+        _ls_kernel(D, dem, cap, a, load, is_med, nearmed, nearpt, 100)
+        if median_moves:
+            _median_moves(D, dem, cap, a, load, is_med, nearmed, nearpt)
+            meds = np.flatnonzero(is_med)
+            nearmed = _nearest_cols(D, meds, 10)
+            _ls_kernel(D, dem, cap, a, load, is_med, nearmed, nearpt, 100)
+        a2 = _one_medians(D, a, meds)
+        obj = cpmp_objective(D, a2)
+        if obj < best - _EPS:
+            a, best = a2, obj
+        else:
+            break
+    return a
+
+
+# --------------------------------------------------------------------------------------------
+# Construction
+# --------------------------------------------------------------------------------------------
+
+def _kmeanspp(D: np.ndarray, dem: np.ndarray, p: int, rng: np.random.Generator) -> np.ndarray:
+    """Demand-weighted k-means++ seeding on the distance matrix."""
+    n = D.shape[0]
+    w = dem.astype(float) + 1e-9
+    first = int(rng.choice(n, p=w / w.sum()))
+    meds = [first]
+    closest = D[first].copy()
+    for _ in range(1, p):
+        prob = w * closest ** 2
+        s = prob.sum()
+        if s <= 0:
+            free = np.setdiff1d(np.arange(n), meds)
+            nxt = int(rng.choice(free))
+        else:
+            nxt = int(rng.choice(n, p=prob / s))
+        meds.append(nxt)
+        np.minimum(closest, D[nxt], out=closest)
+    return np.array(sorted(set(meds)), dtype=np.int64)
+
+
+def _greedy_hint(D: np.ndarray, dem: np.ndarray, cap: float, meds: np.ndarray) -> np.ndarray | None:
+    """A quick feasible assignment to fixed medians (largest demands first, nearest with room)."""
+    n = D.shape[0]
+    load = {int(m): float(dem[m]) for m in meds}
+    a = np.full(n, -1, dtype=np.int64)
+    a[meds] = meds
+    rest = np.setdiff1d(np.arange(n), meds)
+    sub = D[np.ix_(rest, meds)]
+    # regret order: points whose nearest two medians differ most go first, ties by demand
+    srt = np.sort(sub, axis=1)
+    regret = srt[:, 1] - srt[:, 0] if meds.size > 1 else np.zeros(rest.size)
+    order = np.lexsort((-regret, -dem[rest]))
+    for idx in order:
+        i = rest[idx]
+        for j in np.argsort(sub[idx]):
+            m = int(meds[j])
+            if load[m] + dem[i] <= cap + 1e-9:
+                load[m] += float(dem[i])
+                a[i] = m
+                break
+        else:
+            return None
+    return a
+
+
+def _assign_fixed(D: np.ndarray, dem: np.ndarray, cap: float, meds: np.ndarray,
+                  hint: np.ndarray | None, node_limit: int, time_limit: float) -> np.ndarray | None:
+    """Best (or near-best) single-source assignment of all points to the fixed medians."""
+    n = D.shape[0]
+    pts = np.arange(n)
+    if hint is None:
+        hint = _greedy_hint(D, dem, cap, meds)
+    k = min(meds.size, 8)
+    while True:
+        res = _solve_region(D, dem, cap, pts, meds.size, meds, k, hint, node_limit, time_limit,
+                            fixed_medians=True)
+        if res.assign is not None:
+            if hint is not None and cpmp_objective(D, hint) <= res.objective:
+                return hint
+            return res.assign
+        if k >= meds.size:
+            return hint
+        k = min(meds.size, 2 * k)
+
+
+def _one_medians(D: np.ndarray, a: np.ndarray, meds: np.ndarray) -> np.ndarray:
+    """Move each median to the point of its cluster minimising the cluster's total distance."""
+    new = a.copy()
+    for m in meds:
+        members = np.flatnonzero(a == m)
+        if members.size <= 1:
+            continue
+        cost = D[np.ix_(members, members)].sum(axis=0)
+        best = members[int(np.argmin(cost))]
+        if cost.min() < cost[np.searchsorted(members, m)] - _EPS:
+            new[members] = best
+    return new
+
+
+# --------------------------------------------------------------------------------------------
+# Public function
+# --------------------------------------------------------------------------------------------
+
+def _distance_matrix(points: np.ndarray | None, distances: np.ndarray | None, distance: str,
+                     n: int) -> np.ndarray:
+    if distances is not None:
+        D = np.asarray(distances, dtype=float)
+        if D.shape != (n, n):
+            raise ValueError(f"distances must be ({n}, {n}), got {D.shape}")
+        return D
+    if points is None:
+        raise ValueError("give points or distances")
+    P = np.asarray(points, dtype=float)
+    if P.ndim != 2 or P.shape[0] != n:
+        raise ValueError(f"points must be (n, d) with n = {n} (the number of demands)")
+    D = cdist(P, P)
+    if distance == "euclidean":
+        return D
+    if distance == "euclidean_floor":
+        return np.floor(D + 1e-9)
+    raise ValueError(f"distance must be 'euclidean' or 'euclidean_floor', got {distance!r}")
+
+
+def capacitated_p_median(
+    points: np.ndarray | None,
+    demands: np.ndarray,
+    p: int,
+    capacity: float,
+    *,
+    distances: np.ndarray | None = None,
+    distance: str = "euclidean",
+    time_limit: float = 30.0,
+    seed: int = 0,
+    max_region_points: int = 120,
+    max_region_medians: int = 30,
+    region_nodes: int = 5,
+    n_starts: int | None = None,
+    max_full_mip_points: int = 320,
+    full_mip_complete_points: int = 0,
+    full_mip_arcs: int = 20,
+    full_mip_nodes: int = 2000,
+) -> PMedianResult:
+    """Solve a capacitated p-median problem heuristically (exactly for small instances).
+
+    Choose exactly ``p`` medians among the points and assign every point to one median so that
+    the demand served by each median (its own included: a median serves itself) is at most
+    ``capacity``, minimising the total point-to-median distance.
+
+    Parameters
+    ----------
+    points
+        (n, d) coordinates, or ``None`` when ``distances`` is given.
+    demands
+        (n,) non-negative demands (may be fractional).
+    p
+        Number of medians, ``1 <= p <= n``.
+    capacity
+        Capacity of every median.
+    distances
+        Optional (n, n) distance matrix; overrides ``points`` and ``distance``.
+    distance
+        ``"euclidean"`` (unrounded) or ``"euclidean_floor"`` (each distance truncated to an
+        integer, the OR-Library convention).
+    time_limit
+        Safety cap on the wall-clock time in seconds. The search normally stops on its own
+        (no improving region left); if the cap is reached, the best solution so far is returned
+        and the result may then depend on machine speed.
+    seed
+        Seed of the randomised parts (initial medians, region order).
+    max_region_points
+        Size target of a decomposition region (points); at least two medians per region.
+    max_region_medians
+        Most medians in a region.
+    region_nodes
+        Branch-and-bound node limit of each region MIP.
+    n_starts
+        Number of constructions (k-means++ seeding, location-allocation, local search with
+        shift, swap and median moves); the best is improved further. Default: 20000 // n,
+        clipped to [5, 200]. Later starts are skipped once a quarter of ``time_limit`` is spent.
+    max_full_mip_points
+        Instances with at most this many points are first solved as one MIP, warm-started
+        from the constructed solution, each point restricted to its ``full_mip_arcs`` nearest
+        points as possible medians.
+    full_mip_complete_points
+        Up to this many points that MIP has every arc, so its bound is valid
+        (``lower_bound``) and it may prove optimality.
+    full_mip_arcs
+        Arcs per point of the global MIP for larger instances.
+    full_mip_nodes
+        Node limit of the global MIP.
+
+    Returns
+    -------
+    PMedianResult
+        The medians, the assignment, the objective and a feasibility flag.
+
+    Raises
+    ------
+    InfeasibleError
+        When ``p > n``, a demand exceeds ``capacity``, or the total demand exceeds
+        ``p * capacity``.
+    ValueError
+        For malformed input (shapes, negative demands, unknown distance).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pts = np.array([[0, 0], [1, 0], [10, 0], [11, 0]])
+    >>> res = capacitated_p_median(pts, np.ones(4), 2, 2)
+    >>> res.medians.size, res.objective
+    (2, 2.0)
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + float(time_limit)
+    dem = np.asarray(demands, dtype=float).ravel()
+    n = dem.size
+    p = int(p)
+    cap = float(capacity)
+    if n == 0:
+        raise ValueError("no points")
+    if np.any(~np.isfinite(dem)) or np.any(dem < 0):
+        raise ValueError("demands must be finite and non-negative")
+    if p < 1:
+        raise ValueError("p must be at least 1")
+    if p > n:
+        raise InfeasibleError(f"p = {p} medians requested but there are only {n} points")
+    if dem.max() > cap:
+        raise InfeasibleError(
+            f"point {int(dem.argmax())} has demand {dem.max():g}, more than the capacity {cap:g}")
+    if dem.sum() > p * cap * (1 + 1e-12):
+        raise InfeasibleError(
+            f"total demand {dem.sum():g} exceeds p x capacity = {p} x {cap:g} = {p * cap:g}")
+    D = _distance_matrix(points, distances, distance, n)
+    rng = np.random.default_rng(seed)
+
+    def remaining() -> float:
+        return deadline - time.perf_counter()
+
+    lower_bound: float | None = None
+    proven = False
+    iterations = 0
+    if p == n:
+        a = np.arange(n)
+    else:
+        nearpt = _nearest_cols(D, np.arange(n), min(n, 31))[:, 1:]
+        a = None
+        best = np.inf
+        starts = n_starts if n_starts is not None else max(5, min(200, 20000 // n))
+        for s_i in range(max(1, starts)):
+            if s_i and remaining() < 0.75 * time_limit:
+                break
+            a_s = _construct(D, dem, cap, p, rng, remaining, nearpt)
+            obj_s = cpmp_objective(D, a_s)
+            logger.debug("start %d: %.3f", s_i, obj_s)
+            if obj_s < best - _EPS:
+                a, best = a_s, obj_s
+        logger.debug("construction: %.3f after %.2fs", cpmp_objective(D, a), time.perf_counter() - t0)
+        if n <= max_full_mip_points:
+            # the whole instance as one MIP; complete arcs (and a valid bound) when n is small
+            k_full = n if n <= full_mip_complete_points else \
+                min(n, max(full_mip_arcs, int(np.ceil(3 * n / p))))
+            res = _solve_region(D, dem, cap, np.arange(n), p, np.arange(n), k_full, a,
+                                node_limit=full_mip_nodes, time_limit=max(0.1, 0.7 * remaining()))
+            iterations += 1
+            if res.assign is not None and np.unique(res.assign).size == p \
+                    and res.objective < cpmp_objective(D, a) - _EPS:
+                a = res.assign
+            if res.assign is not None and k_full >= n:
+                lower_bound = res.bound
+                proven = res.optimal
+            logger.debug("full MIP: %.3f bound %.3f after %.2fs", cpmp_objective(D, a), res.bound,
+                         time.perf_counter() - t0)
+        if not proven:
+            a, it = _decompose(D, dem, cap, p, a, rng, remaining, max_region_points,
+                               max_region_medians, nearpt, node_limit=region_nodes)
+            iterations += it
+    meds = np.unique(a)
+    problems = cpmp_check(a, dem, p, cap)
+    if problems:
+        logger.warning("capacitated_p_median: infeasible result: %s", "; ".join(problems))
+    loads = np.bincount(a, weights=dem, minlength=n)[meds]
+    return PMedianResult(
+        medians=meds,
+        assignment=a.astype(np.int64),
+        objective=cpmp_objective(D, a),
+        feasible=not problems,
+        lower_bound=lower_bound,
+        proven_optimal=proven,
+        loads=loads,
+        runtime_s=time.perf_counter() - t0,
+        iterations=iterations,
+    )
+
+
+def _lloyd(D: np.ndarray, meds: np.ndarray, iters: int = 30) -> np.ndarray:
+    """Uncapacitated alternation: nearest-median assignment, then 1-median of each cluster."""
+    for _ in range(iters):
+        a = meds[np.argmin(D[:, meds], axis=1)]
+        a[meds] = meds
+        new = np.unique(_one_medians(D, a, meds))
+        if new.size != meds.size or np.array_equal(new, meds):
+            break
+        meds = new
+    return meds
+
+
+def _construct(D: np.ndarray, dem: np.ndarray, cap: float, p: int, rng: np.random.Generator,
+               remaining, nearpt: np.ndarray) -> np.ndarray:
+    """k-means++ medians, then location-allocation until it stops improving."""
+    meds = _lloyd(D, _kmeanspp(D, dem, p, rng))
+    a = None
+    for _ in range(20):
+        a = _greedy_hint(D, dem, cap, meds)
+        if a is None:
+            a = _assign_fixed(D, dem, cap, meds, None, node_limit=50,
+                              time_limit=max(0.1, remaining() / 4))
+        if a is not None:
+            break
+        # capacity too tight for these medians: reseed
+        meds = _kmeanspp(D, dem, p, rng)
+    if a is None:
+        raise InfeasibleError("no feasible assignment found for the capacity (bin packing too tight?)")
+    return _local_search(D, dem, cap, a, nearpt)
+
+
+def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray,
+               rng: np.random.Generator, remaining, max_pts: int, max_q: int,
+               nearpt: np.ndarray, k_arcs_sparse: int = 15, node_limit: int = 5,
+               max_idle_sweeps: int = 3, region_time: float = 10.0):
+    """Improve ``a`` by solving sub-CPMPs on groups of neighbouring clusters.
+
+    A sweep covers every cluster once: a random uncovered median seeds a region (it and its
+    nearest medians up to ``max_pts`` points); all of the region's medians are then covered.
+    Sweeps repeat (with new random seeds, hence new region boundaries) until ``max_idle_sweeps``
+    in a row improve nothing.
+    """
+    n = D.shape[0]
+    cur = cpmp_objective(D, a)
+    seen: set[int] = set()
+    iterations = 0
+    idle = 0
+    for _sweep in range(1000):
+        meds = np.unique(a)
+        improved = False
+        covered = np.zeros(n, dtype=np.bool_)
+        order = rng.permutation(meds)
+        for m in order:
+            if remaining() <= 0:
+                return a, iterations
+            if a[m] != m or covered[m]:  # closed by an earlier region, or already covered
+                continue
+            meds = np.unique(a)
+            sizes = np.bincount(a, minlength=n)
+            near = meds[np.argsort(D[m, meds], kind="stable")]
+            region = [int(near[0])]
+            total = int(sizes[near[0]])
+            for mm in near[1:]:
+                if len(region) >= max_q:
+                    break
+                s = int(sizes[mm])
+                if len(region) >= 2 and total + s > max_pts:
+                    break
+                region.append(int(mm))
+                total += s
+            region_arr = np.array(sorted(region), dtype=np.int64)
+            covered[region_arr] = True
+            pts = np.flatnonzero(np.isin(a, region_arr))
+            key = hash((region_arr.tobytes(), pts.tobytes()))
+            if key in seen:
+                continue
+            seen.add(key)
+            q = region_arr.size
+            if pts.size <= 60:
+                cand = pts
+                k_arcs = pts.size
+            elif pts.size <= 12 * q:
+                cand = pts
+                k_arcs = k_arcs_sparse
+            else:
+                per = max(6, min(25, int(np.ceil(60 / q))))
+                cs = []
+                for mm in region_arr:
+                    members = pts[a[pts] == mm]
+                    # best 1-median candidates of the cluster: smallest total distance to members
+                    cost = D[np.ix_(members, members)].sum(axis=0)
+                    take = members[np.argsort(cost, kind="stable")[:per]]
+                    cs.append(take)
+                    cs.append([mm])
+                cand = np.unique(np.concatenate(cs))
+                k_arcs = max(8, min(cand.size, 3 * per))
+            t_r = time.perf_counter()
+            before = float(D[pts, a[pts]].sum())
+            res = _solve_region(D, dem, cap, pts, q, cand, k_arcs, a[pts], node_limit=node_limit,
+                                time_limit=min(max(0.05, remaining()), region_time))
+            iterations += 1
+            logger.debug("region q=%d pts=%d cand=%d arcs<=%d: %.2fs opt=%s obj=%.2f before=%.2f",
+                         q, pts.size, cand.size, k_arcs, time.perf_counter() - t_r, res.optimal,
+                         res.objective, before)
+            if res.assign is None:
+                continue
+            if res.objective < before - 1e-9 * max(1.0, before) and np.unique(res.assign).size == q:
+                a = a.copy()
+                a[pts] = res.assign
+                cur -= before - res.objective
+                improved = True
+        logger.debug("sweep %d: %.3f (%d sub-MIPs so far)", _sweep, cur, iterations)
+        if improved:
+            idle = 0
+            a2 = _local_search(D, dem, cap, a, nearpt)
+            if cpmp_objective(D, a2) < cpmp_objective(D, a) - _EPS:
+                a = a2
+                cur = cpmp_objective(D, a)
+        else:
+            idle += 1
+            if idle >= max_idle_sweeps:
+                break
+    return a, iterations
