@@ -81,7 +81,8 @@ def _connected_without(u, g, labels, indptr, indices, stamp, token, queue):
 
 
 @njit(cache=True)
-def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, passes, locked, lambdas, home, churn_w):
+def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, passes, locked, lambdas, home, churn_w,
+                 max_moves):
     """Move boundary units between neighbouring grids, in place on ``labels``.
 
     First, for each penalty weight in ``lambdas`` (increasing), moves are accepted when they
@@ -95,6 +96,9 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
     grid costs ``churn_w`` per unit of its workload (plus ``eps``, so empty land keeps its grid too),
     and moving it back earns as much: the compactness terms must outweigh it, so only balance forces
     customers to change grid.
+    At most ``max_moves`` moves are made: on ordinary cities the refinement makes well under one
+    move per unit, but around many giant units the compactness moves can cycle as grid centres
+    shift, and the cap stops that instead of running every pass to its limit.
     Returns the number of moves made.
     """
     n = w.shape[0]
@@ -192,10 +196,12 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
                     SY[h] += wwu * y[u]
                     moved += 1
                 round_moves += moved
-                if moved == 0:
+                if moved == 0 or total_moves + round_moves >= max_moves:
                     break
+            if total_moves + round_moves >= max_moves:
+                break
         total_moves += round_moves
-        if round_moves == 0 and _round >= n_lam:
+        if (round_moves == 0 and _round >= n_lam) or total_moves >= max_moves:
             break
     return total_moves
 

@@ -342,8 +342,12 @@ def _refine(g: _Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upp
         home = np.full(g.n, -1, dtype=np.int64)
     return int(refine_moves(g.indptr.astype(np.int64), g.indices.astype(np.int64), g.w, g.x, g.y, labels,
                             n_grids, lo, hi, upper.astype(np.float64), eps, passes, locked, lambdas,
-                            home.astype(np.int64), float(churn_w)))
+                            home.astype(np.int64), float(churn_w), int(REFINE_MAX_MOVES_PER_UNIT * g.n + 1000)))
 
+
+#: Cap on refinement moves per call, per unit (ordinary cities make under 0.5; around many giant
+#: compounds the compactness moves can cycle, 30-250 per unit, and the cap ends that).
+REFINE_MAX_MOVES_PER_UNIT = 20
 
 #: How a bisection chooses among its cuts that are within balance: fewest cut edges (short
 #: borders) or least moment of inertia of the two halves (round halves). Both are tried.
