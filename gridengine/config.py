@@ -281,6 +281,22 @@ def _coerce(group: str, cls: type, values: Any) -> Any:
     return cls(**out)
 
 
+def read_toml(path: Path, kind: str) -> dict[str, Any]:
+    """Read a TOML file; a missing file, a folder or bad TOML is a :class:`ConfigError` naming it.
+
+    ``kind`` names the file in messages ("config" gives "config file not found").
+    """
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {kind} file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a {kind} TOML file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole run's configuration: one group per stage plus the seed."""
@@ -333,13 +349,7 @@ class Config:
             the message starts with the file name.
         """
         path = Path(path)
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: config file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        data = read_toml(path, "config")
         try:
             return cls.from_dict(data)
         except ConfigError as exc:

@@ -283,15 +283,21 @@ def _label_layer(rows: list[dict[str, Any]], pgeoms: list[Any], prefix: str, fon
             f'dominant-baseline="middle" pointer-events="none">{"".join(texts)}</g>')  # fmt: skip
 
 
+def _specialist_points(specialists: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Specialists sorted by id (ids as text), their lon and lat as floats, and which are finite."""
+    s = specialists.copy()
+    s["specialist_id"] = s["specialist_id"].astype(str)
+    s = s.sort_values("specialist_id", kind="mergesort")
+    lat = pd.to_numeric(s["lat"], errors="coerce").to_numpy(float)
+    lon = pd.to_numeric(s["lon"], errors="coerce").to_numpy(float)
+    return s, lon, lat, np.isfinite(lat) & np.isfinite(lon)
+
+
 def _specialist_layer(specialists: pd.DataFrame | None, proj: _Projection, prefix: str, r: float) -> str:
     out = [f'<g id="{prefix}-specs">']
     if specialists is not None and len(specialists):
-        s = specialists.copy()
-        s["specialist_id"] = s["specialist_id"].astype(str)
-        s = s.sort_values("specialist_id", kind="mergesort")
-        lat = pd.to_numeric(s["lat"], errors="coerce").to_numpy(float)
-        lon = pd.to_numeric(s["lon"], errors="coerce").to_numpy(float)
-        ok, xy = np.isfinite(lat) & np.isfinite(lon), proj(np.column_stack([lon, lat]))
+        s, lon, lat, ok = _specialist_points(specialists)
+        xy = proj(np.column_stack([lon, lat]))
         for k, (sid, gid, cap) in enumerate(zip(s["specialist_id"], _col(s, "grid_id", ""), _col(s, "capacity"))):
             if not ok[k]:
                 continue
@@ -458,12 +464,7 @@ def render_overview_png(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | Non
             (x, y), = proj(np.array([[p.x, p.y]]))
             ax.text(x, y, r["gid"], fontsize=6, ha="center", va="center", color="#111")
     if specialists is not None and len(specialists):
-        s = specialists.copy()
-        s["specialist_id"] = s["specialist_id"].astype(str)
-        s = s.sort_values("specialist_id", kind="mergesort")
-        lat = pd.to_numeric(s["lat"], errors="coerce").to_numpy(float)
-        lon = pd.to_numeric(s["lon"], errors="coerce").to_numpy(float)
-        ok = np.isfinite(lat) & np.isfinite(lon)
+        s, lon, lat, ok = _specialist_points(specialists)
         spare = np.array([_is_unstaffed(v) for v in _col(s, "grid_id", "")], dtype=bool)
         xy = proj(np.column_stack([lon, lat]))
         ax.scatter(xy[ok & ~spare, 0], xy[ok & ~spare, 1], s=10, c="#1a237e", edgecolors="white", linewidths=0.5,

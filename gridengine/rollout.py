@@ -74,7 +74,6 @@ import re
 import shutil
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,7 +83,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .config import Config
+from .config import Config, read_toml
 from .errors import ConfigError, GridEngineError, InputError
 from .progress import PLAN_STAGES
 
@@ -200,15 +199,7 @@ class RolloutSpec:
             Missing file, invalid TOML, unknown keys or wrong types; the message starts with the file name.
         """
         path = Path(path)
-        try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: rollout file not found") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{path}: is a folder, expected a rollout TOML file") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        data = read_toml(path, "rollout")
         try:
             return cls.from_dict(data, base=path.parent, source=path)
         except ConfigError as exc:

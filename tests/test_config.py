@@ -41,6 +41,11 @@ def test_missing_config_file(tmp_path):
         ge.Config.from_toml(tmp_path / "nope.toml")
 
 
+def test_config_path_is_a_folder(tmp_path):
+    with pytest.raises(ge.ConfigError, match="is a folder, expected a config TOML file"):
+        ge.Config.from_toml(tmp_path)
+
+
 def test_config_errors_are_value_errors():
     with pytest.raises(ValueError):
         ge.PartitionConfig(tolerance=0)

@@ -627,13 +627,7 @@ def _partition_core(w: np.ndarray, x: np.ndarray, y: np.ndarray, edges, *, upper
             notes.append(f"{area_name(a, units)}: {kk[a]} grids could not all stay within capacity {upper:g}; "
                          f"used {kk[a] + 1}")
             kk[a] += 1
-    # Tidy the territories' shapes: empty units (land with no customer) join the grid most of their
-    # neighbours belong to, which removes thin strands and notches without changing any workload.
-    # Bridge ends stay put (a bridge is reported for the grid holding both its ends).
-    keep = locked.copy()
-    for b in bridges:
-        keep[b.from_unit] = keep[b.to_unit] = True
-    smooth_empty(g.indptr, g.indices, w, labels, keep, 50 * n + 1000)
+    _tidy_empty_units(g, labels, bridges, locked)
     # A bridge whose two ends landed in different grids carries no grid: the small area became
     # a grid of its own (or part of one) and needs no report.
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
@@ -642,6 +636,17 @@ def _partition_core(w: np.ndarray, x: np.ndarray, y: np.ndarray, edges, *, upper
     if not conn.all():  # pragma: no cover - refinement keeps connectivity by construction
         raise RuntimeError(f"internal error: grids {np.flatnonzero(~conn).tolist()} are not connected")
     return PartitionResult(labels=labels, n_grids=n_grids, bridges=bridges, area_of_unit=area, notes=notes)
+
+
+def _tidy_empty_units(g: _Graph, labels: np.ndarray, bridges: list[Bridge], locked: np.ndarray) -> None:
+    """Tidy the territories' shapes, in place: empty units (land with no customer) join the grid most
+    of their neighbours belong to, which removes thin strands and notches without changing any
+    workload. Locked units and bridge ends stay put (a bridge is reported for the grid holding both
+    its ends)."""
+    keep = np.asarray(locked, dtype=np.bool_).copy()
+    for b in bridges:
+        keep[b.from_unit] = keep[b.to_unit] = True
+    smooth_empty(g.indptr, g.indices, g.w, labels, keep, 50 * g.n + 1000)
 
 
 def _bridge_edges(g: _Graph, area: np.ndarray, big: np.ndarray) -> list[Bridge]:

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import connected_components
 
-from .._kernels import _connected_without, smooth_empty
+from .._kernels import _connected_without
 from ..errors import InfeasibleError
-from .core import Bridge, PartitionResult, _Graph, _allocate_grids, _areas_and_bridges, _csr, _recursive_bisection, _refine, grid_connectivity
+from .core import Bridge, PartitionResult, _Graph, _tidy_empty_units, _allocate_grids, _areas_and_bridges, _csr, _recursive_bisection, _refine, grid_connectivity
 
 __all__ = ['partition_from_previous']
 
@@ -443,10 +443,7 @@ def partition_from_previous(
             kc[a] += 1
     else:  # pragma: no cover
         raise InfeasibleError(f"re-run: could not fit grids within capacity {upper:g}")
-    keep = np.zeros(n, dtype=np.bool_)  # as in partition_units: tidy shapes, bridge ends stay
-    for b in bridges:
-        keep[b.from_unit] = keep[b.to_unit] = True
-    smooth_empty(g.indptr, g.indices, w, dense, keep, 50 * n + 1000)
+    _tidy_empty_units(g, dense, bridges, np.zeros(n, dtype=np.bool_))  # as in partition_units
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(dense[b.to_unit]))
                for b in bridges if dense[b.from_unit] == dense[b.to_unit]]
     conn = grid_connectivity(dense, src0, dst0, bridges)
