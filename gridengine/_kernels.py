@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["subtree_sums", "refine_moves"]
+__all__ = ["subtree_sums", "refine_moves", "spanning_tree_order"]
 
 
 @njit(cache=True)
@@ -27,6 +27,75 @@ def subtree_sums(order, pred, w):
             sw[p] += sw[v]
             sn[p] += sn[v]
     return sw, sn
+
+
+@njit(cache=True)
+def _find(parent, u):
+    while parent[u] != u:
+        parent[u] = parent[parent[u]]
+        u = parent[u]
+    return u
+
+
+@njit(cache=True)
+def spanning_tree_order(n, a, b, ew, root):
+    """Minimum spanning tree of the graph (edges ``a``-``b`` with weights ``ew``), in DFS preorder.
+
+    Kruskal's algorithm (edges by weight, stable on ties, union-find), then an iterative
+    depth-first walk from ``root``. Returns ``(order, pred)``: the units in preorder (every
+    subtree is one contiguous run of it) and each unit's parent (-1 at the root). ``order`` is
+    shorter than ``n`` when the graph is not connected.
+    """
+    parent = np.arange(n)
+    ta = np.empty(max(n - 1, 0), dtype=np.int64)
+    tb = np.empty(max(n - 1, 0), dtype=np.int64)
+    cnt = 0
+    if n > 1:
+        for e in np.argsort(ew, kind="mergesort"):
+            ru = _find(parent, a[e])
+            rv = _find(parent, b[e])
+            if ru != rv:
+                parent[ru] = rv
+                ta[cnt] = a[e]
+                tb[cnt] = b[e]
+                cnt += 1
+                if cnt == n - 1:
+                    break
+    deg = np.zeros(n + 1, dtype=np.int64)
+    for i in range(cnt):
+        deg[ta[i] + 1] += 1
+        deg[tb[i] + 1] += 1
+    indptr = np.cumsum(deg)
+    fill = indptr[:-1].copy()
+    nbr = np.empty(2 * cnt, dtype=np.int64)
+    for i in range(cnt):
+        nbr[fill[ta[i]]] = tb[i]
+        fill[ta[i]] += 1
+        nbr[fill[tb[i]]] = ta[i]
+        fill[tb[i]] += 1
+    pred = np.full(n, -9999, dtype=np.int64)
+    order = np.empty(n, dtype=np.int64)
+    stack = np.empty(n, dtype=np.int64)
+    seen = np.zeros(n, dtype=np.bool_)
+    top = 0
+    stack[0] = root
+    seen[root] = True
+    pred[root] = -1
+    top = 1
+    m = 0
+    while top > 0:
+        top -= 1
+        v = stack[top]
+        order[m] = v
+        m += 1
+        for j in range(indptr[v + 1] - 1, indptr[v] - 1, -1):
+            t = nbr[j]
+            if not seen[t]:
+                seen[t] = True
+                pred[t] = v
+                stack[top] = t
+                top += 1
+    return order[:m], pred
 
 
 @njit(cache=True)

@@ -162,4 +162,4 @@ def test_growth_with_k_fixed_passes_workload_across_borders(sample_paths, tmp_pa
     assert m["n_grids"] == 27 and m["within_5pct"] >= 0.9
     assert any(w.startswith("passed ") for w in again.warnings)
     assert not any(w.startswith("redrew") for w in again.warnings)
-    assert m["churn"] <= 0.06, m["churn"]  # 1.7% and 4.6% when written
+    assert m["churn"] <= 0.06, m["churn"]  # 1.4% and 5.0% (+10%: no grid over capacity, a balance flow)

@@ -35,11 +35,12 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components, depth_first_order, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .._kernels import refine_moves, smooth_empty, subtree_sums
+from .._kernels import refine_moves, smooth_empty, spanning_tree_order, subtree_sums
 from ..errors import InfeasibleError
 
 __all__ = ['Bridge', 'PartitionResult', 'partition_units', 'grid_connectivity', 'CUT_SCORES', 'REFINE_SCHEDULES']
@@ -175,23 +176,41 @@ class _Graph:
         return self.indices[self.indptr[u]:self.indptr[u + 1]]
 
 
+def _sub_edges(g: _Graph, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges among ``units`` (sorted), in positions of ``units``: (i, j) with i < j, sorted."""
+    sub = g.adj[units][:, units].tocoo()
+    keep = sub.row < sub.col
+    a, b = sub.row[keep].astype(np.int64), sub.col[keep].astype(np.int64)
+    o = np.lexsort((b, a))
+    return a[o], b[o]
+
+
+def _split_edges(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray],
+                                                                          tuple[np.ndarray, np.ndarray]]:
+    """The edges inside each side of a bisection, renumbered to positions within that side (order kept)."""
+    out = []
+    for m in (mask, ~mask):
+        pos = np.cumsum(m) - 1
+        keep = m[a] & m[b]
+        out.append((pos[a[keep]], pos[b[keep]]))
+    return out[0], out[1]
+
+
 def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_trees: int, tol: float,
-            cut_score: str, parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
-            ) -> tuple[np.ndarray, int, np.ndarray | None]:
+            cut_score: str, parts: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+            edges: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, int, np.ndarray | None]:
     """Split a connected unit set into two connected sets.
 
     With ``parts`` (targets and anchor coordinates of the grids to build, roster mode), the
     parts are split by their anchors' position along the set's long axis, and each side of a
     cut gets the group on its own side, with that group's target workload.
 
+    ``edges``: the edges among ``units`` as from :func:`_sub_edges` (computed when not given).
+
     Returns (mask of side A over units, number of grids of side A, part indices of side A or None).
     """
     n = len(units)
-    local = np.full(g.n, -1, dtype="int64")
-    local[units] = np.arange(n)
-    sub = g.adj[units][:, units].tocoo()
-    keep = sub.row < sub.col
-    a, b = sub.row[keep], sub.col[keep]
+    a, b = _sub_edges(g, units) if edges is None else edges
     w = g.w[units]
     total = float(w.sum())
     x = g.x[units]
@@ -228,13 +247,13 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
         proj = x * ux + y * uy
         length = np.hypot(x[a] - x[b], y[a] - y[b])
         ew = np.abs(proj[a] - proj[b]) + 0.05 * length * rng.uniform(0.5, 1.5, size=len(a)) + 1e-3
-        tree = minimum_spanning_tree(sp.csr_matrix((ew, (a, b)), shape=(n, n)))
         root = int(np.argmin(proj))
         # Depth-first preorder: every subtree is one contiguous run of the order.
-        order, pred = depth_first_order(tree, root, directed=False, return_predecessors=True)
+        order, pred = spanning_tree_order(n, a, b, ew, root)
         if len(order) != n:  # not connected: should not happen for a component
             raise RuntimeError("bisection called on a disconnected unit set")
-        sw, sn = subtree_sums(order.astype(np.int64), pred.astype(np.int64), w)
+        sw, sn = subtree_sums(order, pred, w)
+        pos = pos_of(order)
         cand = order[1:]  # every non-root node is the child end of one tree edge
         s = sw[cand]
         cnt = sn[cand]
@@ -244,7 +263,7 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
         cx = np.r_[0.0, np.cumsum((iw * x)[order])]
         cy = np.r_[0.0, np.cumsum((iw * y)[order])]
         cr = np.r_[0.0, np.cumsum((iw * r2)[order])]
-        lo_ = pos_of(order)[cand]
+        lo_ = pos[cand]
         hi_ = lo_ + cnt
         aw, ax, ay, ar = cw[hi_] - cw[lo_], cx[hi_] - cx[lo_], cy[hi_] - cy[lo_], cr[hi_] - cr[lo_]
         bw, bx, by, br = cw[-1] - aw, cx[-1] - ax, cy[-1] - ay, cr[-1] - ar
@@ -257,9 +276,15 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
             pa = (ax * bu + ay * bv) / np.maximum(aw, 1e-12)
             pb = (bx * bu + by * bv) / np.maximum(bw, 1e-12)
             sub_low = pa <= pb
-        options = [(kA, None) for kA in sorted({k1, k2})] if parts is None else [(None, True)]
-        for kA, _ in options:
-            if parts is None:
+        options = [(kA, False) for kA in sorted({k1, k2})] if parts is None else [(None, False)]
+        if parts is None and k >= 4:  # uneven splits too, for areas no even cut fits (a Y-shaped city)
+            options.append((None, True))
+        for kA, flex in options:
+            if flex:  # each cut takes the number of grids nearest its own workload
+                k_sub = np.clip(np.rint(s / per), max(1, k // 4), k - max(1, k // 4)).astype(np.int64)
+                err = np.abs(s - k_sub * per) / per
+                ok = (cnt >= k_sub) & (n - cnt >= k - k_sub)
+            elif parts is None:
                 err = np.abs(s - total * kA / k) / per
                 ok = (cnt >= kA) & (n - cnt >= k - kA)
                 k_sub = kA
@@ -273,22 +298,25 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
                 continue
             err = np.where(ok, err, np.inf)
             emin = float(err.min())
-            thr = max(emin, tol * 0.25)
+            floor = tol * (UNEVEN_SPLIT_FLOOR if flex else 0.25)
+            thr = max(emin, floor)
             good = np.flatnonzero(err <= thr + 1e-12)
             if cut_score == "inertia":
                 i = int(good[np.argmin(inertia[good])])
                 sec = float(inertia[i])
             else:
                 top = good[np.argsort(err[good], kind="stable")[:12]]
-                pp = pos_of(order)
-                cuts = [int(np.count_nonzero(((pp >= pp[cand[t]]) & (pp < pp[cand[t]] + cnt[t]))[a] != ((pp >= pp[cand[t]]) & (pp < pp[cand[t]] + cnt[t]))[b])) for t in top]
+                pa_, pb_ = pos[a], pos[b]
+                cuts = [int(np.count_nonzero(((pa_ >= lo_[t]) & (pa_ < hi_[t])) != ((pb_ >= lo_[t]) & (pb_ < hi_[t]))))
+                        for t in top]
                 i = int(top[int(np.argmin(cuts))])
                 sec = min(cuts) / math.sqrt(n)
-            score = (round(max(float(err[i]), tol * 0.25), 6), sec, float(err[i]))
+            score = (round(max(float(err[i]), floor), 6), flex, sec, float(err[i]))
             if best is None or score < best[0]:
-                pos = pos_of(order)
                 mask = (pos >= pos[cand[i]]) & (pos < pos[cand[i]] + cnt[i])
-                if parts is None:
+                if flex:
+                    best = (score, mask, int(k_sub[i]), None)
+                elif parts is None:
                     best = (score, mask, kA, None)
                 else:
                     side = low if sub_low[i] else high
@@ -300,24 +328,115 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
 
 def _recursive_bisection(g: _Graph, units: np.ndarray, k: int, labels: np.ndarray, next_label: list[int],
                          rng: np.random.Generator, n_trees: int, tol: float, cut_score: str,
-                         parts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None) -> None:
+                         parts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+                         edges: tuple[np.ndarray, np.ndarray] | None = None) -> None:
     """Label ``units`` with ``k`` connected grids. In roster mode ``parts`` = (targets, anchor x,
-    anchor y, part ids) and each leaf takes its part id as label."""
+    anchor y, part ids) and each leaf takes its part id as label. ``edges`` (from
+    :func:`_sub_edges`) are passed down the recursion, so each level costs its own size only."""
     if k == 1:
         labels[units] = next_label[0] if parts is None else int(parts[3][0])
         if parts is None:
             next_label[0] += 1
         return
+    if edges is None:
+        edges = _sub_edges(g, units)
     sub = None if parts is None else parts[:3]
-    mask, kA, side = _bisect(g, units, k, rng, n_trees, tol, cut_score, sub)
+    mask, kA, side = _bisect(g, units, k, rng, n_trees, tol, cut_score, sub, edges)
+    e_a, e_b = _split_edges(edges[0], edges[1], mask)
     if parts is None:
-        _recursive_bisection(g, units[mask], kA, labels, next_label, rng, n_trees, tol, cut_score)
-        _recursive_bisection(g, units[~mask], k - kA, labels, next_label, rng, n_trees, tol, cut_score)
+        _recursive_bisection(g, units[mask], kA, labels, next_label, rng, n_trees, tol, cut_score, edges=e_a)
+        _recursive_bisection(g, units[~mask], k - kA, labels, next_label, rng, n_trees, tol, cut_score, edges=e_b)
         return
     other = np.setdiff1d(np.arange(k), side)
-    for m_, idx in ((mask, np.sort(side)), (~mask, other)):
+    for m_, idx, e_ in ((mask, np.sort(side), e_a), (~mask, other, e_b)):
         _recursive_bisection(g, units[m_], len(idx), labels, next_label, rng, n_trees, tol, cut_score,
-                             tuple(a[idx] for a in parts))
+                             tuple(a[idx] for a in parts), e_)
+
+
+def _grow_region(g: _Graph, labels: np.ndarray, seeds: list[int], *, min_grids: int, within: np.ndarray,
+                 target: float | None = None, extra: int = 0, tol: float = 0.05) -> list[int]:
+    """Seed grids plus rings of neighbouring grids (inside ``within``) until at least ``min_grids``.
+
+    With ``target`` and ``extra`` (the region is to be redrawn with ``extra`` more grids), the
+    region also grows until it holds enough surplus workload for its grids to come out within
+    ``tol / 2`` of ``target``: ``sum(load - target) >= target * (extra - tol / 2 * (m + extra))`` for
+    ``m`` grids. Otherwise the new grids are light and the refinement, moving one unit at a
+    time, cannot bring them the missing workload across their full neighbours.
+    """
+    inside = np.zeros(g.n, dtype=bool)
+    inside[within] = True
+    e = inside[g.src] & inside[g.dst] & (labels[g.src] != labels[g.dst])
+    pairs = np.unique(np.c_[labels[g.src][e], labels[g.dst][e]], axis=0)
+    nbrs: dict[int, set[int]] = {}
+    for x, y in pairs.tolist():
+        nbrs.setdefault(x, set()).add(y)
+        nbrs.setdefault(y, set()).add(x)
+    load = np.bincount(labels[within], weights=g.w[within], minlength=int(labels.max()) + 1)
+    region = set(seeds)
+    frontier = set(seeds)
+
+    def short() -> bool:
+        if target is None or extra <= 0:
+            return False
+        surplus = float(sum(load[m] for m in region)) - target * len(region)
+        return surplus < target * (extra - 0.5 * tol * (len(region) + extra))
+
+    while (len(region) < min_grids or short()) and frontier:
+        ring = sorted({m for f in sorted(frontier) for m in nbrs.get(f, ())} - region, key=lambda m: (-load[m], m))
+        if len(region) < min_grids:
+            ring = ring[:min_grids - len(region)]  # the heaviest neighbours first, no more than needed
+        else:  # for surplus: one neighbour at a time, the heaviest first
+            ring = ring[:1]
+        frontier = (frontier | set(ring)) if len(region) >= min_grids else set(ring)
+        region |= set(ring)
+        if not ring:
+            break
+    return sorted(region)
+
+
+def _redraw_region(g: _Graph, labels: np.ndarray, region: list[int], k_region: int, next_label: int,
+                   rng: np.random.Generator, n_trees: int, tol: float) -> int:
+    """Redraw the grids in ``region`` as ``k_region`` grids (bisection per connected piece), in place.
+
+    New grids take the id of the old grid they overlap most (by workload, greedily), so customers
+    who stay in that territory keep their grid; the others get new ids from ``next_label``.
+    Returns the next free label.
+    """
+    units = np.flatnonzero(np.isin(labels, region))
+    sub_src_in = np.isin(g.src, units) & np.isin(g.dst, units)
+    n_pieces, piece = connected_components(_csr(g.n, g.src[sub_src_in], g.dst[sub_src_in]), directed=False)
+    pieces = np.unique(piece[units])
+    pw = np.array([g.w[units][piece[units] == p_].sum() for p_ in pieces])
+    pn = np.array([int((piece[units] == p_).sum()) for p_ in pieces])
+    share = pw / max(pw.sum(), 1e-12) * k_region
+    alloc = np.minimum(np.maximum(np.floor(share).astype("int64"), 1), pn)
+    while alloc.sum() > k_region:
+        i = int(np.argmax(np.where(alloc > 1, alloc - share, -np.inf)))
+        alloc[i] -= 1
+    while alloc.sum() < k_region:
+        i = int(np.argmax(np.where(alloc < pn, share - alloc, -np.inf)))
+        alloc[i] += 1
+    tmp = np.full(g.n, -1, dtype="int64")
+    box = [0]
+    for p_, kp in zip(pieces.tolist(), alloc.tolist()):
+        members = units[piece[units] == p_]
+        _recursive_bisection(g, members, int(kp), tmp, box, rng, n_trees, tol, "cut")
+    # keep ids by overlap
+    old = labels[units]
+    new = tmp[units]
+    ov = pd.DataFrame({"new": new, "old": old, "w": g.w[units] + 1e-9}).groupby(["new", "old"])["w"].sum()
+    ov = ov.reset_index().sort_values(["w", "new", "old"], ascending=[False, True, True])
+    given: dict[int, int] = {}
+    taken: set[int] = set()
+    for nw, od in zip(ov["new"].tolist(), ov["old"].tolist()):
+        if nw not in given and od not in taken:
+            given[nw] = od
+            taken.add(od)
+    for nw in sorted(set(new.tolist()) - set(given)):
+        given[nw] = next_label
+        next_label += 1
+    labels[units] = np.array([given[v] for v in new.tolist()], dtype="int64")
+    return next_label
 
 
 def _refine(g: _Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upper: np.ndarray,
@@ -344,6 +463,12 @@ def _refine(g: _Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upp
                             n_grids, lo, hi, upper.astype(np.float64), eps, passes, locked, lambdas,
                             home.astype(np.int64), float(churn_w), int(REFINE_MAX_MOVES_PER_UNIT * g.n + 1000)))
 
+
+#: An uneven bisection (grids split other than k//2 : k - k//2, at least a quarter of them on each
+#: side) is taken only when it misses its share by less than the best even cut does, and by
+#: less than this share of ``tolerance`` at best (even cuts: a quarter of it). Even cuts keep the
+#: recursion shallow; uneven ones serve areas no even cut fits, such as a city with three arms.
+UNEVEN_SPLIT_FLOOR = 0.5
 
 #: Cap on refinement moves per call, per unit (ordinary cities make under 0.5; around many giant
 #: compounds the compactness moves can cycle, 30-250 per unit, and the cap ends that).
@@ -389,6 +514,66 @@ def _refine_portfolio(g: _Graph, labels: np.ndarray, n_grids: int, target: np.nd
         if best is None or key < best[0]:
             best = (key, lab)
     return best[1]
+
+
+def _repair_capacity(g: _Graph, labels: np.ndarray, merged: np.ndarray, merged_w: np.ndarray, upper: float,
+                     tol: float, n_trees: int, refine_passes: int, locked: np.ndarray, rng: np.random.Generator,
+                     allow_extra: bool) -> tuple[np.ndarray, int, np.ndarray, list[str]]:
+    """Relieve grids over capacity by redrawing each with its neighbouring grids, locally.
+
+    A grid over capacity usually holds two heavy units (large compounds) that its full
+    neighbours cannot take one at a time. Its region (the grid and the nearest grids around
+    it, :data:`REPAIR_REGION` at first, doubling every two rounds) is redrawn by bisection with
+    the same number of grids, then, where ``allow_extra`` (k derived, not given), with one
+    grid more; the whole plan is refined after each round. Everything outside the regions stays.
+
+    Returns (labels 0..n_grids-1, n_grids, area of each grid, notes).
+    """
+    notes: list[str] = []
+    n_grids = int(labels.max()) + 1
+    up = None
+    for rnd in range(REPAIR_ROUNDS):
+        loads = np.bincount(labels, weights=g.w, minlength=n_grids)
+        over = np.flatnonzero(loads > upper + 1e-9)
+        if len(over) == 0:
+            break
+        size = REPAIR_REGION * 2 ** (rnd // 2)
+        extra = 1 if allow_extra and rnd % 2 == 1 else 0
+        taken: set[int] = set()
+        next_label = n_grids
+        redrawn = added = 0
+        for gi in sorted(over.tolist(), key=lambda v: (-loads[v], v)):
+            if gi in taken:
+                continue
+            within = np.flatnonzero(merged == merged[np.flatnonzero(labels == gi)[0]])
+            region = _grow_region(g, labels, [gi], min_grids=size, within=within)
+            if taken & set(region):  # overlaps a region redrawn this round: next round
+                continue
+            taken |= set(region)
+            next_label = _redraw_region(g, labels, region, len(region) + extra, next_label, rng, n_trees, tol)
+            redrawn += len(region)
+            added += extra
+        _, labels = np.unique(labels, return_inverse=True)
+        labels = labels.astype("int64")
+        n_grids = int(labels.max()) + 1
+        grid_area = np.zeros(n_grids, dtype="int64")
+        grid_area[labels] = merged
+        cnt = np.bincount(grid_area, minlength=len(merged_w))
+        target = (merged_w / np.maximum(cnt, 1))[grid_area]
+        up = np.full(n_grids, float(upper))
+        labels = _refine_portfolio(g, labels, n_grids, target, up, tol, refine_passes, locked)
+        notes.append(f"{len(over)} grid(s) over capacity {upper:g}: redrew {redrawn} grids around them"
+                     + (f" with {added} more" if added else ""))
+    grid_area = np.zeros(n_grids, dtype="int64")
+    grid_area[labels] = merged
+    return labels, n_grids, grid_area, notes
+
+
+#: Rounds of local capacity repair (:func:`_repair_capacity`) before the whole area is redrawn.
+REPAIR_ROUNDS = 6
+
+#: Grids in a capacity-repair region in the first round (doubling every two rounds).
+REPAIR_REGION = 4
 
 
 def _areas_and_bridges(g: _Graph, w: np.ndarray, target: float, bridge_share: float, lock: np.ndarray | None):
@@ -613,6 +798,13 @@ def _partition_core(w: np.ndarray, x: np.ndarray, y: np.ndarray, edges, *, upper
                 best = (key, labels, n_grids, grid_area)
         _, labels, n_grids, grid_area = best
         loads = np.bincount(labels, weights=w, minlength=n_grids)
+        if (loads > upper + 1e-9).any():  # local redraws first: far cheaper than redrawing the area
+            labels, n_grids, grid_area, rnotes = _repair_capacity(
+                g, labels, merged, merged_w, upper, tolerance, n_trees, refine_passes, locked,
+                np.random.default_rng(seed), allow_extra=k is None)
+            notes.extend(rnotes)
+            kk = {a: int(np.count_nonzero(grid_area == a)) for a in areas}
+            loads = np.bincount(labels, weights=w, minlength=n_grids)
         over = np.unique(grid_area[loads > upper + 1e-9])
         if len(over) == 0:
             break

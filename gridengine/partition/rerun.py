@@ -12,7 +12,8 @@ from scipy.sparse.csgraph import connected_components
 
 from .._kernels import _connected_without
 from ..errors import InfeasibleError
-from .core import Bridge, PartitionResult, _Graph, _tidy_empty_units, _allocate_grids, _areas_and_bridges, _csr, _recursive_bisection, _refine, grid_connectivity
+from .core import (Bridge, PartitionResult, _Graph, _allocate_grids, _areas_and_bridges, _csr, _grow_region,
+                   _recursive_bisection, _redraw_region, _refine, _tidy_empty_units, grid_connectivity)
 
 __all__ = ['partition_from_previous']
 
@@ -45,92 +46,6 @@ def _keep_main_pieces(g: _Graph, labels: np.ndarray) -> np.ndarray:
     out = labels.copy()
     out[ok & ~np.isin(comp, list(main))] = -1
     return out
-
-
-def _grow_region(g: _Graph, labels: np.ndarray, seeds: list[int], *, min_grids: int, within: np.ndarray,
-                 target: float | None = None, extra: int = 0, tol: float = 0.05) -> list[int]:
-    """Seed grids plus rings of neighbouring grids (inside ``within``) until at least ``min_grids``.
-
-    With ``target`` and ``extra`` (the region is to be redrawn with ``extra`` more grids), the
-    region also grows until it holds enough surplus workload for its grids to come out within
-    ``tol / 2`` of ``target``: ``sum(load - target) >= target * (extra - tol / 2 * (m + extra))`` for
-    ``m`` grids. Otherwise the new grids are light and the refinement, moving one unit at a
-    time, cannot bring them the missing workload across their full neighbours.
-    """
-    inside = np.zeros(g.n, dtype=bool)
-    inside[within] = True
-    e = inside[g.src] & inside[g.dst] & (labels[g.src] != labels[g.dst])
-    pairs = np.unique(np.c_[labels[g.src][e], labels[g.dst][e]], axis=0)
-    nbrs: dict[int, set[int]] = {}
-    for x, y in pairs.tolist():
-        nbrs.setdefault(x, set()).add(y)
-        nbrs.setdefault(y, set()).add(x)
-    load = np.bincount(labels[within], weights=g.w[within], minlength=int(labels.max()) + 1)
-    region = set(seeds)
-    frontier = set(seeds)
-
-    def short() -> bool:
-        if target is None or extra <= 0:
-            return False
-        surplus = float(sum(load[m] for m in region)) - target * len(region)
-        return surplus < target * (extra - 0.5 * tol * (len(region) + extra))
-
-    while (len(region) < min_grids or short()) and frontier:
-        ring = sorted({m for f in sorted(frontier) for m in nbrs.get(f, ())} - region, key=lambda m: (-load[m], m))
-        if len(region) < min_grids:
-            ring = ring[:min_grids - len(region)]  # the heaviest neighbours first, no more than needed
-        else:  # for surplus: one neighbour at a time, the heaviest first
-            ring = ring[:1]
-        frontier = (frontier | set(ring)) if len(region) >= min_grids else set(ring)
-        region |= set(ring)
-        if not ring:
-            break
-    return sorted(region)
-
-
-def _redraw_region(g: _Graph, labels: np.ndarray, region: list[int], k_region: int, next_label: int,
-                   rng: np.random.Generator, n_trees: int, tol: float) -> int:
-    """Redraw the grids in ``region`` as ``k_region`` grids (bisection per connected piece), in place.
-
-    New grids take the id of the old grid they overlap most (by workload, greedily), so customers
-    who stay in that territory keep their grid; the others get new ids from ``next_label``.
-    Returns the next free label.
-    """
-    units = np.flatnonzero(np.isin(labels, region))
-    sub_src_in = np.isin(g.src, units) & np.isin(g.dst, units)
-    n_pieces, piece = connected_components(_csr(g.n, g.src[sub_src_in], g.dst[sub_src_in]), directed=False)
-    pieces = np.unique(piece[units])
-    pw = np.array([g.w[units][piece[units] == p_].sum() for p_ in pieces])
-    pn = np.array([int((piece[units] == p_).sum()) for p_ in pieces])
-    share = pw / max(pw.sum(), 1e-12) * k_region
-    alloc = np.minimum(np.maximum(np.floor(share).astype("int64"), 1), pn)
-    while alloc.sum() > k_region:
-        i = int(np.argmax(np.where(alloc > 1, alloc - share, -np.inf)))
-        alloc[i] -= 1
-    while alloc.sum() < k_region:
-        i = int(np.argmax(np.where(alloc < pn, share - alloc, -np.inf)))
-        alloc[i] += 1
-    tmp = np.full(g.n, -1, dtype="int64")
-    box = [0]
-    for p_, kp in zip(pieces.tolist(), alloc.tolist()):
-        members = units[piece[units] == p_]
-        _recursive_bisection(g, members, int(kp), tmp, box, rng, n_trees, tol, "cut")
-    # keep ids by overlap
-    old = labels[units]
-    new = tmp[units]
-    ov = pd.DataFrame({"new": new, "old": old, "w": g.w[units] + 1e-9}).groupby(["new", "old"])["w"].sum()
-    ov = ov.reset_index().sort_values(["w", "new", "old"], ascending=[False, True, True])
-    given: dict[int, int] = {}
-    taken: set[int] = set()
-    for nw, od in zip(ov["new"].tolist(), ov["old"].tolist()):
-        if nw not in given and od not in taken:
-            given[nw] = od
-            taken.add(od)
-    for nw in sorted(set(new.tolist()) - set(given)):
-        given[nw] = next_label
-        next_label += 1
-    labels[units] = np.array([given[v] for v in new.tolist()], dtype="int64")
-    return next_label
 
 
 #: Flow rebalances tried (each followed by the refinement) before over-capacity regions are redrawn.
@@ -387,9 +302,10 @@ def partition_from_previous(
                 home=home, churn_w=churn_weight * span)
         loads = np.bincount(dense, weights=w, minlength=n_grids)
         over = np.unique(grid_area[loads > upper + 1e-9])
-        if len(over) == 0 and k is not None and flows_left < FLOW_PASSES and not balanced_pass:
-            # the flow relieved capacity; if most grids now sit off the target (the mean rose with
-            # k fixed), one two-sided flow brings the light grids up, kept only if capacity holds
+        if len(over) == 0 and k is not None and not balanced_pass:
+            # k fixed and capacity holds; if many grids now sit off the target (workload grew, or the
+            # mean rose with k fixed), one two-sided flow brings them back, kept only if capacity
+            # holds and more grids end within balance
             off = np.abs(loads - tgt) > tolerance * tgt + 1e-9
             balanced_pass = True
             if off.mean() > 1.0 - MIN_WITHIN_AFTER_FLOW:
