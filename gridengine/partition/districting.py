@@ -24,6 +24,10 @@ Method:
       and an exact compact contiguity encoding (every non-center unit has a parent neighbour in
       its district at a smaller depth). It either finds a plan or *proves* that no contiguous
       plan exists;
+   a'. *spanning-tree search* (:func:`_tree_best`): plans drawn by cutting random spanning
+      trees, one district at a time, at an edge that leaves the district within bounds (both
+      sides of a tree cut are connected); the best of a few dozen, found in about a second even
+      where the exact model finds no plan in a minute (±0.5 % bounds on 67-105 counties);
    b. the Hess MIP *without* contiguity (HiGHS via :func:`scipy.optimize.milp`), whose optimum
       is often contiguous; its centers seed the next step;
    c. the *Hess alternation*: fixed centers, an exact balanced contiguous assignment (HiGHS, with
@@ -31,7 +35,8 @@ Method:
       disconnected), new centers = each district's best center unit, repeated;
    d. the exact CP-SAT model again, hinted with the best plan, for the remaining time (a proved
       optimum stops the search).
-3. **Large graphs** (tracts): the Hess alternation from seeded weighted k-means starts, then a
+3. **Large graphs** (tracts): the spanning-tree search, then the Hess alternation from its plan's
+   centers and from seeded weighted k-means starts, then a
    *neighbourhood* model (each district picks its center among its best few units, units within
    a band of hops of a district may join it; HiGHS with lazy separator cuts) while it improves.
 
@@ -444,6 +449,93 @@ def _seed_centers(inst: _Inst, rng: np.random.Generator, iters: int = 30) -> np.
     return np.array(out, dtype=np.int64)
 
 
+def _tree_plan(inst: _Inst, rng: np.random.Generator, deadline: float, max_trees: int = 2000) -> np.ndarray | None:
+    """A contiguous plan within bounds by random spanning-tree cuts (recursive tree partition).
+
+    Districts are peeled one at a time: a random spanning tree of the units left (random edge
+    weights, random root) is searched for an edge whose cut leaves one side weighing within
+    ``[lower, upper]`` and the other within the bounds of the districts still to draw; one such
+    edge is taken at random. Both sides of a tree cut are connected. A peel that finds no edge
+    in ``max_trees`` trees starts the plan over. Fast and often successful where the exact
+    models struggle to find a first plan under tight (±0.5 %) bounds. Returns labels or None.
+    """
+    from .._kernels import spanning_tree_order, subtree_sums
+
+    n, k, lo, hi = inst.n, inst.k, inst.lower, inst.upper
+    w = inst.w.astype("float64")
+    coo = sp.triu(inst.adj, k=1).tocoo()
+    a0, b0 = coo.row.astype(np.int64), coo.col.astype(np.int64)
+    while time.perf_counter() < deadline:
+        labels = np.full(n, -1, dtype=np.int64)
+        units = np.arange(n)
+        a, b = a0, b0
+        ok_plan = True
+        for d in range(k - 1):
+            m = len(units)
+            wu = w[units]
+            tot = float(wu.sum())
+            left = k - d - 1  # districts still to draw after this one
+            mask = None
+            for _ in range(max_trees):
+                order, pred = spanning_tree_order(m, a, b, rng.random(len(a)), int(rng.integers(m)))
+                if len(order) != m:
+                    return None
+                sw, sn = subtree_sums(order, pred, wu)
+                cand = order[1:]
+                sub = sw[cand]
+                rest = tot - sub
+                peel_sub = (sub >= lo) & (sub <= hi) & (rest >= left * lo) & (rest <= left * hi)
+                peel_rest = (rest >= lo) & (rest <= hi) & (sub >= left * lo) & (sub <= left * hi)
+                good = np.flatnonzero(peel_sub | peel_rest)
+                if len(good) == 0:
+                    continue
+                i = int(good[rng.integers(len(good))])
+                v0 = int(cand[i])
+                start = i + 1  # cand = order[1:]: the subtree of v0 is the run of the preorder from it
+                inside = np.zeros(m, dtype=bool)
+                inside[order[start:start + int(sn[v0])]] = True
+                mask = inside if peel_sub[i] else ~inside  # the district peeled off
+                break
+            if mask is None:
+                ok_plan = False
+                break
+            labels[units[mask]] = d
+            keep = ~mask
+            newpos = np.cumsum(keep) - 1
+            e = keep[a] & keep[b]
+            a, b = newpos[a[e]], newpos[b[e]]
+            units = units[keep]
+            if time.perf_counter() > deadline:
+                ok_plan = False
+                break
+        if ok_plan:
+            labels[units] = k - 1
+            if not check_plan(labels, inst.w, (inst.src, inst.dst), k, lo, hi):
+                return labels
+    return None
+
+
+def _tree_best(inst: _Inst, seed: int, deadline: float, n_plans: int) -> np.ndarray | None:
+    """The best (Hess objective) of up to ``n_plans`` plans of :func:`_tree_plan`, until ``deadline``."""
+    rng = np.random.default_rng([seed, 7])  # its own stream: the other steps draw the same numbers as before
+    best = None
+    for _ in range(n_plans):
+        lab = _tree_plan(inst, rng, deadline)
+        if lab is None:
+            break
+        obj = hess_objective(lab, inst.cost)[0]
+        if best is None or obj < best[0]:
+            best = (obj, lab)
+        if time.perf_counter() > deadline:
+            break
+    return None if best is None else best[1]
+
+
+#: Spanning-tree plans drawn per call (:func:`_tree_best`), and the time they may take.
+TREE_PLANS = 40
+TREE_SEARCH_S = 5.0
+
+
 def _assign(inst: _Inst, centers: np.ndarray, deadline: float) -> np.ndarray | None:
     """Exact balanced contiguous assignment to fixed centers (labels follow ``centers``)."""
     pw = inst.path_weight(centers)  # (k, n)
@@ -518,7 +610,7 @@ def district_units(
     upper: float,
     *,
     seed: int = 0,
-    time_limit: float = 110.0,
+    time_limit: float = 100.0,
     feasibility_time_limit: float = 60.0,
     exact_probe_s: float = 9.0,
     hess_mip_s: float = 40.0,
@@ -677,6 +769,10 @@ def district_units(
                 f"no contiguous plan: no {k} contiguous districts with weights in [{lower:g}, {upper:g}] exist "
                 f"(proved by the exact model in {time.perf_counter() - t0:.1f} s)")
         offer(lab, "exact model probe")
+        # 1b. random spanning-tree cuts: a first plan in about a second where the exact model
+        # finds none under tight bounds (and a good hint for it in step 4)
+        offer(_tree_best(inst, seed, min(deadline, time.perf_counter() + TREE_SEARCH_S), TREE_PLANS),
+              "spanning-tree search")
         # 2. the Hess MIP without contiguity (HiGHS): often contiguous; else its centers seed step 3
         starts = [] if best is None else [hess_objective(best[1], inst.cost)[1]]
         mdl = _Model(inst, np.arange(n), (inst.path_weight(np.arange(n)) <= upper + 1e-6).T, None)
@@ -715,7 +811,11 @@ def district_units(
                     return done(best[1], proven=True, bound=best[0])
         return done(best[1])
 
-    # heuristic: Hess alternation from seeded starts
+    # heuristic: spanning-tree plans, then the Hess alternation from their centers and seeded starts
+    offer(_tree_best(inst, seed, min(deadline, time.perf_counter() + TREE_SEARCH_S), TREE_PLANS),
+          "spanning-tree search")
+    if best is not None:
+        offer(_alternate_labels(inst, hess_objective(best[1], inst.cost)[1], deadline), "alternation from the tree plan")
     for s_i in range(n_starts):
         if time.perf_counter() > deadline or (best is None and time.perf_counter() > feas_deadline):
             break
