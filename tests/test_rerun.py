@@ -163,3 +163,14 @@ def test_growth_with_k_fixed_passes_workload_across_borders(sample_paths, tmp_pa
     assert any(w.startswith("passed ") for w in again.warnings)
     assert not any(w.startswith("redrew") for w in again.warnings)
     assert m["churn"] <= 0.06, m["churn"]  # 1.4% and 5.0% (+10%: no grid over capacity, a balance flow)
+
+
+def test_fallback_ids_follow_the_largest_overlap():
+    # when a k-fixed re-run falls back to a whole new partition, each new grid keeps the id of the
+    # previous grid it shares most workload with (each previous id used once)
+    from gridengine.partition.h3cells import _origin_by_overlap
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    initial = np.array([5, 5, 3, 3, 3, 3, -1, 5])
+    w = np.array([1.0, 1.0, 1.0, 2.0, 2.0, 0.5, 9.0, 0.5])
+    assert _origin_by_overlap(labels, initial, w) == {1: 3, 0: 5}

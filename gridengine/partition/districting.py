@@ -18,16 +18,16 @@ Method:
    (:class:`~gridengine.errors.InfeasibleError`, naming the unit or component).
 2. **Small graphs** (``n <= exact_max_units``, the county instances), a portfolio:
 
-   a. *exact CP-SAT model* (probe, ``exact_probe_s``): Hess variables ``x_ij`` (unit ``i`` in the
+   a. *spanning-tree search* (:func:`_tree_best`): plans drawn by cutting random spanning
+      trees, one district at a time, at an edge that leaves the district within bounds (both
+      sides of a tree cut are connected); the best of a few dozen, found in about a second even
+      where the exact model finds no plan in a minute (±0.5 % bounds on 67-105 counties);
+   a'. *exact CP-SAT model* (probe, ``exact_probe_s``): Hess variables ``x_ij`` (unit ``i`` in the
       district centred at unit ``j``; pairs whose lightest connecting path already weighs more
       than ``upper`` are never created), balance rows ``lower x_jj <= sum_i w_i x_ij <= upper x_jj``
       and an exact compact contiguity encoding (every non-center unit has a parent neighbour in
       its district at a smaller depth). It either finds a plan or *proves* that no contiguous
       plan exists;
-   a'. *spanning-tree search* (:func:`_tree_best`): plans drawn by cutting random spanning
-      trees, one district at a time, at an edge that leaves the district within bounds (both
-      sides of a tree cut are connected); the best of a few dozen, found in about a second even
-      where the exact model finds no plan in a minute (±0.5 % bounds on 67-105 counties);
    b. the Hess MIP *without* contiguity (HiGHS via :func:`scipy.optimize.milp`), whose optimum
       is often contiguous; its centers seed the next step;
    c. the *Hess alternation*: fixed centers, an exact balanced contiguous assignment (HiGHS, with
@@ -533,7 +533,7 @@ def _tree_best(inst: _Inst, seed: int, deadline: float, n_plans: int) -> np.ndar
 
 #: Spanning-tree plans drawn per call (:func:`_tree_best`), and the time they may take.
 TREE_PLANS = 40
-TREE_SEARCH_S = 5.0
+TREE_SEARCH_S = 4.0
 
 
 def _assign(inst: _Inst, centers: np.ndarray, deadline: float) -> np.ndarray | None:
@@ -611,7 +611,7 @@ def district_units(
     *,
     seed: int = 0,
     time_limit: float = 100.0,
-    feasibility_time_limit: float = 60.0,
+    feasibility_time_limit: float = 9.0,
     exact_probe_s: float = 9.0,
     hess_mip_s: float = 40.0,
     objective: str = "hess",
@@ -760,19 +760,21 @@ def district_units(
             elapsed_s=time.perf_counter() - t0, notes=notes)
 
     if n <= exact_max_units:
-        # 1. exact CP-SAT model: first plan, or a proof that none exists
-        status, lab, _ = _cpsat_exact(inst, min(feas_deadline, t0 + exact_probe_s), deadline, seed=seed,
-                                      objective_first=True, first_only=True)
+        # 1. random spanning-tree cuts: a first plan in about a second where the exact model finds
+        # none under tight bounds (and a good hint for it in step 4)
+        offer(_tree_best(inst, seed, min(feas_deadline, time.perf_counter() + TREE_SEARCH_S), TREE_PLANS),
+              "spanning-tree search")
+        # 1b. exact CP-SAT model: a first plan, or a proof that none exists
+        status, lab, _ = _cpsat_exact(inst, max(min(feas_deadline, t0 + exact_probe_s), time.perf_counter() + 1.0),
+                                      deadline, seed=seed, objective_first=True, first_only=True)
         notes.append(f"exact model probe: {status}")
         if status == "infeasible":
             raise InfeasibleError(
                 f"no contiguous plan: no {k} contiguous districts with weights in [{lower:g}, {upper:g}] exist "
                 f"(proved by the exact model in {time.perf_counter() - t0:.1f} s)")
         offer(lab, "exact model probe")
-        # 1b. random spanning-tree cuts: a first plan in about a second where the exact model
-        # finds none under tight bounds (and a good hint for it in step 4)
-        offer(_tree_best(inst, seed, min(deadline, time.perf_counter() + TREE_SEARCH_S), TREE_PLANS),
-              "spanning-tree search")
+        if best is None and time.perf_counter() >= feas_deadline:
+            return not_found()
         # 2. the Hess MIP without contiguity (HiGHS): often contiguous; else its centers seed step 3
         starts = [] if best is None else [hess_objective(best[1], inst.cost)[1]]
         mdl = _Model(inst, np.arange(n), (inst.path_weight(np.arange(n)) <= upper + 1e-6).T, None)

@@ -119,6 +119,22 @@ def previous_grid_of_cells(cells: np.ndarray, previous: pd.DataFrame) -> np.ndar
     return out, names
 
 
+def _origin_by_overlap(labels: np.ndarray, initial: np.ndarray, w: np.ndarray) -> dict[int, int]:
+    """For each new grid, the previous grid (index into the previous names) it shares most workload
+    with, greedily by overlap (each previous grid given once); grids without one are new."""
+    known = initial >= 0
+    ov = pd.DataFrame({"new": labels[known], "old": initial[known], "w": w[known] + 1e-9})
+    ov = ov.groupby(["new", "old"])["w"].sum().reset_index().sort_values(["w", "new", "old"],
+                                                                         ascending=[False, True, True])
+    origin: dict[int, int] = {}
+    taken: set[int] = set()
+    for nw, od in zip(ov["new"].tolist(), ov["old"].tolist()):
+        if nw not in origin and od not in taken:
+            origin[int(nw)] = int(od)
+            taken.add(od)
+    return origin
+
+
 def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.DataFrame | None = None,
                     roster: pd.DataFrame | None = None,
                     previous: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
@@ -165,11 +181,25 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
                               "keeps every cell in its grid unless balance or capacity force a move")
     if previous is not None:
         initial, prev_names = previous_grid_of_cells(cells["cell"].to_numpy(), previous)
-        res = partition_from_previous(
-            cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
-            initial=initial, upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
-            n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes,
-            churn_weight=config.churn_weight, seed=seed)
+        try:
+            res = partition_from_previous(
+                cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
+                initial=initial, upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
+                n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes,
+                churn_weight=config.churn_weight, seed=seed)
+        except InfeasibleError as exc:
+            if config.k is None:
+                raise
+            # k fixed and the local re-run cannot keep capacity: a fresh partition (which raises
+            # in domain terms if even that is impossible), grids keeping the ids they overlap most
+            res = partition_units(
+                cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
+                upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
+                n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes,
+                seed=seed, unit_names=names_)
+            res.origin = _origin_by_overlap(res.labels, initial, cells["workload"].to_numpy())
+            res.notes.append(f"{exc}; re-partitioned the whole city instead (grids keep the ids they overlap most, "
+                             "but many customers change specialist)")
         group, lock_names = np.full(len(cells), -1), []
     elif config.mode == "roster":
         if roster is None or len(roster) == 0:

@@ -48,6 +48,10 @@ def _keep_main_pieces(g: _Graph, labels: np.ndarray) -> np.ndarray:
     return out
 
 
+#: After the flow passes, the redraws start from the flows' result when it has at most 1/this
+#: as many grids over capacity as before the flows (else from the state before them).
+FLOW_KEEP_RATIO = 4
+
 #: Flow rebalances tried (each followed by the refinement) before over-capacity regions are redrawn.
 FLOW_PASSES = 3
 
@@ -205,6 +209,13 @@ def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, l
     return moved, {e for e, f in remaining.items() if f > 0.5 * scale ** -1}
 
 
+def _balance_key(w: np.ndarray, dense: np.ndarray, n_grids: int, tgt: np.ndarray, upper: float,
+                 tol: float) -> tuple[int, int]:
+    """(grids over capacity, grids outside ±tol of their target) of a plan."""
+    loads = np.bincount(dense, weights=w, minlength=n_grids)
+    return int(np.count_nonzero(loads > upper + 1e-9)), int(np.count_nonzero(np.abs(loads - tgt) > tol * tgt + 1e-9))
+
+
 def partition_from_previous(
     weights: np.ndarray,
     x: np.ndarray,
@@ -298,8 +309,12 @@ def partition_from_previous(
         home = np.where(initial >= 0, np.searchsorted(used, initial), -1)
         home = np.where((home >= 0) & (home < n_grids) & (used[np.minimum(home, n_grids - 1)] == initial), home, -1)
         span = math.sqrt(max((g.x.max() - g.x.min()) * (g.y.max() - g.y.min()), 1.0) / max(n_grids, 1))
+        before = dense.copy()
         _refine(g, dense, n_grids, tgt, up, tolerance, refine_passes, np.zeros(n, dtype=np.bool_), annealing=(),
                 home=home, churn_w=churn_weight * span)
+        if _balance_key(w, before, n_grids, tgt, upper, tolerance) <= _balance_key(w, dense, n_grids, tgt, upper,
+                                                                                    tolerance):
+            dense[:] = before  # the moves bought no capacity or balance, only shape: customers stay put
         loads = np.bincount(dense, weights=w, minlength=n_grids)
         over = np.unique(grid_area[loads > upper + 1e-9])
         if len(over) == 0 and k is not None and not balanced_pass:
@@ -325,11 +340,18 @@ def partition_from_previous(
             break
         labels = used[dense]
         if k is not None and flows_left == 0 and pre_flow is not None:
-            # the flows did not clear capacity: back to where they started, and redraw from there
-            labels, pre_flow = pre_flow, None
-            notes.append("the border flows could not clear capacity; redrawing regions instead")
-            dense = np.searchsorted(used, labels)
-            loads = np.bincount(dense, weights=w, minlength=n_grids)
+            n_over = int(np.count_nonzero(loads > upper + 1e-9))
+            pre_over = int(np.count_nonzero(np.bincount(np.searchsorted(used, pre_flow), weights=w,
+                                                        minlength=n_grids) > upper + 1e-9))
+            if n_over * FLOW_KEEP_RATIO <= pre_over:
+                # the flows relieved most grids: redraw around the few still over capacity
+                notes.append(f"the border flows left {n_over} grid(s) over capacity; redrawing around them")
+                pre_flow = None
+            else:  # the flows did not help much: back to where they started, and redraw from there
+                labels, pre_flow = pre_flow, None
+                notes.append("the border flows could not clear capacity; redrawing regions instead")
+                dense = np.searchsorted(used, labels)
+                loads = np.bincount(dense, weights=w, minlength=n_grids)
         if k is not None and flows_left > 0:
             if pre_flow is None and flows_left == FLOW_PASSES:
                 pre_flow = labels.copy()
