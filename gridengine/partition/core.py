@@ -394,6 +394,20 @@ def _grow_region(g: _Graph, labels: np.ndarray, seeds: list[int], *, min_grids: 
     return sorted(region)
 
 
+def _match_by_overlap(new: np.ndarray, old: np.ndarray, w: np.ndarray) -> dict[int, int]:
+    """Each new label -> the old label it shares most workload with (greedily by overlap, each
+    old label given once; ties by label). New labels left out have no old one to take."""
+    ov = pd.DataFrame({"new": new, "old": old, "w": w + 1e-9}).groupby(["new", "old"])["w"].sum()
+    ov = ov.reset_index().sort_values(["w", "new", "old"], ascending=[False, True, True])
+    given: dict[int, int] = {}
+    taken: set[int] = set()
+    for nw, od in zip(ov["new"].tolist(), ov["old"].tolist()):
+        if nw not in given and od not in taken:
+            given[int(nw)] = int(od)
+            taken.add(od)
+    return given
+
+
 def _redraw_region(g: _Graph, labels: np.ndarray, region: list[int], k_region: int, next_label: int,
                    rng: np.random.Generator, n_trees: int, tol: float) -> int:
     """Redraw the grids in ``region`` as ``k_region`` grids (bisection per connected piece), in place.
@@ -421,17 +435,8 @@ def _redraw_region(g: _Graph, labels: np.ndarray, region: list[int], k_region: i
     for p_, kp in zip(pieces.tolist(), alloc.tolist()):
         members = units[piece[units] == p_]
         _recursive_bisection(g, members, int(kp), tmp, box, rng, n_trees, tol, "cut")
-    # keep ids by overlap
-    old = labels[units]
     new = tmp[units]
-    ov = pd.DataFrame({"new": new, "old": old, "w": g.w[units] + 1e-9}).groupby(["new", "old"])["w"].sum()
-    ov = ov.reset_index().sort_values(["w", "new", "old"], ascending=[False, True, True])
-    given: dict[int, int] = {}
-    taken: set[int] = set()
-    for nw, od in zip(ov["new"].tolist(), ov["old"].tolist()):
-        if nw not in given and od not in taken:
-            given[nw] = od
-            taken.add(od)
+    given = _match_by_overlap(new, labels[units], g.w[units])
     for nw in sorted(set(new.tolist()) - set(given)):
         given[nw] = next_label
         next_label += 1
@@ -531,7 +536,6 @@ def _repair_capacity(g: _Graph, labels: np.ndarray, merged: np.ndarray, merged_w
     """
     notes: list[str] = []
     n_grids = int(labels.max()) + 1
-    up = None
     for rnd in range(REPAIR_ROUNDS):
         loads = np.bincount(labels, weights=g.w, minlength=n_grids)
         over = np.flatnonzero(loads > upper + 1e-9)

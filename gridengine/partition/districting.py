@@ -57,6 +57,7 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import connected_components, dijkstra, shortest_path
 
+from .._kernels import spanning_tree_order, subtree_sums
 from ..errors import InfeasibleError
 
 __all__ = ["DistrictingResult", "district_units", "hess_objective", "district_cost_matrix", "check_plan"]
@@ -459,8 +460,6 @@ def _tree_plan(inst: _Inst, rng: np.random.Generator, deadline: float, max_trees
     in ``max_trees`` trees starts the plan over. Fast and often successful where the exact
     models struggle to find a first plan under tight (±0.5 %) bounds. Returns labels or None.
     """
-    from .._kernels import spanning_tree_order, subtree_sums
-
     n, k, lo, hi = inst.n, inst.k, inst.lower, inst.upper
     w = inst.w.astype("float64")
     coo = sp.triu(inst.adj, k=1).tocoo()

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InfeasibleError
-from .core import Bridge, PartitionResult, partition_units
+from .core import Bridge, PartitionResult, _match_by_overlap, partition_units
 from .rerun import partition_from_previous
 from .roster import partition_roster
 
@@ -123,16 +123,7 @@ def _origin_by_overlap(labels: np.ndarray, initial: np.ndarray, w: np.ndarray) -
     """For each new grid, the previous grid (index into the previous names) it shares most workload
     with, greedily by overlap (each previous grid given once); grids without one are new."""
     known = initial >= 0
-    ov = pd.DataFrame({"new": labels[known], "old": initial[known], "w": w[known] + 1e-9})
-    ov = ov.groupby(["new", "old"])["w"].sum().reset_index().sort_values(["w", "new", "old"],
-                                                                         ascending=[False, True, True])
-    origin: dict[int, int] = {}
-    taken: set[int] = set()
-    for nw, od in zip(ov["new"].tolist(), ov["old"].tolist()):
-        if nw not in origin and od not in taken:
-            origin[int(nw)] = int(od)
-            taken.add(od)
-    return origin
+    return _match_by_overlap(labels[known], initial[known], w[known])
 
 
 def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.DataFrame | None = None,
@@ -174,6 +165,14 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
               for c, la, lo, n in zip(cells["cell"].tolist(), cells["lat"].tolist(), cells["lon"].tolist(),
                                       cells["n_customers"].tolist())]
     prev_names: list[str] = []
+
+    def fresh(lock_groups: np.ndarray | None) -> PartitionResult:  # a partition from scratch
+        return partition_units(
+            cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
+            upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
+            n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes, seed=seed,
+            unit_names=names_, locked=lock_groups)
+
     if previous is not None and config.mode == "roster":
         raise InfeasibleError("re-runs from a previous plan are not supported in roster mode")
     if previous is not None and locked is not None and len(locked):
@@ -192,11 +191,7 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
                 raise
             # k fixed and the local re-run cannot keep capacity: a fresh partition (which raises
             # in domain terms if even that is impossible), grids keeping the ids they overlap most
-            res = partition_units(
-                cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
-                upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
-                n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes,
-                seed=seed, unit_names=names_)
+            res = fresh(None)
             res.origin = _origin_by_overlap(res.labels, initial, cells["workload"].to_numpy())
             res.notes.append(f"{exc}; re-partitioned the whole city instead (grids keep the ids they overlap most, "
                              "but many customers change specialist)")
@@ -225,12 +220,7 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
         group, lock_names = np.full(len(cells), -1), []
     else:
         group, lock_names = locked_groups(cells["cell"].to_numpy(), locked)
-        res = partition_units(
-        cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
-            upper=upper, k=config.k, target_fill=config.target_fill, tolerance=config.tolerance,
-            n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes, seed=seed,
-            unit_names=names_, locked=group if lock_names else None,
-        )
+        res = fresh(group if lock_names else None)
     # Relabel by first unit (cells are sorted by H3 index), independent of the search order.
     first = np.full(res.n_grids, len(res.labels), dtype="int64")
     np.minimum.at(first, res.labels, np.arange(len(res.labels)))

@@ -13,7 +13,8 @@ from scipy.sparse.csgraph import connected_components
 from .._kernels import _connected_without
 from ..errors import InfeasibleError
 from .core import (Bridge, PartitionResult, _Graph, _allocate_grids, _areas_and_bridges, _csr, _grow_region,
-                   _recursive_bisection, _redraw_region, _refine, _tidy_empty_units, grid_connectivity)
+                   _quality_key, _recursive_bisection, _redraw_region, _refine, _tidy_empty_units,
+                   grid_connectivity)
 
 __all__ = ['partition_from_previous']
 
@@ -209,13 +210,6 @@ def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, l
     return moved, {e for e, f in remaining.items() if f > 0.5 * scale ** -1}
 
 
-def _balance_key(w: np.ndarray, dense: np.ndarray, n_grids: int, tgt: np.ndarray, upper: float,
-                 tol: float) -> tuple[int, int]:
-    """(grids over capacity, grids outside ±tol of their target) of a plan."""
-    loads = np.bincount(dense, weights=w, minlength=n_grids)
-    return int(np.count_nonzero(loads > upper + 1e-9)), int(np.count_nonzero(np.abs(loads - tgt) > tol * tgt + 1e-9))
-
-
 def partition_from_previous(
     weights: np.ndarray,
     x: np.ndarray,
@@ -312,8 +306,8 @@ def partition_from_previous(
         before = dense.copy()
         _refine(g, dense, n_grids, tgt, up, tolerance, refine_passes, np.zeros(n, dtype=np.bool_), annealing=(),
                 home=home, churn_w=churn_weight * span)
-        if _balance_key(w, before, n_grids, tgt, upper, tolerance) <= _balance_key(w, dense, n_grids, tgt, upper,
-                                                                                    tolerance):
+        if _quality_key(g, before, n_grids, tgt, up, tolerance)[:2] <= _quality_key(g, dense, n_grids, tgt, up,
+                                                                                     tolerance)[:2]:
             dense[:] = before  # the moves bought no capacity or balance, only shape: customers stay put
         loads = np.bincount(dense, weights=w, minlength=n_grids)
         over = np.unique(grid_area[loads > upper + 1e-9])
