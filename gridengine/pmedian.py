@@ -32,12 +32,17 @@ Memory: the full n×n distance matrix is held (8 n² bytes; 160 MB at n = 4461).
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import os
+import sys
 import time
 from dataclasses import dataclass
 
+import highspy
 import numba as nb
 import numpy as np
+import scipy.sparse as sp
 from ortools.linear_solver import pywraplp
 from scipy.spatial.distance import cdist
 
@@ -48,6 +53,14 @@ __all__ = ["PMedianResult", "capacitated_p_median", "cpmp_objective", "cpmp_chec
 logger = logging.getLogger(__name__)
 
 _EPS = 1e-7
+#: Exact pair re-splits (:func:`_pair_kernel`): each cluster with this many nearest clusters,
+#: when the two hold at most ``PAIR_MAX_POINTS`` points (2**PAIR_MAX_POINTS subsets).
+PAIR_NEIGHBOURS = 8
+PAIR_MAX_POINTS = 16
+#: The LP start (:func:`_lp_medians`) runs when clusters average at most this many points.
+LP_START_MAX_CLUSTER = 12
+#: Smallest decomposition region (points); regions double up to ``max_region_points``.
+MIN_REGION_POINTS = 30
 _SCIP_EXTRA = ("heuristics/rins/freq = -1\nheuristics/rens/freq = -1\nheuristics/alns/freq = -1\n"
                "heuristics/crossover/freq = -1\nheuristics/gins/freq = -1\nheuristics/locks/freq = -1\n")
 
@@ -434,6 +447,131 @@ def _median_moves(D, dem, cap, a, load, is_med, nearmed, nearpt):  # pragma: no 
     return total
 
 
+@nb.njit(cache=True)
+def _best_split(D, dem, cap, S, s, cost, load, best, bestm):  # pragma: no cover - numba
+    """Best split of the points ``S[:s]`` into two clusters, each served by its best median.
+
+    Enumerates all 2**s subsets: ``cost[mask, j]`` is the distance from the points of ``mask``
+    to ``S[j]``, ``best[mask]`` the cost of ``mask`` as one cluster (inf above the capacity).
+    Returns (value, mask of the first cluster, its median, the other cluster's median) as
+    positions in ``S``; value is inf when no split fits.
+    """
+    full = (1 << s) - 1
+    for j in range(s):
+        cost[0, j] = 0.0
+    load[0] = 0.0
+    for mask in range(1, full + 1):
+        low = mask & (-mask)
+        i = 0
+        while (1 << i) != low:
+            i += 1
+        prev = mask ^ low
+        load[mask] = load[prev] + dem[S[i]]
+        if load[mask] > cap + 1e-9:  # so is every superset: its costs are never needed
+            best[mask] = 1e300
+            bestm[mask] = -1
+            continue
+        bv = 1e300
+        bm = -1
+        for j in range(s):
+            c = cost[prev, j] + D[S[i], S[j]]
+            cost[mask, j] = c
+            if (mask >> j) & 1 and c < bv:
+                bv = c
+                bm = j
+        best[mask] = bv
+        bestm[mask] = bm
+    bval = 1e300
+    bmask = -1
+    for mask in range(1, full, 2):  # the first point's side; both sides non-empty
+        v = best[mask] + best[full ^ mask]
+        if v < bval:
+            bval = v
+            bmask = mask
+    if bmask < 0:
+        return 1e300, -1, -1, -1
+    return bval, bmask, bestm[bmask], bestm[full ^ bmask]
+
+
+@nb.njit(cache=True)
+def _pair_kernel(D, dem, cap, a, meds, nbr, max_pts, max_passes):  # pragma: no cover - numba
+    """Re-split pairs of neighbouring clusters optimally; ``a`` is updated in place.
+
+    For each cluster and each of its neighbours ``nbr[c]`` (cluster positions in ``meds``) with
+    at most ``max_pts`` points together, the union is split exactly into the two clusters with
+    the least total distance (both medians chosen anew, capacity respected). This subsumes
+    shift, swap and within-cluster median moves of the two clusters. Passes repeat over the
+    clusters changed in the previous pass. Returns the total gain.
+    """
+    n = a.size
+    p = meds.size
+    pos = -np.ones(n, dtype=np.int64)
+    for c in range(p):
+        pos[meds[c]] = c
+    cnt = np.zeros(p, dtype=np.int64)
+    for i in range(n):
+        cnt[pos[a[i]]] += 1
+    width = max(max_pts, cnt.max())
+    mem = np.empty((p, width), dtype=np.int64)
+    cid = np.empty(n, dtype=np.int64)
+    cnt[:] = 0
+    for i in range(n):
+        c = pos[a[i]]
+        cid[i] = c
+        mem[c, cnt[c]] = i
+        cnt[c] += 1
+    med = meds.copy()
+    size = 1 << max_pts
+    cost = np.empty((size, max_pts))
+    load = np.empty(size)
+    best = np.empty(size)
+    bestm = np.empty(size, dtype=np.int64)
+    S = np.empty(max_pts, dtype=np.int64)
+    total = 0.0
+    dirty = np.ones(p, dtype=np.bool_)
+    for _ in range(max_passes):
+        improved = False
+        nxt = np.zeros(p, dtype=np.bool_)
+        for c1 in range(p):
+            for t in range(nbr.shape[1]):
+                c2 = nbr[c1, t]
+                if c2 == c1 or not (dirty[c1] or dirty[c2]):
+                    continue
+                s = cnt[c1] + cnt[c2]
+                if s > max_pts:
+                    continue
+                cur = 0.0
+                for k in range(cnt[c1]):
+                    S[k] = mem[c1, k]
+                    cur += D[S[k], med[c1]]
+                for k in range(cnt[c2]):
+                    S[cnt[c1] + k] = mem[c2, k]
+                    cur += D[mem[c2, k], med[c2]]
+                v, mask, m1, m2 = _best_split(D, dem, cap, S, s, cost, load, best, bestm)
+                if mask < 0 or v >= cur - 1e-9 * max(1.0, cur):
+                    continue
+                total += cur - v
+                cnt[c1] = 0
+                cnt[c2] = 0
+                for k in range(s):
+                    i = S[k]
+                    c = c1 if (mask >> k) & 1 else c2
+                    mem[c, cnt[c]] = i
+                    cnt[c] += 1
+                    cid[i] = c
+                med[c1] = S[m1]
+                med[c2] = S[m2]
+                nxt[c1] = True
+                nxt[c2] = True
+                improved = True
+        dirty = nxt
+        if not improved:
+            break
+    for i in range(n):
+        a[i] = med[cid[i]]
+    return total
+
+
 def _nearest_cols(D: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
     """For every row, the k columns among ``cols`` with the smallest distance (sorted)."""
     k = min(k, cols.size)
@@ -450,7 +588,8 @@ def _nearest_cols(D: np.ndarray, cols: np.ndarray, k: int) -> np.ndarray:
 
 def _local_search(D: np.ndarray, dem: np.ndarray, cap: float, a: np.ndarray,
                   nearpt: np.ndarray, rounds: int = 50, median_moves: bool = True) -> np.ndarray:
-    """Alternate shift/swap local search with moving each median to its cluster's 1-median."""
+    """Shift/swap moves, median moves, exact re-splits of neighbouring cluster pairs and moving
+    each median to its cluster's 1-median, repeated until a round improves nothing."""
     a = a.copy()
     n = a.size
     best = cpmp_objective(D, a)
@@ -466,10 +605,14 @@ def _local_search(D: np.ndarray, dem: np.ndarray, cap: float, a: np.ndarray,
             meds = np.flatnonzero(is_med)
             nearmed = _nearest_cols(D, meds, 10)
             _ls_kernel(D, dem, cap, a, load, is_med, nearmed, nearpt, 100)
-        a2 = _one_medians(D, a, meds)
-        obj = cpmp_objective(D, a2)
-        if obj < best - _EPS:
-            a, best = a2, obj
+        if meds.size > 1:
+            nbr = np.searchsorted(meds, _nearest_cols(D[meds], meds, min(meds.size, PAIR_NEIGHBOURS + 1))[:, 1:])
+            _pair_kernel(D, dem, cap, a, meds, nbr, PAIR_MAX_POINTS, 50)
+            meds = np.unique(a)
+        a = _one_medians(D, a, meds)
+        obj = cpmp_objective(D, a)
+        if obj < best - _EPS * max(1.0, best):
+            best = obj
         else:
             break
     return a
@@ -497,6 +640,94 @@ def _kmeanspp(D: np.ndarray, dem: np.ndarray, p: int, rng: np.random.Generator) 
         meds.append(nxt)
         np.minimum(closest, D[nxt], out=closest)
     return np.array(sorted(set(meds)), dtype=np.int64)
+
+
+_HIGHS_BANNER_DONE = False
+
+
+def _quiet_highs() -> highspy.Highs:
+    """A HiGHS instance with its output off.
+
+    HiGHS prints a copyright banner on stdout when the first instance of a process is made,
+    before any option can be set; that one construction runs with file descriptor 1 sent to
+    /dev/null, so a CLI's or a notebook's output stays clean.
+    """
+    global _HIGHS_BANNER_DONE
+    if _HIGHS_BANNER_DONE:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+            try:
+                ctypes.CDLL(None).fflush(None)  # C stdio buffers, before stdout comes back
+            except (OSError, TypeError, AttributeError):  # pragma: no cover - no libc (Windows)
+                pass
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _HIGHS_BANNER_DONE = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+def _lp_medians(D: np.ndarray, dem: np.ndarray, cap: float, p: int, k_arcs: int,
+                time_limit: float) -> np.ndarray | None:
+    """The ``p`` points with the largest "open" value in the LP relaxation of the CPMP.
+
+    The LP (HiGHS, interior point) has the strong formulation: assignment rows, capacity rows
+    ``sum_i q_i x_ij <= (Q - q_j) y_j``, links ``x_ij <= y_j`` and ``sum y = p``, with each
+    point's arcs restricted to its ``k_arcs`` nearest points. Its ``y`` says how many medians
+    every part of the instance needs, which a k-means seeding does not know under tight
+    capacities. Returns ``None`` when the restricted LP is infeasible or not solved in time.
+    """
+    n = D.shape[0]
+    near = _nearest_cols(D, np.arange(n), min(n, k_arcs))
+    ai = np.repeat(np.arange(n), near.shape[1])
+    aj = near.ravel()
+    keep = ai != aj
+    ai, aj = ai[keep], aj[keep]
+    na = ai.size
+    nv = n + na  # columns: y_j (j = 0..n-1, y_i is also i's self-assignment), then x arcs
+    rows = np.concatenate([
+        ai, np.arange(n),                        # assignment: sum_j x_ij + y_i = 1
+        n + aj, n + np.arange(n),                # capacity
+        2 * n + np.arange(na), 2 * n + np.arange(na),  # x_ij - y_j <= 0
+        np.full(n, 2 * n + na)])                 # sum y = p
+    cols = np.concatenate([n + np.arange(na), np.arange(n), n + np.arange(na), np.arange(n),
+                           n + np.arange(na), aj, np.arange(n)])
+    vals = np.concatenate([np.ones(na), np.ones(n), dem[ai], -(cap - dem), np.ones(na),
+                           -np.ones(na), np.ones(n)])
+    nr = 2 * n + na + 1
+    A = sp.csc_matrix((vals, (rows, cols)), shape=(nr, nv))
+    lp = highspy.HighsLp()
+    lp.num_col_ = nv
+    lp.num_row_ = nr
+    lp.col_cost_ = np.concatenate([np.zeros(n), D[ai, aj]])
+    lp.col_lower_ = np.zeros(nv)
+    lp.col_upper_ = np.ones(nv)
+    inf = highspy.kHighsInf
+    lp.row_lower_ = np.concatenate([np.ones(n), np.full(n + na, -inf), [float(p)]])
+    lp.row_upper_ = np.concatenate([np.ones(n), np.zeros(n + na), [float(p)]])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.start_ = A.indptr
+    lp.a_matrix_.index_ = A.indices
+    lp.a_matrix_.value_ = A.data
+    h = _quiet_highs()
+    h.setOptionValue("threads", 1)
+    h.setOptionValue("solver", "ipm")
+    h.setOptionValue("random_seed", 0)
+    h.setOptionValue("time_limit", float(max(0.1, time_limit)))
+    h.passModel(lp)
+    h.run()
+    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    y = np.asarray(h.getSolution().col_value[:n])
+    return np.sort(np.argsort(-np.round(y, 6), kind="stable")[:p])
 
 
 def _greedy_hint(D: np.ndarray, dem: np.ndarray, cap: float, meds: np.ndarray) -> np.ndarray | None:
@@ -707,10 +938,18 @@ def capacitated_p_median(
         a = None
         best = np.inf
         starts = n_starts if n_starts is not None else max(5, min(200, 20000 // n))
+        lp_meds = None
+        if n <= LP_START_MAX_CLUSTER * p:
+            lp_meds = _lp_medians(D, dem, cap, p, max(12, int(np.ceil(2.5 * n / p))),
+                                  time_limit=0.25 * remaining())
+            logger.debug("LP start: %s after %.2fs", "found" if lp_meds is not None else "none",
+                         time.perf_counter() - t0)
         for s_i in range(max(1, starts)):
-            if s_i and remaining() < 0.75 * time_limit:
+            # later starts get a quarter of the time; a tenth after an LP start (usually best)
+            if s_i and remaining() < (0.9 if lp_meds is not None else 0.75) * time_limit:
                 break
-            a_s = _construct(D, dem, cap, p, rng, remaining, nearpt)
+            a_s = _construct(D, dem, cap, p, rng, remaining, nearpt,
+                             meds=lp_meds if s_i == 0 else None)
             obj_s = cpmp_objective(D, a_s)
             logger.debug("start %d: %.3f", s_i, obj_s)
             if obj_s < best - _EPS:
@@ -766,9 +1005,10 @@ def _lloyd(D: np.ndarray, meds: np.ndarray, iters: int = 30) -> np.ndarray:
 
 
 def _construct(D: np.ndarray, dem: np.ndarray, cap: float, p: int, rng: np.random.Generator,
-               remaining, nearpt: np.ndarray) -> np.ndarray:
-    """k-means++ medians, then location-allocation until it stops improving."""
-    meds = _lloyd(D, _kmeanspp(D, dem, p, rng))
+               remaining, nearpt: np.ndarray, meds: np.ndarray | None = None) -> np.ndarray:
+    """Given medians (default: k-means++ and Lloyd), a capacitated assignment, then local search."""
+    if meds is None:
+        meds = _lloyd(D, _kmeanspp(D, dem, p, rng))
     a = None
     for _ in range(20):
         a = _greedy_hint(D, dem, cap, meds)
@@ -787,20 +1027,27 @@ def _construct(D: np.ndarray, dem: np.ndarray, cap: float, p: int, rng: np.rando
 def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray,
                rng: np.random.Generator, remaining, max_pts: int, max_q: int,
                nearpt: np.ndarray, k_arcs_sparse: int = 15, node_limit: int = 5,
-               max_idle_sweeps: int = 3, region_time: float = 10.0):
+               max_idle_sweeps: int = 3, region_time: float = 1.0):
     """Improve ``a`` by solving sub-CPMPs on groups of neighbouring clusters.
 
     A sweep covers every cluster once: a random uncovered median seeds a region (it and its
-    nearest medians up to ``max_pts`` points); all of the region's medians are then covered.
-    Sweeps repeat (with new random seeds, hence new region boundaries) until ``max_idle_sweeps``
-    in a row improve nothing.
+    nearest medians up to a size limit in points); all of the region's medians are then
+    covered. The limit starts at ``MIN_REGION_POINTS`` (small MIPs, solved fast, so many of
+    them per second) and doubles after each sweep that improves nothing, up to ``max_pts``;
+    it drops back after an improving sweep. Sweeps repeat (with new random seeds, hence new
+    region boundaries) until ``max_idle_sweeps`` in a row at ``max_pts`` improve nothing.
     """
     n = D.shape[0]
     cur = cpmp_objective(D, a)
     seen: set[int] = set()
     iterations = 0
     idle = 0
+    levels = [max_pts]
+    while levels[0] > MIN_REGION_POINTS:
+        levels.insert(0, max(MIN_REGION_POINTS, levels[0] // 2))
+    level = 0
     for _sweep in range(1000):
+        lim = levels[level]
         meds = np.unique(a)
         improved = False
         covered = np.zeros(n, dtype=np.bool_)
@@ -819,7 +1066,7 @@ def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray
                 if len(region) >= max_q:
                     break
                 s = int(sizes[mm])
-                if len(region) >= 2 and total + s > max_pts:
+                if len(region) >= 2 and total + s > lim:
                     break
                 region.append(int(mm))
                 total += s
@@ -852,7 +1099,7 @@ def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray
             t_r = time.perf_counter()
             before = float(D[pts, a[pts]].sum())
             res = _solve_region(D, dem, cap, pts, q, cand, k_arcs, a[pts], node_limit=node_limit,
-                                time_limit=min(max(0.05, remaining()), region_time))
+                                time_limit=min(max(0.05, remaining()), region_time * lim / levels[0]))
             iterations += 1
             logger.debug("region q=%d pts=%d cand=%d arcs<=%d: %.2fs opt=%s obj=%.2f before=%.2f",
                          q, pts.size, cand.size, k_arcs, time.perf_counter() - t_r, res.optimal,
@@ -864,13 +1111,17 @@ def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray
                 a[pts] = res.assign
                 cur -= before - res.objective
                 improved = True
-        logger.debug("sweep %d: %.3f (%d sub-MIPs so far)", _sweep, cur, iterations)
+        logger.debug("sweep %d (regions <= %d points): %.3f (%d sub-MIPs so far)", _sweep, lim,
+                     cur, iterations)
         if improved:
             idle = 0
+            level = 0
             a2 = _local_search(D, dem, cap, a, nearpt)
             if cpmp_objective(D, a2) < cpmp_objective(D, a) - _EPS:
                 a = a2
                 cur = cpmp_objective(D, a)
+        elif level + 1 < len(levels):
+            level += 1
         else:
             idle += 1
             if idle >= max_idle_sweeps:

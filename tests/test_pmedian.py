@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from gridengine import pmedian as pm
 from gridengine.errors import InfeasibleError
 from gridengine.pmedian import PMedianResult, capacitated_p_median, cpmp_check
 
@@ -140,3 +143,63 @@ def test_bad_arguments() -> None:
         capacitated_p_median(None, np.ones(3), 1, 5)
     with pytest.raises(ValueError):
         capacitated_p_median(None, np.ones(3), 1, 5, distances=np.zeros((2, 2)))
+
+
+# --- the exact pair re-split and the LP start -------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), s=st.integers(2, 9), slack=st.floats(0.5, 1.2))
+def test_best_split_matches_brute_force(seed: int, s: int, slack: float) -> None:
+    """The subset enumeration finds the optimal 2-median split of a point set."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, 10, size=(s, 2))
+    dem = rng.integers(1, 6, size=s).astype(float)
+    cap = max(float(dem.max()), float(np.ceil(slack * dem.sum())))
+    D = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    size = 1 << s
+    val, mask, m1, m2 = pm._best_split(D, dem, cap, np.arange(s), s, np.empty((size, s)),
+                                       np.empty(size), np.empty(size), np.empty(size, dtype=np.int64))
+    want = _brute_force(D, dem, 2, cap)
+    if not np.isfinite(want):
+        assert mask < 0
+        return
+    assert val == pytest.approx(want, abs=1e-9)
+    side = np.array([(mask >> k) & 1 for k in range(s)], dtype=bool)
+    assert side[m1] and not side[m2]
+    assert dem[side].sum() <= cap and dem[~side].sum() <= cap
+    got = D[side, m1].sum() + D[~side, m2].sum()
+    assert got == pytest.approx(val, abs=1e-9)
+
+
+def test_pair_kernel_keeps_feasibility_and_only_improves() -> None:
+    rng = np.random.default_rng(5)
+    n, p = 400, 80
+    pts = rng.uniform(0, 100, size=(n, 2))
+    dem = rng.integers(1, 10, size=n).astype(float)
+    cap = float(np.ceil(dem.sum() / (0.8 * p)))
+    D = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    meds = np.sort(rng.choice(n, p, replace=False))
+    a = pm._greedy_hint(D, dem, cap, meds)
+    assert a is not None
+    before = pm.cpmp_objective(D, a)
+    nbr = np.searchsorted(meds, pm._nearest_cols(D[meds], meds, 9)[:, 1:])
+    gain = pm._pair_kernel(D, dem, cap, a, meds, nbr, 16, 50)
+    assert not cpmp_check(a, dem, p, cap)
+    assert gain > 0
+    assert pm.cpmp_objective(D, a) == pytest.approx(before - gain, rel=1e-9)
+
+
+def test_lp_medians() -> None:
+    rng = np.random.default_rng(2)
+    n, p = 300, 60
+    pts = rng.uniform(0, 100, size=(n, 2))
+    dem = rng.integers(1, 10, size=n).astype(float)
+    cap = float(np.ceil(dem.sum() / (0.8 * p)))
+    D = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    meds = pm._lp_medians(D, dem, cap, p, 13, time_limit=30)
+    assert meds is not None and meds.size == p and np.all(np.diff(meds) > 0)
+    assert pm._greedy_hint(D, dem, cap, meds) is not None or \
+        pm._assign_fixed(D, dem, cap, meds, None, 50, 10) is not None
+    # one median cannot serve everyone through 3 arcs a point: the restricted LP is infeasible
+    assert pm._lp_medians(D, dem, float(dem.sum()), 1, 3, time_limit=30) is None
