@@ -9,18 +9,26 @@ itself), is at most ``Q``, minimising the sum of distances from each point to it
 
 Method (a matheuristic)
 -----------------------
-1. **Starts**: several constructions, each a demand-weighted k-means++ seeding (``seed``), an
-   uncapacitated Lloyd alternation (nearest median / 1-median of each cluster), a regret-greedy
-   capacitated assignment, then a local search (numba) alternating point *shift* and *swap*
-   moves between clusters, *median moves* (close a median, open a nearby point, repair the
-   assignment greedily) and moving each median to its cluster's 1-median. The best start is kept.
+1. **Starts**. When clusters average at most ``LP_START_MAX_CLUSTER`` points, the first start
+   takes the ``p`` points with the largest "open" value in the LP relaxation (strong
+   formulation on each point's nearest arcs, HiGHS interior point): under tight capacities it
+   knows how many medians each part of the instance needs. Further starts are demand-weighted
+   k-means++ seedings (``seed``) with an uncapacitated Lloyd alternation (nearest median /
+   1-median of each cluster). Each start gets a regret-greedy capacitated assignment and a
+   local search (numba): point *shift* and *swap* moves between clusters; *median moves*
+   (close a median, open a nearby point, repair the assignment greedily); *pair re-splits*
+   (the points of two neighbouring clusters, up to ``PAIR_MAX_POINTS``, split exactly into two
+   clusters with both medians chosen anew, by subset enumeration); moving each median to its
+   cluster's 1-median. The best start is kept.
 2. **Global MIP** (instances up to ``max_full_mip_points`` points): the whole CPMP as one MIP
    (SCIP), each point restricted to its nearest points as possible medians, warm-started from
    the best start.
 3. **Decomposition**: sweeps of region MIPs: a median, its nearest medians and all points
    assigned to them form a sub-CPMP (same number of medians, any of its points may become a
    median) solved by SCIP from the current solution; strict improvements are kept and the local
-   search runs again after each improving sweep. Stops after a few sweeps without improvement.
+   search runs again after each improving sweep. Regions start small (``MIN_REGION_POINTS``:
+   many MIPs of a fraction of a second) and double after a sweep that improves nothing, up to
+   ``max_region_points``. Stops after a few sweeps at the largest size without improvement.
 
 Determinism: every MIP runs single-threaded with a node limit and a fixed SCIP seed, and the
 random parts use ``seed``, so the result is reproducible as long as no time cap binds
@@ -34,9 +42,11 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import multiprocessing as mp
 import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import highspy
@@ -831,6 +841,7 @@ def capacitated_p_median(
     full_mip_complete_points: int = 0,
     full_mip_arcs: int = 20,
     full_mip_nodes: int = 2000,
+    n_jobs: int = 1,
 ) -> PMedianResult:
     """Solve a capacitated p-median problem heuristically (exactly for small instances).
 
@@ -860,15 +871,17 @@ def capacitated_p_median(
     seed
         Seed of the randomised parts (initial medians, region order).
     max_region_points
-        Size target of a decomposition region (points); at least two medians per region.
+        Largest decomposition region (points); regions start at ``MIN_REGION_POINTS`` and
+        double when a sweep improves nothing. At least two medians per region.
     max_region_medians
         Most medians in a region.
     region_nodes
         Branch-and-bound node limit of each region MIP.
     n_starts
-        Number of constructions (k-means++ seeding, location-allocation, local search with
-        shift, swap and median moves); the best is improved further. Default: 20000 // n,
-        clipped to [5, 200]. Later starts are skipped once a quarter of ``time_limit`` is spent.
+        Number of constructions (the LP start when it applies, then k-means++ seedings; each
+        with a capacitated assignment and the local search); the best is improved further.
+        Default: 20000 // n, clipped to [5, 200]. Later starts are skipped once a quarter of
+        ``time_limit`` is spent (a tenth when the LP start ran).
     max_full_mip_points
         Instances with at most this many points are first solved as one MIP, warm-started
         from the constructed solution, each point restricted to its ``full_mip_arcs`` nearest
@@ -880,6 +893,9 @@ def capacitated_p_median(
         Arcs per point of the global MIP for larger instances.
     full_mip_nodes
         Node limit of the global MIP.
+    n_jobs
+        Processes solving decomposition regions in parallel (fork start method; on systems
+        without it, 1). With 1 (default) everything runs in the calling process.
 
     Returns
     -------
@@ -971,8 +987,17 @@ def capacitated_p_median(
             logger.debug("full MIP: %.3f bound %.3f after %.2fs", cpmp_objective(D, a), res.bound,
                          time.perf_counter() - t0)
         if not proven:
-            a, it = _decompose(D, dem, cap, p, a, rng, remaining, max_region_points,
-                               max_region_medians, nearpt, node_limit=region_nodes)
+            pool = None
+            if n_jobs > 1 and "fork" in mp.get_all_start_methods():
+                pool = ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("fork"),
+                                           initializer=_worker_init, initargs=(D, dem, cap))
+            try:
+                a, it = _decompose(D, dem, cap, p, a, rng, remaining, max_region_points,
+                                   max_region_medians, nearpt, node_limit=region_nodes,
+                                   pool=pool, n_jobs=n_jobs)
+            finally:
+                if pool is not None:
+                    pool.shutdown(cancel_futures=True)
             iterations += it
     meds = np.unique(a)
     problems = cpmp_check(a, dem, p, cap)
@@ -1024,10 +1049,67 @@ def _construct(D: np.ndarray, dem: np.ndarray, cap: float, p: int, rng: np.rando
     return _local_search(D, dem, cap, a, nearpt)
 
 
+_WORKER: dict = {}
+
+
+def _worker_init(D: np.ndarray, dem: np.ndarray, cap: float) -> None:
+    """Pool initializer: the distance matrix reaches forked workers without pickling."""
+    _WORKER.update(D=D, dem=dem, cap=cap)
+
+
+def _worker_solve(job: tuple) -> _MipOut:
+    pts, q, cand, k_arcs, hint, node_limit, cap_s, deadline = job
+    w = _WORKER
+    tl = min(cap_s, deadline - time.perf_counter())
+    if tl <= 0:
+        return _MipOut(None, np.inf, -np.inf, False)
+    return _solve_region(w["D"], w["dem"], w["cap"], pts, q, cand, k_arcs, hint,
+                         node_limit=node_limit, time_limit=tl)
+
+
+def _region(D: np.ndarray, a: np.ndarray, m: int, lim: int, max_q: int, k_arcs_sparse: int,
+            taken: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The region seeded by median ``m``: it and its nearest medians not in ``taken``, up to
+    ``lim`` points (at least two medians) and ``max_q`` medians; its points, the candidate
+    medians and the number of arcs per point of its MIP."""
+    n = a.size
+    meds = np.unique(a)
+    meds = meds[~taken[meds]]
+    sizes = np.bincount(a, minlength=n)
+    near = meds[np.argsort(D[m, meds], kind="stable")]
+    region = [int(near[0])]
+    total = int(sizes[near[0]])
+    for mm in near[1:]:
+        if len(region) >= max_q:
+            break
+        s = int(sizes[mm])
+        if len(region) >= 2 and total + s > lim:
+            break
+        region.append(int(mm))
+        total += s
+    region_arr = np.array(sorted(region), dtype=np.int64)
+    pts = np.flatnonzero(np.isin(a, region_arr))
+    q = region_arr.size
+    if pts.size <= 60:
+        return region_arr, pts, pts, int(pts.size)
+    if pts.size <= 12 * q:
+        return region_arr, pts, pts, k_arcs_sparse
+    per = max(6, min(25, int(np.ceil(60 / q))))
+    cs = []
+    for mm in region_arr:
+        members = pts[a[pts] == mm]
+        # best 1-median candidates of the cluster: smallest total distance to members
+        cost = D[np.ix_(members, members)].sum(axis=0)
+        cs.append(members[np.argsort(cost, kind="stable")[:per]])
+        cs.append([mm])
+    cand = np.unique(np.concatenate(cs))
+    return region_arr, pts, cand, max(8, min(cand.size, 3 * per))
+
+
 def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray,
                rng: np.random.Generator, remaining, max_pts: int, max_q: int,
                nearpt: np.ndarray, k_arcs_sparse: int = 15, node_limit: int = 5,
-               max_idle_sweeps: int = 3, region_time: float = 1.0):
+               max_idle_sweeps: int = 3, region_time: float = 1.0, pool=None, n_jobs: int = 1):
     """Improve ``a`` by solving sub-CPMPs on groups of neighbouring clusters.
 
     A sweep covers every cluster once: a random uncovered median seeds a region (it and its
@@ -1036,81 +1118,70 @@ def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray
     them per second) and doubles after each sweep that improves nothing, up to ``max_pts``;
     it drops back after an improving sweep. Sweeps repeat (with new random seeds, hence new
     region boundaries) until ``max_idle_sweeps`` in a row at ``max_pts`` improve nothing.
+
+    With a process ``pool`` of ``n_jobs`` workers, regions are built in batches of
+    ``4 * n_jobs`` disjoint regions of the same solution and solved in parallel; each
+    improvement is kept (disjoint regions do not interact). Without, batches hold one region.
     """
     n = D.shape[0]
     cur = cpmp_objective(D, a)
-    seen: set[int] = set()
+    seen: dict[int, float] = {}  # region -> longest time cap it was solved with (inf: optimal)
     iterations = 0
     idle = 0
     levels = [max_pts]
     while levels[0] > MIN_REGION_POINTS:
         levels.insert(0, max(MIN_REGION_POINTS, levels[0] // 2))
+    # per-region time cap: region_time for the smallest regions, 10x that for the largest
+    top = max(1, len(levels) - 1)
+    caps = [region_time * 10.0 ** ((i if len(levels) > 1 else 1) / top) for i in range(len(levels))]
+    batch_size = 4 * n_jobs if pool is not None else 1
     level = 0
     for _sweep in range(1000):
         lim = levels[level]
-        meds = np.unique(a)
         improved = False
         covered = np.zeros(n, dtype=np.bool_)
-        order = rng.permutation(meds)
-        for m in order:
+        order = rng.permutation(np.unique(a))
+        idx = 0
+        while idx < order.size:
             if remaining() <= 0:
                 return a, iterations
-            if a[m] != m or covered[m]:  # closed by an earlier region, or already covered
+            batch = []
+            taken = np.zeros(n, dtype=np.bool_)
+            while idx < order.size and len(batch) < batch_size:
+                m = int(order[idx])
+                idx += 1
+                if a[m] != m or covered[m] or taken[m]:  # closed, or already covered
+                    continue
+                region_arr, pts, cand, k_arcs = _region(D, a, m, lim, max_q, k_arcs_sparse, taken)
+                covered[region_arr] = True
+                key = hash((region_arr.tobytes(), pts.tobytes()))
+                if seen.get(key, 0.0) >= caps[level]:  # solved already, with as much time
+                    continue
+                seen[key] = caps[level]
+                taken[region_arr] = True
+                batch.append((pts, region_arr.size, cand, k_arcs, a[pts], node_limit, caps[level],
+                              time.perf_counter() + remaining()))
+            if not batch:
                 continue
-            meds = np.unique(a)
-            sizes = np.bincount(a, minlength=n)
-            near = meds[np.argsort(D[m, meds], kind="stable")]
-            region = [int(near[0])]
-            total = int(sizes[near[0]])
-            for mm in near[1:]:
-                if len(region) >= max_q:
-                    break
-                s = int(sizes[mm])
-                if len(region) >= 2 and total + s > lim:
-                    break
-                region.append(int(mm))
-                total += s
-            region_arr = np.array(sorted(region), dtype=np.int64)
-            covered[region_arr] = True
-            pts = np.flatnonzero(np.isin(a, region_arr))
-            key = hash((region_arr.tobytes(), pts.tobytes()))
-            if key in seen:
-                continue
-            seen.add(key)
-            q = region_arr.size
-            if pts.size <= 60:
-                cand = pts
-                k_arcs = pts.size
-            elif pts.size <= 12 * q:
-                cand = pts
-                k_arcs = k_arcs_sparse
-            else:
-                per = max(6, min(25, int(np.ceil(60 / q))))
-                cs = []
-                for mm in region_arr:
-                    members = pts[a[pts] == mm]
-                    # best 1-median candidates of the cluster: smallest total distance to members
-                    cost = D[np.ix_(members, members)].sum(axis=0)
-                    take = members[np.argsort(cost, kind="stable")[:per]]
-                    cs.append(take)
-                    cs.append([mm])
-                cand = np.unique(np.concatenate(cs))
-                k_arcs = max(8, min(cand.size, 3 * per))
             t_r = time.perf_counter()
-            before = float(D[pts, a[pts]].sum())
-            res = _solve_region(D, dem, cap, pts, q, cand, k_arcs, a[pts], node_limit=node_limit,
-                                time_limit=min(max(0.05, remaining()), region_time * lim / levels[0]))
-            iterations += 1
-            logger.debug("region q=%d pts=%d cand=%d arcs<=%d: %.2fs opt=%s obj=%.2f before=%.2f",
-                         q, pts.size, cand.size, k_arcs, time.perf_counter() - t_r, res.optimal,
-                         res.objective, before)
-            if res.assign is None:
-                continue
-            if res.objective < before - 1e-9 * max(1.0, before) and np.unique(res.assign).size == q:
-                a = a.copy()
-                a[pts] = res.assign
-                cur -= before - res.objective
-                improved = True
+            results = list(pool.map(_worker_solve, batch)) if pool is not None else \
+                [_solve_region(D, dem, cap, *job[:5], node_limit=node_limit,
+                               time_limit=min(max(0.05, remaining()), caps[level])) for job in batch]
+            iterations += len(batch)
+            for (pts, q, cand, k_arcs, *_rest), res in zip(batch, results):
+                if res.optimal:  # no retry with a longer cap
+                    seen[hash((np.unique(a[pts]).tobytes(), pts.tobytes()))] = np.inf
+                before = float(D[pts, a[pts]].sum())
+                logger.debug("region q=%d pts=%d cand=%d arcs<=%d: %.2fs opt=%s obj=%.2f before=%.2f",
+                             q, pts.size, cand.size, k_arcs, time.perf_counter() - t_r, res.optimal,
+                             res.objective, before)
+                if res.assign is None:
+                    continue
+                if res.objective < before - 1e-9 * max(1.0, before) and np.unique(res.assign).size == q:
+                    a = a.copy()
+                    a[pts] = res.assign
+                    cur -= before - res.objective
+                    improved = True
         logger.debug("sweep %d (regions <= %d points): %.3f (%d sub-MIPs so far)", _sweep, lim,
                      cur, iterations)
         if improved:

@@ -203,3 +203,18 @@ def test_lp_medians() -> None:
         pm._assign_fixed(D, dem, cap, meds, None, 50, 10) is not None
     # one median cannot serve everyone through 3 arcs a point: the restricted LP is infeasible
     assert pm._lp_medians(D, dem, float(dem.sum()), 1, 3, time_limit=30) is None
+
+
+def test_parallel_regions_give_a_feasible_improved_plan() -> None:
+    """With n_jobs=2 the region MIPs run in two forked processes; the plan stays feasible."""
+    rng = np.random.default_rng(4)
+    n, p = 360, 72
+    pts = rng.uniform(0, 100, size=(n, 2))
+    dem = rng.integers(1, 10, size=n).astype(float)
+    cap = float(np.ceil(dem.sum() / (0.8 * p)))
+    kw = dict(time_limit=6, seed=0, max_full_mip_points=0, n_starts=1)
+    serial = capacitated_p_median(pts, dem, p, cap, **kw)
+    par = capacitated_p_median(pts, dem, p, cap, n_jobs=2, **kw)
+    assert par.feasible and not cpmp_check(par.assignment, dem, p, cap)
+    assert par.iterations > 0
+    assert par.objective <= serial.objective * 1.02
