@@ -148,6 +148,15 @@ def test_bad_arguments() -> None:
 # --- the exact pair re-split and the LP start -------------------------------------------------
 
 
+def _tight_instance(rng: np.random.Generator, n: int, p: int):
+    """Uniform points, demands 1..9, capacity at 80% mean fill (many small, tight clusters)."""
+    pts = rng.uniform(0, 100, size=(n, 2))
+    dem = rng.integers(1, 10, size=n).astype(float)
+    cap = float(np.ceil(dem.sum() / (0.8 * p)))
+    D = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    return pts, dem, cap, D
+
+
 @settings(max_examples=40, deadline=None)
 @given(seed=st.integers(0, 10_000), s=st.integers(2, 9), slack=st.floats(0.5, 1.2))
 def test_best_split_matches_brute_force(seed: int, s: int, slack: float) -> None:
@@ -175,10 +184,7 @@ def test_best_split_matches_brute_force(seed: int, s: int, slack: float) -> None
 def test_pair_kernel_keeps_feasibility_and_only_improves() -> None:
     rng = np.random.default_rng(5)
     n, p = 400, 80
-    pts = rng.uniform(0, 100, size=(n, 2))
-    dem = rng.integers(1, 10, size=n).astype(float)
-    cap = float(np.ceil(dem.sum() / (0.8 * p)))
-    D = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    pts, dem, cap, D = _tight_instance(rng, n, p)
     meds = np.sort(rng.choice(n, p, replace=False))
     a = pm._greedy_hint(D, dem, cap, meds)
     assert a is not None
@@ -191,12 +197,8 @@ def test_pair_kernel_keeps_feasibility_and_only_improves() -> None:
 
 
 def test_lp_medians() -> None:
-    rng = np.random.default_rng(2)
-    n, p = 300, 60
-    pts = rng.uniform(0, 100, size=(n, 2))
-    dem = rng.integers(1, 10, size=n).astype(float)
-    cap = float(np.ceil(dem.sum() / (0.8 * p)))
-    D = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    p = 60
+    pts, dem, cap, D = _tight_instance(np.random.default_rng(2), 300, p)
     meds = pm._lp_medians(D, dem, cap, p, 13, time_limit=30)
     assert meds is not None and meds.size == p and np.all(np.diff(meds) > 0)
     assert pm._greedy_hint(D, dem, cap, meds) is not None or \
@@ -207,11 +209,8 @@ def test_lp_medians() -> None:
 
 def test_parallel_regions_give_a_feasible_improved_plan() -> None:
     """With n_jobs=2 the region MIPs run in two forked processes; the plan stays feasible."""
-    rng = np.random.default_rng(4)
-    n, p = 360, 72
-    pts = rng.uniform(0, 100, size=(n, 2))
-    dem = rng.integers(1, 10, size=n).astype(float)
-    cap = float(np.ceil(dem.sum() / (0.8 * p)))
+    p = 72
+    pts, dem, cap, _ = _tight_instance(np.random.default_rng(4), 360, p)
     kw = dict(time_limit=6, seed=0, max_full_mip_points=0, n_starts=1)
     serial = capacitated_p_median(pts, dem, p, cap, **kw)
     par = capacitated_p_median(pts, dem, p, cap, n_jobs=2, **kw)
