@@ -957,7 +957,7 @@ def capacitated_p_median(
         lp_meds = None
         if n <= LP_START_MAX_CLUSTER * p:
             lp_meds = _lp_medians(D, dem, cap, p, max(12, int(np.ceil(2.5 * n / p))),
-                                  time_limit=0.25 * remaining())
+                                  time_limit=0.1 * remaining())
             logger.debug("LP start: %s after %.2fs", "found" if lp_meds is not None else "none",
                          time.perf_counter() - t0)
         for s_i in range(max(1, starts)):
