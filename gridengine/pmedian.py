@@ -908,7 +908,7 @@ def capacitated_p_median(
         When ``p > n``, a demand exceeds ``capacity``, or the total demand exceeds
         ``p * capacity``.
     ValueError
-        For malformed input (shapes, negative demands, unknown distance).
+        For malformed input (shapes, negative demands, unknown distance, ``n_jobs < 1``).
 
     Examples
     --------
@@ -930,6 +930,8 @@ def capacitated_p_median(
         raise ValueError("demands must be finite and non-negative")
     if p < 1:
         raise ValueError("p must be at least 1")
+    if int(n_jobs) < 1:
+        raise ValueError(f"n_jobs must be at least 1, got {n_jobs}")
     if p > n:
         raise InfeasibleError(f"p = {p} medians requested but there are only {n} points")
     if dem.max() > cap:
@@ -1145,7 +1147,7 @@ def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray
         while idx < order.size:
             if remaining() <= 0:
                 return a, iterations
-            batch = []
+            batch, keys = [], []
             taken = np.zeros(n, dtype=np.bool_)
             while idx < order.size and len(batch) < batch_size:
                 m = int(order[idx])
@@ -1158,6 +1160,7 @@ def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray
                 if seen.get(key, 0.0) >= caps[level]:  # solved already, with as much time
                     continue
                 seen[key] = caps[level]
+                keys.append(key)
                 taken[region_arr] = True
                 batch.append((pts, region_arr.size, cand, k_arcs, a[pts], node_limit, caps[level],
                               time.perf_counter() + remaining()))
@@ -1168,9 +1171,9 @@ def _decompose(D: np.ndarray, dem: np.ndarray, cap: float, p: int, a: np.ndarray
                 [_solve_region(D, dem, cap, *job[:5], node_limit=node_limit,
                                time_limit=min(max(0.05, remaining()), caps[level])) for job in batch]
             iterations += len(batch)
-            for (pts, q, cand, k_arcs, *_rest), res in zip(batch, results):
+            for (pts, q, cand, k_arcs, *_rest), key, res in zip(batch, keys, results):
                 if res.optimal:  # no retry with a longer cap
-                    seen[hash((np.unique(a[pts]).tobytes(), pts.tobytes()))] = np.inf
+                    seen[key] = np.inf
                 before = float(D[pts, a[pts]].sum())
                 logger.debug("region q=%d pts=%d cand=%d arcs<=%d: %.2fs opt=%s obj=%.2f before=%.2f",
                              q, pts.size, cand.size, k_arcs, time.perf_counter() - t_r, res.optimal,

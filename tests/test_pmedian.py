@@ -143,6 +143,8 @@ def test_bad_arguments() -> None:
         capacitated_p_median(None, np.ones(3), 1, 5)
     with pytest.raises(ValueError):
         capacitated_p_median(None, np.ones(3), 1, 5, distances=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="n_jobs"):
+        capacitated_p_median(pts, np.ones(3), 1, 5, n_jobs=0)
 
 
 # --- the exact pair re-split and the LP start -------------------------------------------------
