@@ -120,17 +120,20 @@ class PartitionConfig:
     Parameters
     ----------
     capacity
-        Workload a grid may hold at most (one specialist's capacity). ``None``: the
-        most common capacity in the roster (the larger one on ties).
+        Without a roster: the workload a grid may hold at most (one specialist's capacity), which
+        is required. With a roster, grids are sized to each specialist's own capacity and this is
+        ``None``; a value caps every specialist's capacity at it, with a warning that says what it
+        does to coverage.
     k
-        Number of grids. ``None``: derived as ``ceil(total workload / (target_fill * capacity))``,
-        counted per disconnected area.
-    mode
-        ``"design"``: design grids of one capacity, then staff them. ``"roster"``: one grid per
-        specialist, sized to their own capacity, near their base (heterogeneous rosters:
-        salaried and agency tracks, part-time staff); ``capacity`` and ``k`` are ignored.
+        Number of grids. ``None``: with a roster, one grid per specialist the workload needs (all
+        of them unless the roster holds more than ``target_fill`` of capacity needs: then the
+        least needed are spare); without one, ``ceil(total workload / (target_fill * capacity))``,
+        counted per disconnected area. With a roster, ``k`` below the roster's size leaves
+        specialists spare and ``k`` above it leaves grids unstaffed (both said in the plan).
     target_fill
-        Mean grid workload as a share of ``capacity`` when ``k`` is derived.
+        Mean grid workload as a share of capacity when ``k`` is derived: without a roster, the
+        design fill; with one, the fill below which specialists are left spare (and the fill of a
+        short roster, whose remaining workload is drawn as unstaffed grids).
     tolerance
         Balance goal: grids within ``±tolerance`` of the mean workload of their area.
     n_trees
@@ -153,7 +156,6 @@ class PartitionConfig:
 
     capacity: float | None = None
     k: int | None = None
-    mode: str = "design"
     target_fill: float = 0.9
     tolerance: float = 0.05
     n_trees: int = 6
@@ -167,7 +169,6 @@ class PartitionConfig:
                f"partition.capacity must be a positive number, got {self.capacity!r}")
         _check(self.k is None or (isinstance(self.k, int) and self.k >= 1),
                f"partition.k must be a positive integer, got {self.k!r}")
-        _check(self.mode in ("design", "roster"), f"partition.mode must be 'design' or 'roster', got {self.mode!r}")
         _check(0.1 <= self.target_fill <= 1.0, f"partition.target_fill must be in [0.1, 1], got {self.target_fill}")
         _check(0.0 < self.tolerance < 1.0, f"partition.tolerance must be in (0, 1), got {self.tolerance}")
         _check(isinstance(self.n_trees, int) and 1 <= self.n_trees <= 100,
@@ -251,6 +252,9 @@ def _coerce(group: str, cls: type, values: Any) -> Any:
         raise ConfigError(f"[{group}] must be a table, got {type(values).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
+    if group == "partition" and "mode" in unknown:
+        raise ConfigError("partition.mode was removed: with a specialists file, grids are always sized to the roster "
+                          "(one grid per specialist, within their own capacity); without one, to partition.capacity")
     if unknown:
         raise ConfigError(
             f"unknown key(s) in [{group}]: {', '.join(unknown)}{_hint(unknown, fields)}; known keys: {', '.join(fields)}"

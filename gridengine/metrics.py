@@ -75,6 +75,7 @@ def compute_metrics(
     bridges: list[tuple[str, str]] = (),
     n_rejects: int = 0,
     blocked: set[tuple[str, str]] = frozenset(),
+    design_capacity: float | None = None,
 ) -> dict:
     """Compute the plan metrics.
 
@@ -94,6 +95,11 @@ def compute_metrics(
         Rejected input rows.
     blocked
         Neighbour pairs cut by barriers or zone boundaries (not counted as adjacency).
+    design_capacity
+        The capacity an unstaffed grid is judged against. With it, balance (``balance_max_dev``,
+        ``within_5pct``) is measured on fill (grid workload / its specialist's capacity, or this
+        for unstaffed grids), so a dual-track roster's smaller grids count as balanced when they
+        are as full as the others; without it, on workload.
 
     Returns
     -------
@@ -108,7 +114,14 @@ def compute_metrics(
     gw = grids["workload"].to_numpy(dtype="float64")
     violations = int(np.count_nonzero(staffed.to_numpy() & (gw > cap + 1e-9)))
     mean = float(gw.mean()) if len(gw) else 0.0
-    dev = np.abs(gw - mean) / mean if mean > 0 else np.zeros(len(gw))
+    cap_eff = np.where(staffed.to_numpy() & (cap > 0), cap, design_capacity if design_capacity else np.nan)
+    if len(gw) and np.isfinite(cap_eff).all():  # balance judged on fill (DESIGN.md: mixed rosters)
+        fills = gw / cap_eff
+        mean_fill = float(fills.mean())
+        dev = np.abs(fills - mean_fill) / mean_fill if mean_fill > 0 else np.zeros(len(gw))
+    else:
+        mean_fill = float("nan")
+        dev = np.abs(gw - mean) / mean if mean > 0 else np.zeros(len(gw))
     contiguous = grid_contiguity(cell_grid, bridges, blocked)
     # dedicated grids of a split compound hold no territory of their own: one shared cell
     one_cell = pd.Series(grids["n_cells"].to_numpy() == 1, index=grids["grid_id"].to_numpy())
@@ -150,6 +163,7 @@ def compute_metrics(
         "n_specialists": int(len(specialists)),
         "n_spare_specialists": int(len(specialists) - staffed.sum()),
         "mean_grid_workload": r(mean),
+        "mean_fill": r(mean_fill) if math.isfinite(mean_fill) else None,
         "fill_min": r(float(fill.min())) if len(fill) else None,
         "fill_max": r(float(fill.max())) if len(fill) else None,
         "n_cells": int(len(cell_grid)),

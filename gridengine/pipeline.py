@@ -43,6 +43,7 @@ from .ingest import (
 )
 from .metrics import compute_metrics
 from .partition import partition_cells
+from .partition.roster import MAX_FILL, size_to_roster
 from .plan import Plan
 
 __all__ = ["plan_city"]
@@ -142,6 +143,57 @@ def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.Dat
                         f"but specialists based there hold {cap[a]:g} ({area_w[a] - cap[a]:g} short); its grids are "
                         "staffed from across the water")
     return msgs
+
+
+def _roster_capacities(roster: pd.DataFrame, config: Config, warnings: list[str]) -> np.ndarray:
+    """Each specialist's usable capacity: the roster's, capped by ``partition.capacity`` when set (with a warning)."""
+    caps = roster["capacity"].to_numpy(dtype="float64").copy()
+    limit = config.partition.capacity
+    if limit is None:
+        return caps
+    capped = caps > limit + 1e-9
+    if capped.any():
+        warnings.append(
+            f"partition.capacity = {limit:g} caps {int(capped.sum())} of {len(caps)} specialists below their roster "
+            f"capacity (theirs up to {caps.max():g}): the roster now holds {np.minimum(caps, limit).sum():g} instead of "
+            f"{caps.sum():g}; where that is below the workload, grids stay unstaffed. Remove partition.capacity to "
+            "plan to the roster's own capacities")
+    else:
+        warnings.append(f"partition.capacity = {limit:g} has no effect: every specialist's roster capacity is at or "
+                        "below it, and grids are sized to the roster")
+    return np.minimum(caps, limit)
+
+
+def _roster_parts(index, located: pd.DataFrame, roster: pd.DataFrame, caps: np.ndarray, sizing,
+                  split_group: np.ndarray, split_cell: np.ndarray, bx: np.ndarray, by: np.ndarray) -> pd.DataFrame:
+    """The grids to draw for a roster: one per specialist used (minus those a split compound's dedicated
+    grids need, nearest first), plus the unstaffed grids of a short roster.
+
+    Columns: ``capacity``, ``x``, ``y`` (anchor, metres), ``current_grid`` (the grid the specialist
+    holds, '' for none or an unstaffed grid)."""
+    used = [int(j) for j in sizing.used.tolist()]
+    ded = np.flatnonzero(split_group >= 0)
+    if len(ded):
+        key = split_cell[ded] * 100_000 + split_group[ded]
+        w_ded = pd.Series(located["workload"].to_numpy()[ded]).groupby(key).sum()
+        cx = index.cells["x"].to_numpy()
+        cy = index.cells["y"].to_numpy()
+        for kk, wd in w_ded.items():
+            c = int(kk) // 100_000
+            fit = [j for j in used if caps[j] + 1e-9 >= wd]
+            if not fit:
+                continue
+            d = np.hypot(bx[fit] - cx[c], by[fit] - cy[c])
+            used.remove(fit[int(np.argmin(d))])
+    cur = roster["current_grid"].astype(str).to_numpy()
+    parts = pd.DataFrame({"capacity": caps[used], "x": bx[used], "y": by[used], "current_grid": cur[used],
+                          "staffed": True})
+    if sizing.n_unstaffed:
+        parts = pd.concat([parts, pd.DataFrame({
+            "capacity": np.full(sizing.n_unstaffed, sizing.unstaffed_capacity), "x": sizing.unstaffed_x,
+            "y": sizing.unstaffed_y, "current_grid": [""] * sizing.n_unstaffed, "staffed": False})],
+            ignore_index=True)
+    return parts
 
 
 def _churn(prev: Plan, located: pd.DataFrame, grid_of_customer: np.ndarray) -> float:
@@ -322,11 +374,22 @@ def plan_city(
     # cells
     stage("cells")
     t = time.perf_counter()
-    capacity = config.partition.capacity if config.partition.capacity is not None else design_capacity(roster)
+    sizing_warnings: list[str] = []
+    has_roster = len(roster) > 0
+    if has_roster:
+        caps = _roster_capacities(roster, config, sizing_warnings)
+        capacity = design_capacity(roster.assign(capacity=caps))
+    else:
+        caps = np.zeros(0)
+        capacity = config.partition.capacity if config.partition.capacity is not None else design_capacity(roster)
     total_w = float(located["workload"].sum())
-    target = total_w / config.partition.k if config.partition.k else config.partition.target_fill * capacity
-    if config.partition.mode == "roster" and len(roster):  # grids sized to each specialist
-        target = total_w / float(roster["capacity"].sum()) * float(roster["capacity"].median())
+    if config.partition.k:
+        target = total_w / config.partition.k
+    elif has_roster:
+        fill_est = min(max(total_w / float(caps.sum()), config.partition.target_fill), MAX_FILL)
+        target = fill_est * float(np.median(caps))
+    else:
+        target = config.partition.target_fill * capacity
     max_cell = None if config.cells.max_cell_share is None else config.cells.max_cell_share * target
     index, located, rejects2 = build_cells(
         located, res=config.cells.resolution, service_area=area, buffer_m=config.cells.service_area_buffer_m,
@@ -338,29 +401,88 @@ def plan_city(
     # partition (locations heavier than a specialist first get dedicated grids at customer level)
     stage("partition")
     t = time.perf_counter()
-    too_heavy = np.flatnonzero(located["workload"].to_numpy() > capacity + 1e-9)
+    pconfig = config.partition
+    cells_ = index.cells
+    roster_sized = has_roster and not (locked is not None and len(locked))
+    if has_roster and not roster_sized:
+        sizing_warnings.append(f"locked cells: grids are designed at capacity {capacity:g} and then staffed, not sized "
+                               "to each specialist of the roster")
+    parts = None
+    if roster_sized:
+        bx, by = index.projection.to_xy(roster["lat"].to_numpy(), roster["lon"].to_numpy())
+        cell_w0 = cells_["workload"].to_numpy().copy()
+        cell_n0 = cells_["n_customers"].to_numpy().copy()
+
+        def sized(max_fill: float):
+            return size_to_roster(cell_w0, cells_["x"].to_numpy(), cells_["y"].to_numpy(), caps, bx, by,
+                                  target_fill=pconfig.target_fill, k=pconfig.k,
+                                  names=roster["specialist_id"].astype(str).tolist(), max_fill=max_fill,
+                                  tolerance=pconfig.tolerance, keep_first=holds_grid)
+
+        holds_grid = roster["current_grid"].astype(str).to_numpy() != ""
+
+        sizing = sized(1.0)
+        used = sizing.used
+        c_big = float(caps[used].max()) if len(used) else capacity
+        chunk = max(sizing.fill, pconfig.target_fill) * c_big
+        limit = min(c_big, chunk * (1 + pconfig.tolerance))
+    else:
+        limit, chunk = capacity, target
+    too_heavy = np.flatnonzero(located["workload"].to_numpy() > (c_big if roster_sized else capacity) + 1e-9)
     if len(too_heavy):  # one customer cannot be split between specialists
         i = int(too_heavy[0])
+        cap_ = c_big if roster_sized else capacity
         raise InfeasibleError(
             f"customer {located['customer_id'].iat[i]!r} (row {int(located['row'].iat[i])}): column 'workload' = "
-            f"{located['workload'].iat[i]:g} is above the grid capacity {capacity:g}; one customer cannot be split "
+            f"{located['workload'].iat[i]:g} is above the {'largest specialist' if roster_sized else 'grid'} capacity "
+            f"{cap_:g}; one customer cannot be split "
             f"between specialists ({len(too_heavy)} such customer(s)); check the workload or raise the capacity")
-    roster_mode = config.partition.mode == "roster"
-    if roster_mode:  # no dedicated grids: every specialist gets exactly one territory
-        split_group = np.full(len(located), -1, dtype="int64")
-        split_cell = split_group.copy()
-    else:
-        split_group, split_cell = split_heavy_cells(index, located, limit=capacity, chunk=target)
+    split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk)
     n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
-    pconfig = config.partition
-    if n_dedicated and pconfig.k is not None:
+    if roster_sized:
+        parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
+        n_dedicated_staff = int(sizing.used.size + sizing.n_unstaffed - len(parts))
+        if n_dedicated and n_dedicated_staff < n_dedicated:
+            sizing_warnings.append(f"{n_dedicated - n_dedicated_staff} dedicated grid(s) of split compounds have no "
+                                   "specialist of their own left in the roster")
+    elif n_dedicated and pconfig.k is not None:
         if pconfig.k - n_dedicated < 1:
             raise InfeasibleError(f"k = {pconfig.k} grids cannot cover {n_dedicated} dedicated grids of split compounds "
                                   "and the rest of the city; raise k")
         pconfig = dataclasses.replace(pconfig, k=pconfig.k - n_dedicated)
     prev_cells = prev_plan.cells[["cell", "grid_id"]] if prev_plan is not None else None
-    cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=locked,
-                                      roster=roster, previous=prev_cells)
+    try:
+        cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=locked,
+                                          parts=parts, previous=prev_cells)
+    except InfeasibleError as exc:
+        if not roster_sized or pconfig.k is not None:
+            raise
+        # no contiguous plan within every specialist's capacity at this fill (lumpy places leave no
+        # room): plan the roster as short, filled less, the rest of the workload in unstaffed grids
+        first_exc, done = exc, False
+        for max_fill in [f for f in (MAX_FILL, 0.9, 0.8, 0.7) if f < sizing.fill - 1e-9]:
+            index.cells["workload"] = cell_w0
+            index.cells["n_customers"] = cell_n0
+            sizing = sized(max_fill)
+            c_big = float(caps[sizing.used].max())
+            split_group, split_cell = split_heavy_cells(index, located, limit=min(c_big, sizing.fill * c_big * (
+                1 + pconfig.tolerance)), chunk=sizing.fill * c_big)
+            n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
+            parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
+            try:
+                cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed,
+                                                  locked=locked, parts=parts, previous=prev_cells)
+            except InfeasibleError:
+                continue
+            done = True
+            sizing_warnings.append(f"no contiguous plan keeps every specialist within capacity at a fill of "
+                                   f"{total_w / float(caps.sum()):.1%} ({first_exc}); planned the roster as short, "
+                                   f"filled to {max_fill:.0%}")
+            break
+        if not done:
+            raise first_exc
+    if roster_sized:
+        sizing_warnings.extend(sizing.notes)
     if prev_plan is not None and pconfig.max_churn is not None:
         weight = pconfig.churn_weight
         for _ in range(3):
@@ -369,7 +491,7 @@ def plan_city(
                 break
             weight = max(weight, 1.0) * 4
             cell_grid, pres = partition_cells(index, upper=capacity, config=dataclasses.replace(pconfig, churn_weight=weight),
-                                              seed=config.seed, locked=locked, roster=roster, previous=prev_cells)
+                                              seed=config.seed, locked=locked, parts=parts, previous=prev_cells)
     timings["partition"] = time.perf_counter() - t
 
     # grids table
@@ -403,19 +525,25 @@ def plan_city(
     rules = list(config.assign.rules)
     requirements = grid_requirements(located, cust_grid, rules) if rules else None
     travel, unit = None, "km"
-    if road_graph is not None and len(roster):
+    # with a roster sized to, only the specialists used are staffed (the grids were drawn for them)
+    staff = roster.assign(capacity=caps) if has_roster else roster
+    if roster_sized:
+        staff = staff.iloc[np.sort(sizing.used)]
+    if road_graph is not None and len(staff):
         from .travel import read_road_graph, travel_matrix
 
         rg = read_road_graph(road_graph) if isinstance(road_graph, (str, Path)) else road_graph
         travel = travel_matrix(grids["centre_lat"].to_numpy(), grids["centre_lon"].to_numpy(),
-                               roster["lat"].to_numpy(), roster["lon"].to_numpy(), graph=rg)
+                               staff["lat"].to_numpy(), staff["lon"].to_numpy(), graph=rg)
         unit = rg.unit
-    ares = assign_specialists(grids, roster, continuity_bonus_km=config.assign.continuity_bonus_km,
+    ares = assign_specialists(grids, staff, continuity_bonus_km=config.assign.continuity_bonus_km,
                               require_full_staffing=config.assign.require_full_staffing and specialists is not None,
                               travel=travel, travel_unit=unit, requirements=requirements, rules=rules,
                               max_base_distance=config.assign.max_base_distance_km)
+    if roster_sized and len(sizing.spare):
+        ares.spare = sorted(set(ares.spare) | set(roster["specialist_id"].astype(str).to_numpy()[sizing.spare]))
     grids.insert(1, "specialist_id", ares.grid_specialist.reindex(grids["grid_id"]).to_numpy().astype(str))
-    cap_of = roster.set_index("specialist_id")["capacity"]
+    cap_of = staff.set_index("specialist_id")["capacity"]
     grids["capacity"] = grids["specialist_id"].map(cap_of).astype("float64")
     grids = gpd.GeoDataFrame(grids, geometry=geoms, crs="EPSG:4326")
     timings["assign"] = time.perf_counter() - t
@@ -447,7 +575,7 @@ def plan_city(
         "n_customers": cells["n_customers"].to_numpy(),
     })
     bridges = [(str(cell_str[b.from_unit]), str(cell_str[b.to_unit])) for b in pres.bridges]
-    warnings = list(pres.notes) + warnings
+    warnings = sizing_warnings + list(pres.notes) + warnings
     for b, (cf, ct) in zip(pres.bridges, bridges):
         warnings.append(
             f"bridge: a separate area of {b.area_units} cells (workload {b.area_workload:g}) joins grid "
@@ -456,7 +584,7 @@ def plan_city(
     warnings.extend(_area_staffing_checks(index, pres.area_of_unit, roster))
     blocked = _blocked_pairs(cells["cell"].to_numpy(), index.cut_edges)
     metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects),
-                              blocked=blocked)
+                              blocked=blocked, design_capacity=capacity)
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
     if prev_plan is not None:
         metrics.update(_rerun_metrics(prev_plan, assignments, cell_table))

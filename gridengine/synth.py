@@ -225,8 +225,8 @@ class SyntheticCity:
         ``customer_id``.
     specialists
         One row per specialist, columns ``specialist_id`` (``"S0001"``),
-        ``name``, ``contract`` (``"full_time"`` or ``"part_time"``),
-        ``capacity`` (float), ``lat``, ``lon`` (6 decimals) and
+        ``name``, ``contract`` (``"contract"`` or ``"agency"``: the dual
+        track), ``capacity`` (float), ``lat``, ``lon`` (6 decimals) and
         ``current_grid`` (always the empty string).
     service_area
         The city's land minus water plus the offshore island, a
@@ -247,9 +247,11 @@ def generate_city(
     *,
     seed: int = 0,
     capacity: float = 1000.0,
-    part_time_share: float = 0.15,
-    spare_share: float = 0.10,
+    part_time_share: float | None = None,
+    spare_share: float = 0.0,
     center: tuple[float, float] = (22.58, 114.06),
+    agency_share: float = 0.30,
+    agency_ratio: float = 0.6,
 ) -> SyntheticCity:
     """Generate a deterministic Shenzhen-like synthetic city.
 
@@ -265,16 +267,24 @@ def generate_city(
     seed
         Seed of the random generator (a non-negative integer).
     capacity
-        Capacity of a full-time specialist, in workload units. Part-time
-        specialists get half of it.
+        Capacity ``C`` of a contract specialist, in workload units. Agency
+        specialists get ``agency_ratio * C``.
     part_time_share
-        Number of part-time specialists as a share of the full-time ones
-        (between 0 and 1).
+        Deprecated (the roster used to have full-time and part-time staff):
+        when given, the agency headcount as a share of the contract one, i.e.
+        ``agency_share = part_time_share / (1 + part_time_share)`` (between
+        0 and 1). ``None`` (default): use ``agency_share``.
     spare_share
-        Extra full-time specialists beyond those needed to staff the city when
-        grids are filled to 90 % of capacity (non-negative).
+        Extra contract specialists beyond those the workload needs, as a share
+        of that headcount (non-negative; default 0: no spares, as in a real
+        roster. It used to default to 0.10).
     center
         ``(lat, lon)`` of the city centre (WGS-84 degrees).
+    agency_share
+        Share of the needed headcount on the agency track (in [0, 1)).
+    agency_ratio
+        An agency specialist's capacity as a share of a contract one's
+        (in (0, 1]).
 
     Returns
     -------
@@ -288,11 +298,18 @@ def generate_city(
 
     Notes
     -----
-    The number of full-time specialists is
-    ``ceil(total_workload / (0.9 * capacity) * (1 + spare_share))`` and the
-    number of part-time ones ``round(part_time_share * n_full)``. Their bases
-    are drawn about 1 km from random customers, always inside the service
-    area.
+    The roster is a dual track sized to the workload: about as many
+    specialists as it takes to carry the workload at a mean fill of 90 %.
+    With ``a = agency_share`` and ``r = agency_ratio``, the headcount is
+    ``n = ceil(total_workload / (0.9 * capacity * (1 - a + a * r)))``, of
+    which ``round(a * n)`` are agency specialists (capacity ``r * capacity``)
+    and the rest contract specialists (capacity ``capacity``); contract
+    specialists are added while the total capacity is below
+    ``total_workload / 0.9``, then ``ceil(spare_share * n)`` spare contract
+    specialists. Bases are drawn about 1 km from random customers, always
+    inside the service area. The roster is drawn after the customers from
+    the same random stream, so the customers do not depend on any roster
+    argument.
 
     Examples
     --------
@@ -307,11 +324,13 @@ def generate_city(
         part_time_share=part_time_share,
         spare_share=spare_share,
         center=center,
+        agency_share=agency_share,
+        agency_ratio=agency_ratio,
     )
     logger.info(
         "synthetic city: %d customers (workload %.1f), %d compounds (largest %d), "
         "%d villages, %d single customers, %d island customers, %d specialists "
-        "(%d full-time, %d part-time)",
+        "(%d contract, %d agency)",
         stats["n_customers"],
         stats["total_workload"],
         stats["n_compounds"],
@@ -320,8 +339,8 @@ def generate_city(
         stats["n_singles"],
         stats["n_island"],
         stats["n_specialists"],
-        stats["n_full_time"],
-        stats["n_part_time"],
+        stats["n_contract"],
+        stats["n_agency"],
     )
     return city
 
@@ -398,9 +417,11 @@ def _check_args(
     n_customers: int,
     seed: int,
     capacity: float,
-    part_time_share: float,
+    part_time_share: float | None,
     spare_share: float,
     center: tuple[float, float],
+    agency_share: float = 0.30,
+    agency_ratio: float = 0.6,
 ) -> None:
     """Raise :class:`ConfigError` for out-of-range arguments."""
     if isinstance(n_customers, bool) or not isinstance(n_customers, numbers.Integral):
@@ -411,8 +432,12 @@ def _check_args(
         raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
     if not (isinstance(capacity, numbers.Real) and math.isfinite(capacity) and capacity > 0):
         raise ConfigError(f"capacity must be a positive finite number, got {capacity!r}")
-    if not (isinstance(part_time_share, numbers.Real) and 0.0 <= part_time_share <= 1.0):
+    if part_time_share is not None and not (isinstance(part_time_share, numbers.Real) and 0.0 <= part_time_share <= 1.0):
         raise ConfigError(f"part_time_share must be between 0 and 1, got {part_time_share!r}")
+    if not (isinstance(agency_share, numbers.Real) and 0.0 <= agency_share < 1.0):
+        raise ConfigError(f"agency_share must be in [0, 1), got {agency_share!r}")
+    if not (isinstance(agency_ratio, numbers.Real) and 0.0 < agency_ratio <= 1.0):
+        raise ConfigError(f"agency_ratio must be in (0, 1], got {agency_ratio!r}")
     if not (isinstance(spare_share, numbers.Real) and math.isfinite(spare_share) and spare_share >= 0):
         raise ConfigError(f"spare_share must be a non-negative finite number, got {spare_share!r}")
     try:
@@ -723,17 +748,37 @@ _FLOORS = 40
 _DOORS = 2
 
 
+def _roster_counts(total_workload: float, capacity: float, part_time_share: float | None, spare_share: float,
+                   agency_share: float, agency_ratio: float) -> tuple[int, int, int]:
+    """(contract, agency, spare) headcounts of the dual-track roster; contract includes the spares.
+
+    See :func:`generate_city` (Notes).
+    """
+    a = float(agency_share) if part_time_share is None else float(part_time_share) / (1.0 + float(part_time_share))
+    r = float(agency_ratio)
+    need = total_workload / (_TARGET_FILL * capacity)  # in contract-capacity units
+    n = max(1, math.ceil(need / (1.0 - a + a * r) - 1e-9))
+    n_agency = int(round(a * n))
+    n_contract = n - n_agency
+    while n_contract + r * n_agency < need - 1e-9:
+        n_contract += 1
+    n_spare = math.ceil(float(spare_share) * (n_contract + n_agency) - 1e-9)
+    return n_contract + n_spare, n_agency, n_spare
+
+
 def _generate(
     n_customers: int,
     *,
     seed: int,
     capacity: float,
-    part_time_share: float,
+    part_time_share: float | None,
     spare_share: float,
     center: tuple[float, float],
+    agency_share: float = 0.30,
+    agency_ratio: float = 0.6,
 ) -> tuple[SyntheticCity, dict[str, Any]]:
     """Generate the city and a dict of summary statistics."""
-    _check_args(n_customers, seed, capacity, part_time_share, spare_share, center)
+    _check_args(n_customers, seed, capacity, part_time_share, spare_share, center, agency_share, agency_ratio)
     n = int(n_customers)
     center = (float(center[0]), float(center[1]))
     capacity = float(capacity)
@@ -940,11 +985,11 @@ def _generate(
 
     # ---- specialists ------------------------------------------------------ #
     total_workload = float(workload.sum())
-    n_full = math.ceil(total_workload / (_TARGET_FILL * capacity) * (1.0 + float(spare_share)))
-    n_part = round(float(part_time_share) * n_full)
-    n_spec = n_full + n_part
-    contract = np.array(["full_time"] * n_full + ["part_time"] * n_part, dtype=object)[rng.permutation(n_spec)]
-    spec_capacity = np.where(contract == "full_time", capacity, capacity / 2.0)
+    n_contract, n_agency, n_spare = _roster_counts(total_workload, capacity, part_time_share, spare_share,
+                                                   agency_share, agency_ratio)
+    n_spec = n_contract + n_agency
+    contract = np.array(["contract"] * n_contract + ["agency"] * n_agency, dtype=object)[rng.permutation(n_spec)]
+    spec_capacity = np.where(contract == "contract", capacity, round(float(agency_ratio) * capacity, 6))
     anchor = rng.integers(0, n, n_spec)
     ax, ay = bx[c_building[anchor]], by[c_building[anchor]]
     on_island = kinds[c_site[anchor]] == 3
@@ -991,8 +1036,10 @@ def _generate(
         "n_island_sites": len(island_sizes),
         "n_buildings": n_b,
         "n_specialists": n_spec,
-        "n_full_time": n_full,
-        "n_part_time": n_part,
+        "n_contract": n_contract,
+        "n_agency": n_agency,
+        "n_spare": n_spare,
+        "roster_fill": total_workload / float(spec_capacity.sum()),
     }
     return city, stats
 
@@ -1187,7 +1234,7 @@ def generate_nation(
     seed
         Seed; city ``i`` is drawn with seed ``seed * 1000 + i``.
     capacity
-        A full-time specialist's capacity (also the rollout's grid capacity).
+        A contract specialist's capacity (also the rollout's grid capacity); agency specialists get 0.6 of it.
     layout
         ``"per-city"``: ``cities/<name>/customers.parquet`` for each city. ``"national"``: one
         ``customers.parquet`` holding every city's customers with a ``city`` column (one row

@@ -189,7 +189,7 @@ CASES = [
     Case("one_customer", customers="one_customer.csv", rows=1),
     Case("all_at_one_address", customers="one_address.csv", rows=30, check=_warns_split_compound),
     Case("customer_heavier_than_every_capacity", customers="heavy_customer.csv", specialists=SPEC_CAP,
-         error=("customer 'H1' (row 1): column 'workload' = 5000 is above the grid capacity 1000",)),
+         error=("customer 'H1' (row 1): column 'workload' = 5000 is above the largest specialist capacity 1000",)),
     # -- Parquet ----------------------------------------------------------------------------------
     Case("parquet_wrong_types_some_rows", customers="wrong_types.parquet", rows=40,
          rejects={4: "column 'lat': value 'abc' is not a number", 9: "column 'lat': value '22.5N' is not a number"}),
@@ -299,7 +299,7 @@ def test_heavy_customer_is_infeasible_through_the_library():
     with pytest.raises(ge.InfeasibleError) as exc:
         ge.plan_city(BAD / "heavy_customer.csv", BAD / SPEC_CAP)
     msg = str(exc.value)
-    assert "customer 'H1' (row 1): column 'workload' = 5000 is above the grid capacity 1000" in msg
+    assert "customer 'H1' (row 1): column 'workload' = 5000 is above the largest specialist capacity 1000" in msg
 
 
 def test_unknown_coord_system_on_the_command_line(tmp_path, capsys):

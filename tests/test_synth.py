@@ -115,7 +115,7 @@ def test_specialist_columns_and_dtypes(city):
         assert s[col].dtype == np.float64, col
     assert s["specialist_id"].is_unique
     assert s["specialist_id"].str.fullmatch(r"S\d{4}").all()
-    assert set(s["contract"]) <= {"full_time", "part_time"}
+    assert set(s["contract"]) <= {"contract", "agency"}
     assert (s["current_grid"] == "").all()
     assert s["name"].str.len().between(2, 3).all()
 
@@ -243,25 +243,58 @@ def test_workload(city):
 
 
 def test_specialist_counts_and_capacity(city):
+    """A real roster: the dual track (30 % agency at 0.6 capacity), sized to the workload, no spares."""
     s = city.specialists
     total = city.customers["workload"].sum()
-    full = s[s["contract"] == "full_time"]
-    part = s[s["contract"] == "part_time"]
-    assert (full["capacity"] == 1000.0).all()
-    assert (part["capacity"] == 500.0).all()
-    assert full["capacity"].sum() >= total / 0.9
-    n_full = math.ceil(total / (0.9 * 1000.0) * 1.10)
-    assert len(full) == n_full
-    assert len(part) == round(0.15 * n_full)
+    contract = s[s["contract"] == "contract"]
+    agency = s[s["contract"] == "agency"]
+    assert (contract["capacity"] == 1000.0).all()
+    assert (agency["capacity"] == 600.0).all()
+    n = math.ceil(total / (0.9 * 1000.0 * 0.88))
+    assert len(s) in (n, n + 1)
+    assert len(agency) == round(0.3 * n)
+    # enough capacity at 90 % fill, and not one specialist more than that needs
+    assert s["capacity"].sum() >= total / 0.9
+    assert s["capacity"].sum() - 600.0 < total / 0.9
+    assert 0.8 <= total / s["capacity"].sum() <= 0.9
+
+
+def test_sample_roster_is_dual_track():
+    """data/sample/specialists.csv is generate_city(20_000, seed=42)'s roster."""
+    from pathlib import Path
+
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    spec = pd.read_csv(sample / "specialists.csv", keep_default_na=False)
+    cust = pd.read_csv(sample / "customers.csv", dtype={"customer_id": str})
+    assert set(spec["contract"]) == {"contract", "agency"}
+    assert (spec["contract"] == "agency").mean() == pytest.approx(0.3, abs=0.05)
+    fill = cust["workload"].sum() / spec["capacity"].sum()
+    assert 0.85 <= fill <= 0.9
+
+
+def test_roster_does_not_change_customers():
+    a = generate_city(3_000, seed=4)
+    b = generate_city(3_000, seed=4, capacity=700.0, agency_share=0.5, agency_ratio=0.5, spare_share=0.2)
+    pd.testing.assert_frame_equal(a.customers, b.customers)
 
 
 def test_parameters_are_used():
-    c = generate_city(2_000, seed=1, capacity=300.0, part_time_share=0.0, spare_share=0.5)
+    c = generate_city(2_000, seed=1, capacity=300.0, agency_share=0.0, spare_share=0.5)
     s = c.specialists
-    assert (s["contract"] == "full_time").all()
+    assert (s["contract"] == "contract").all()
     assert (s["capacity"] == 300.0).all()
     total = c.customers["workload"].sum()
-    assert len(s) == math.ceil(total / 270.0 * 1.5)
+    n = math.ceil(total / 270.0)
+    assert len(s) == n + math.ceil(0.5 * n)
+
+    d = generate_city(2_000, seed=1, capacity=500.0, agency_share=0.5, agency_ratio=0.4, spare_share=0.0)
+    caps = d.specialists.groupby("contract")["capacity"].first()
+    assert caps["contract"] == 500.0 and caps["agency"] == 200.0
+    assert d.specialists["capacity"].sum() >= d.customers["workload"].sum() / 0.9
+
+    # the deprecated part_time_share still sets the agency headcount (as a share of the contract one)
+    old = generate_city(2_000, seed=1, part_time_share=0.0)
+    assert (old.specialists["contract"] == "contract").all()
 
     moved = generate_city(500, seed=1, center=(31.23, 121.47))
     assert abs(moved.customers["lat"].mean() - 31.23) < 0.15
@@ -279,11 +312,14 @@ def test_exact_count_for_small_and_odd_sizes():
 
 def test_internal_stats_match_tables():
     city, stats = _generate(
-        10_000, seed=0, capacity=1000.0, part_time_share=0.15, spare_share=0.1, center=CENTER
+        10_000, seed=0, capacity=1000.0, part_time_share=None, spare_share=0.1, center=CENTER
     )
     assert stats["n_customers"] == len(city.customers)
     assert stats["total_workload"] == pytest.approx(city.customers["workload"].sum())
     assert stats["n_specialists"] == len(city.specialists)
+    assert stats["n_contract"] == (city.specialists["contract"] == "contract").sum()
+    assert stats["n_agency"] == (city.specialists["contract"] == "agency").sum()
+    assert stats["n_spare"] == math.ceil(0.1 * (stats["n_specialists"] - stats["n_spare"]))
     assert stats["n_island"] == _island_mask(city).sum()
     assert city.customers.groupby(["lat", "lon"]).size().max() == stats["largest_compound"]
 
@@ -299,6 +335,8 @@ def test_internal_stats_match_tables():
         {"n_customers": 1000, "capacity": float("nan")},
         {"n_customers": 1000, "part_time_share": 1.5},
         {"n_customers": 1000, "spare_share": -0.1},
+        {"n_customers": 1000, "agency_share": 1.0},
+        {"n_customers": 1000, "agency_ratio": 0.0},
         {"n_customers": 1000, "center": (95.0, 0.0)},
     ],
 )

@@ -228,9 +228,14 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
         p_t, p_x, p_y = parts
         bu, bv = math.cos(base_angle), math.sin(base_angle)
         p_order = np.lexsort((np.arange(k), (p_x - mx) * bu + (p_y - my) * bv))
-        low, high = p_order[:k1], p_order[k1:]
         scale_t = total / max(float(p_t.sum()), 1e-12)
-        t_low, t_high = float(p_t[low].sum()) * scale_t, float(p_t[high].sum()) * scale_t
+        # split points of the parts (ordered along the axis): the even one, and a few uneven ones
+        # for areas no even cut fits (taken only when they balance better)
+        splits = [k1] + [k1 + d for d in (-1, 1, -2, 2) if 1 <= k1 + d <= k - 1 and k >= 4]
+        part_sides = {}
+        for sp_ in splits:
+            low, high = p_order[:sp_], p_order[sp_:]
+            part_sides[sp_] = (low, high, float(p_t[low].sum()) * scale_t, float(p_t[high].sum()) * scale_t)
     iw = w + max(total, 1.0) / n * 0.05  # inertia weights: empty land counts a little, for shape
     xm, ym = x - mx, y - my
     r2 = xm * xm + ym * ym
@@ -276,11 +281,16 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
             pa = (ax * bu + ay * bv) / np.maximum(aw, 1e-12)
             pb = (bx * bu + by * bv) / np.maximum(bw, 1e-12)
             sub_low = pa <= pb
-        options = [(kA, False) for kA in sorted({k1, k2})] if parts is None else [(None, False)]
+        options = [(kA, False) for kA in sorted({k1, k2})] if parts is None else [(sp_, sp_ != k1) for sp_ in splits]
         if parts is None and k >= 4:  # uneven splits too, for areas no even cut fits (a Y-shaped city)
             options.append((None, True))
         for kA, flex in options:
-            if flex:  # each cut takes the number of grids nearest its own workload
+            if parts is not None:
+                low, high, t_low, t_high = part_sides[kA]
+                k_sub = np.where(sub_low, len(low), len(high))
+                err = np.abs(s - np.where(sub_low, t_low, t_high)) / per
+                ok = (cnt >= k_sub) & (n - cnt >= k - k_sub)
+            elif flex:  # each cut takes the number of grids nearest its own workload
                 k_sub = np.clip(np.rint(s / per), max(1, k // 4), k - max(1, k // 4)).astype(np.int64)
                 err = np.abs(s - k_sub * per) / per
                 ok = (cnt >= k_sub) & (n - cnt >= k - k_sub)
@@ -288,10 +298,6 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
                 err = np.abs(s - total * kA / k) / per
                 ok = (cnt >= kA) & (n - cnt >= k - kA)
                 k_sub = kA
-            else:
-                k_sub = np.where(sub_low, len(low), len(high))
-                err = np.abs(s - np.where(sub_low, t_low, t_high)) / per
-                ok = (cnt >= k_sub) & (n - cnt >= k - k_sub)
             if lock_total:  # at most one locked group per grid: never more groups than grids on a side
                 ok &= (lock_a <= k_sub) & (lock_total - lock_a <= k - k_sub)
             if not ok.any():
@@ -314,13 +320,13 @@ def _bisect(g: _Graph, units: np.ndarray, k: int, rng: np.random.Generator, n_tr
             score = (round(max(float(err[i]), floor), 6), flex, sec, float(err[i]))
             if best is None or score < best[0]:
                 mask = (pos >= pos[cand[i]]) & (pos < pos[cand[i]] + cnt[i])
-                if flex:
-                    best = (score, mask, int(k_sub[i]), None)
-                elif parts is None:
-                    best = (score, mask, kA, None)
-                else:
+                if parts is not None:
                     side = low if sub_low[i] else high
                     best = (score, mask, len(side), side)
+                elif flex:
+                    best = (score, mask, int(k_sub[i]), None)
+                else:
+                    best = (score, mask, kA, None)
     if best is None:
         raise InfeasibleError(f"cannot split an area of {n} units into {k} connected grids")
     return best[1], best[2], best[3]

@@ -11,7 +11,7 @@ import pandas as pd
 from ..errors import InfeasibleError
 from .core import Bridge, PartitionResult, _match_by_overlap, partition_units
 from .rerun import partition_from_previous
-from .roster import partition_roster
+from .roster import partition_roster, partition_roster_rerun
 
 __all__ = ['partition_cells', 'locked_groups', 'previous_grid_of_cells']
 
@@ -126,8 +126,55 @@ def _origin_by_overlap(labels: np.ndarray, initial: np.ndarray, w: np.ndarray) -
     return _match_by_overlap(labels[known], initial[known], w[known])
 
 
+def _inherit(prev_names: list[str], initial: np.ndarray, parts: pd.DataFrame, x: np.ndarray, y: np.ndarray,
+             w: np.ndarray) -> tuple[np.ndarray, list[str]]:
+    """Which part takes over each previous grid: its own specialist's part (``current_grid``), else a
+    part without a grid (a new specialist), matched by distance with capacity fit; -1: absorbed."""
+    from scipy.optimize import linear_sum_assignment
+
+    from .roster import MAX_FILL
+
+    owner = np.full(len(prev_names), -1, dtype="int64")
+    pos = {nm: i for i, nm in enumerate(prev_names)}
+    cur = parts["current_grid"].astype(str).tolist()
+    for p_, nm in enumerate(cur):
+        if nm in pos and owner[pos[nm]] < 0:
+            owner[pos[nm]] = p_
+    free = [p_ for p_ in range(len(parts)) if p_ not in set(owner.tolist())]
+    orphans = [i for i in range(len(prev_names)) if owner[i] < 0]
+    notes = []
+    known = initial >= 0
+    gw = np.bincount(initial[known], weights=w[known], minlength=len(prev_names))
+    if free and orphans:
+        ww = w[known] + 1e-6
+        s_ = np.bincount(initial[known], weights=ww, minlength=len(prev_names))
+        gx = np.bincount(initial[known], weights=ww * x[known], minlength=len(prev_names)) / np.maximum(s_, 1e-12)
+        gy = np.bincount(initial[known], weights=ww * y[known], minlength=len(prev_names)) / np.maximum(s_, 1e-12)
+        px = parts["x"].to_numpy()[free]
+        py = parts["y"].to_numpy()[free]
+        pc = parts["capacity"].to_numpy()[free]
+        o = np.array(orphans)
+        d = np.hypot(gx[o][:, None] - px[None, :], gy[o][:, None] - py[None, :])
+        over = np.clip(gw[o][:, None] - MAX_FILL * pc[None, :], 0, None) / np.maximum(pc[None, :], 1e-9)
+        r, c = linear_sum_assignment(d + 1e9 * over)
+        staffed = parts["staffed"].to_numpy() if "staffed" in parts.columns else np.ones(len(parts), dtype=bool)
+        for i, j in zip(r.tolist(), c.tolist()):
+            owner[o[i]] = free[j]
+        n_new = sum(1 for j in c.tolist() if staffed[free[j]])
+        if n_new:
+            notes.append(f"{n_new} grid(s) whose specialist left were handed whole to a specialist without a grid")
+        if len(r) - n_new:
+            notes.append(f"{len(r) - n_new} grid(s) whose specialist left stay as they were, unstaffed: the roster is "
+                         "short")
+    gone = [prev_names[i] for i in range(len(prev_names)) if owner[i] < 0 and gw[i] > 0]
+    if gone:
+        notes.append(f"{len(gone)} grid(s) whose specialist left ({', '.join(gone[:10])}{' …' if len(gone) > 10 else ''})"
+                     " were absorbed by their neighbours")
+    return owner, notes
+
+
 def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.DataFrame | None = None,
-                    roster: pd.DataFrame | None = None,
+                    parts: pd.DataFrame | None = None,
                     previous: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
     """Partition the H3 cell layer into grids.
 
@@ -144,9 +191,11 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
     locked
         Optional planner table ``cell`` (H3) → ``grid_id``: those cells stay together in a grid
         that keeps that id.
-    roster
-        With ``config.mode == "roster"``: the specialists (``lat``, ``lon``, ``capacity``); one grid
-        per specialist, sized to their capacity (:func:`partition_roster`).
+    parts
+        The grids a roster asks for (``capacity``, anchor ``x``, ``y`` in the cells' metres,
+        ``current_grid``): one grid per part, sized to its capacity (:func:`partition_roster`;
+        :func:`partition_roster_rerun` from a previous plan, where each specialist keeps the grid
+        named by ``current_grid``). ``None``: grids of one capacity ``upper``.
     previous
         A previous plan's cells (``cell``, ``grid_id``): re-partition from it, keeping grid ids and
         moving as little workload as balance allows (:func:`partition_from_previous`).
@@ -173,12 +222,45 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
             n_trees=config.n_trees, bridge_share=config.bridge_share, refine_passes=config.refine_passes, seed=seed,
             unit_names=names_, locked=lock_groups)
 
-    if previous is not None and config.mode == "roster":
-        raise InfeasibleError("re-runs from a previous plan are not supported in roster mode")
     if previous is not None and locked is not None and len(locked):
         raise InfeasibleError("locked cells are not supported together with a previous plan yet: a re-run already "
                               "keeps every cell in its grid unless balance or capacity force a move")
-    if previous is not None:
+    w_, x_, y_ = cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy()
+    if parts is not None and len(parts):
+        pc = parts["capacity"].to_numpy(dtype="float64")
+        px, py = parts["x"].to_numpy(dtype="float64"), parts["y"].to_numpy(dtype="float64")
+        common = dict(capacities=pc, anchor_x=px, anchor_y=py, tolerance=config.tolerance, n_trees=config.n_trees,
+                      bridge_share=config.bridge_share, refine_passes=config.refine_passes, seed=seed,
+                      unit_names=names_)
+        if previous is None:
+            res = partition_roster(w_, x_, y_, index.edges, **common)
+        else:
+            initial, prev_names = previous_grid_of_cells(cells["cell"].to_numpy(), previous)
+            owner, inotes = _inherit(prev_names, initial, parts, x_, y_, w_)
+            init_parts = np.where(initial >= 0, owner[np.maximum(initial, 0)], -1)
+            try:
+                res = partition_roster_rerun(w_, x_, y_, index.edges, initial=init_parts,
+                                             churn_weight=config.churn_weight, **common)
+                res.notes = inotes + res.notes
+                res.origin = {int(p_): int(i) for i, p_ in enumerate(owner.tolist()) if p_ >= 0}
+            except InfeasibleError as exc:
+                # the local re-run cannot keep capacity: a fresh plan (which raises in domain terms if
+                # even that is impossible), grids keeping the ids they overlap most
+                res = partition_roster(w_, x_, y_, index.edges, **common)
+                res.origin = _origin_by_overlap(res.labels, initial, w_)
+                res.notes.append(f"{exc}; re-planned the whole city instead (grids keep the ids they overlap most, "
+                                 "but many customers change specialist)")
+        used = np.unique(res.labels)
+        if len(used) < len(pc):
+            res.notes.append(f"{len(pc) - len(used)} grid(s) of the roster got no territory (based in an area "
+                             "without workload)")
+        res.origin = {int(np.searchsorted(used, p_)): o for p_, o in res.origin.items() if p_ in set(used.tolist())}
+        res.labels = np.searchsorted(used, res.labels)
+        res.bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m,
+                              int(np.searchsorted(used, b.label))) for b in res.bridges]
+        res.n_grids = len(used)
+        group, lock_names = np.full(len(cells), -1), []
+    elif previous is not None:
         initial, prev_names = previous_grid_of_cells(cells["cell"].to_numpy(), previous)
         try:
             res = partition_from_previous(
@@ -195,28 +277,6 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
             res.origin = _origin_by_overlap(res.labels, initial, cells["workload"].to_numpy())
             res.notes.append(f"{exc}; re-partitioned the whole city instead (grids keep the ids they overlap most, "
                              "but many customers change specialist)")
-        group, lock_names = np.full(len(cells), -1), []
-    elif config.mode == "roster":
-        if roster is None or len(roster) == 0:
-            raise InfeasibleError("partition.mode = 'roster' needs a roster of specialists")
-        if locked is not None and len(locked):
-            raise InfeasibleError("locked cells are not supported in roster mode")
-        caps = roster["capacity"].to_numpy(dtype="float64")
-        heavy = np.flatnonzero(cells["workload"].to_numpy() > caps.max() + 1e-9)
-        if len(heavy):
-            i = int(heavy[0])
-            raise InfeasibleError(f"{names_[i]} holds workload {cells['workload'].iat[i]:g}, above every specialist's "
-                                  f"capacity (largest {caps.max():g})")
-        ax, ay = index.projection.to_xy(roster["lat"].to_numpy(), roster["lon"].to_numpy())
-        res = partition_roster(cells["workload"].to_numpy(), cells["x"].to_numpy(), cells["y"].to_numpy(), index.edges,
-                               capacities=caps, anchor_x=ax, anchor_y=ay, tolerance=config.tolerance,
-                               n_trees=config.n_trees, bridge_share=config.bridge_share,
-                               refine_passes=config.refine_passes, seed=seed)
-        used = np.unique(res.labels)
-        res.labels = np.searchsorted(used, res.labels)
-        res.bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m,
-                              int(np.searchsorted(used, b.label))) for b in res.bridges]
-        res.n_grids = len(used)
         group, lock_names = np.full(len(cells), -1), []
     else:
         group, lock_names = locked_groups(cells["cell"].to_numpy(), locked)

@@ -1,18 +1,393 @@
-"""Roster mode: one grid per specialist, sized to their own capacity, near their base."""
+"""Grids sized to the roster: one grid per specialist used, each within that specialist's capacity.
+
+A roster is the plan's constraint (DESIGN.md, invariant 2). Three steps, each its own function:
+
+1. :func:`size_to_roster` decides who gets a grid. Everyone, when the workload needs them all;
+   when it needs fewer people (the roster's capacity at ``target_fill`` exceeds the workload),
+   the specialists left with the least work by a transport of the workload to the nearest
+   capacity are *spare*, and the plan names them. When the roster cannot carry the workload,
+   the shortfall becomes *unstaffed* grids of the design capacity, placed where the transport
+   left workload without capacity.
+2. :func:`partition_roster` draws one grid per *part* (a specialist used, or an unstaffed
+   grid) in first plans. Each part's grid aims at the same fill ``total workload / total
+   capacity`` of its own capacity, so a dual-track roster (contract and agency staff with
+   different capacities) gets grids of different sizes, equally full. Parts are shared out
+   among disconnected areas (islands, land cut off by water) by workload, nearest bases first;
+   inside an area, recursive bisection splits the parts by the position of their bases, then
+   boundary moves balance fills and compactness. Grids still over their capacity pass workload
+   to neighbours along a min-cost flow, and are redrawn locally with their neighbours if that
+   is not enough: the plan has no capacity violation whenever these repairs find one.
+3. :func:`partition_roster_rerun` re-plans from a previous plan when the roster changed: grids
+   of specialists who stay keep their territory, a departed specialist's grid is handed to a
+   new specialist or absorbed by its neighbours, new specialists get a grid carved around their
+   base, and only capacity (then balance, priced by ``churn_weight``) moves other customers.
+"""
 
 from __future__ import annotations
 
 import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ..errors import InfeasibleError
-from .core import Bridge, PartitionResult, _Graph, _areas_and_bridges, _recursive_bisection, _refine_portfolio
+from .core import (CUT_SCORES, Bridge, PartitionResult, _csr, _Graph, _areas_and_bridges, _quality_key,
+                   _recursive_bisection, _refine, _refine_portfolio, _tidy_empty_units, grid_connectivity)
 
-__all__ = ['partition_roster']
+__all__ = ["RosterSizing", "size_to_roster", "partition_roster", "partition_roster_rerun", "MAX_FILL"]
 
 logger = logging.getLogger(__name__)
+
+#: When a roster filled beyond this cannot be drawn within every specialist's capacity (lumpy
+#: compounds leave no room), it is re-sized as short: specialists filled to this share, the rest
+#: of the workload drawn as unstaffed grids.
+MAX_FILL = 0.97
+
+#: Rounds of capacity repair (border flows, then local redraws with growing regions).
+REPAIR_ROUNDS = 8
+
+
+@dataclass
+class RosterSizing:
+    """Who gets a grid (output of :func:`size_to_roster`).
+
+    Attributes
+    ----------
+    used
+        Positions (in the roster) of the specialists who get a grid, ascending.
+    spare
+        Positions of the specialists left without a grid (the workload needs fewer people).
+    fill
+        Mean fill of the specialists used: workload / their total capacity (at most
+        ``MAX_FILL`` when unstaffed grids are added).
+    n_unstaffed
+        Grids designed beyond the roster because its capacity is short.
+    unstaffed_capacity
+        The capacity those grids are designed for (the roster's most common capacity).
+    unstaffed_x, unstaffed_y
+        Where the unstaffed grids are centred (metres): where the workload lacks capacity.
+    notes
+        What was decided and why, in words.
+    """
+
+    used: np.ndarray
+    spare: np.ndarray
+    fill: float
+    n_unstaffed: int = 0
+    unstaffed_capacity: float = 0.0
+    unstaffed_x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    unstaffed_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    notes: list[str] = field(default_factory=list)
+
+
+def _transport(w: np.ndarray, x: np.ndarray, y: np.ndarray, caps: np.ndarray, bx: np.ndarray, by: np.ndarray,
+               n_near: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Ship workload (units) to specialists' capacity at least cost (km x workload), nearest ``n_near`` bases.
+
+    Returns (workload received per specialist, workload per unit that found no capacity).
+    """
+    from ortools.graph.python import min_cost_flow
+
+    units = np.flatnonzero(w > 0)
+    m = len(caps)
+    scale = 100.0
+    supply = np.round(w[units] * scale).astype(np.int64)
+    cap_i = np.floor(caps * scale).astype(np.int64)
+    kk = min(n_near, m)
+    d, j = cKDTree(np.c_[bx, by]).query(np.c_[x[units], y[units]], k=kk)
+    d = d.reshape(len(units), kk)
+    j = j.reshape(len(units), kk)
+    nu = len(units)
+    # nodes: units 0..nu-1, specialists nu..nu+m-1, sink nu+m; a unit may also ship to the sink
+    # directly at a high price (no capacity within reach)
+    sink = nu + m
+    tails = np.r_[np.repeat(np.arange(nu), kk), nu + np.arange(m), np.arange(nu)]
+    heads = np.r_[nu + j.ravel(), np.full(m, sink), np.full(nu, sink)]
+    caps_arc = np.r_[np.repeat(supply, kk), cap_i, supply]
+    big = int(max(d.max(initial=0.0), 1.0) * 1000) * 10 + 10**7
+    costs = np.r_[np.round(d.ravel()).astype(np.int64), np.zeros(m, dtype=np.int64), np.full(nu, big, dtype=np.int64)]
+    smcf = min_cost_flow.SimpleMinCostFlow()
+    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32),
+                                                     caps_arc.astype(np.int64), costs.astype(np.int64))
+    supplies = np.r_[supply, np.zeros(m, dtype=np.int64), [-int(supply.sum())]]
+    smcf.set_nodes_supplies(np.arange(nu + m + 1, dtype=np.int32), supplies.astype(np.int64))
+    if smcf.solve() != smcf.OPTIMAL:  # pragma: no cover - always feasible through the sink arcs
+        raise RuntimeError("internal error: the roster transport found no solution")
+    f = smcf.flows(arcs)
+    got = np.bincount(j.ravel(), weights=f[:nu * kk], minlength=m) / scale
+    left = np.zeros(len(w))
+    left[units] = f[nu * kk + m:] / scale
+    return got, left
+
+
+def size_to_roster(weights: np.ndarray, x: np.ndarray, y: np.ndarray, capacities: np.ndarray,
+                   base_x: np.ndarray, base_y: np.ndarray, *, target_fill: float = 0.9, k: int | None = None,
+                   names: list[str] | None = None, max_fill: float = 1.0, tolerance: float = 0.05,
+                   keep_first: np.ndarray | None = None) -> RosterSizing:
+    """Decide which specialists get a grid, and how many grids stay unstaffed.
+
+    Parameters
+    ----------
+    weights, x, y
+        Workload and position (metres) of each unit (cell).
+    capacities
+        Each specialist's capacity (workload units).
+    base_x, base_y
+        Each specialist's base (metres, the units' frame).
+    target_fill, tolerance
+        When the whole roster would be filled below ``target_fill * (1 - 2 * tolerance)`` (a real
+        surplus: 81% by default), specialists are left spare while the others stay at or below
+        ``target_fill``; otherwise everyone gets a grid (a planner who adds a few specialists
+        expects them to work).
+    k
+        The planner's number of grids, if given: ``min(k, roster size)`` specialists are used,
+        and grids beyond the roster are unstaffed.
+    names
+        Specialist ids, for the notes.
+    keep_first
+        Optional mask of specialists to keep before others (re-runs: those who hold a grid), so a
+        spare is someone without customers to lose.
+    max_fill
+        The highest mean fill the roster is asked to carry. Above it, the roster is *short*: its
+        specialists are filled to ``max_fill`` and the rest of the workload is drawn as unstaffed
+        grids of the design capacity, where the work lacks specialists.
+
+    Returns
+    -------
+    RosterSizing
+    """
+    w = np.asarray(weights, dtype="float64")
+    caps = np.asarray(capacities, dtype="float64")
+    m = len(caps)
+    total = float(w.sum())
+    names = names if names is not None else [f"specialist {i}" for i in range(m)]
+    notes: list[str] = []
+    if m == 0:
+        raise InfeasibleError("the roster is empty: give specialists, or plan without a roster to size the need")
+    design = float(np.median(caps))
+    n_use = min(int(k), m) if k is not None else m
+    got, left = _transport(w, x, y, caps * min(1.0, max(target_fill, total / max(caps.sum(), 1e-12))), base_x,
+                           base_y)
+    pref = np.zeros(m, dtype=bool) if keep_first is None else np.asarray(keep_first, dtype=bool)
+    # least needed first: without a grid to keep, then (k given) the smallest capacity, then least work
+    order = np.lexsort((np.arange(m), got, caps if k is not None else np.zeros(m), pref))
+    keep = np.ones(m, dtype=bool)
+    if k is not None:
+        keep[order[:m - n_use]] = False
+    elif total < target_fill * (1 - 2 * tolerance) * caps.sum():  # a real surplus: leave some spare
+        remaining = float(caps.sum())
+        for j in order.tolist():
+            if (remaining - caps[j]) * target_fill + 1e-9 >= total:
+                keep[j] = False
+                remaining -= caps[j]
+            else:
+                break
+    used = np.flatnonzero(keep)
+    spare = np.flatnonzero(~keep)
+    if k is not None and k <= m and total > caps[used].sum() + 1e-9:
+        raise InfeasibleError(f"k = {k} grids cannot hold the workload {total:g}: the {k} specialists with the largest "
+                              f"capacities hold {caps[used].sum():g} ({total - caps[used].sum():g} short); raise k")
+    cap_used = float(caps[used].sum())
+    fill = total / cap_used if cap_used > 0 else math.inf
+    n_un = 0
+    ux = uy = np.zeros(0)
+    if k is not None and k > m:
+        n_un = int(k) - m
+        fill = min(fill, MAX_FILL)
+    elif k is None and fill > max_fill + 1e-12:
+        # short: the roster carries max_fill of its capacity; the rest needs grids nobody holds
+        short = total - max_fill * cap_used
+        n_un = max(1, int(math.ceil(short / (target_fill * design) - 1e-9)))
+        fill = max_fill
+    if n_un:
+        got2, left2 = _transport(w, x, y, caps[used] * fill, base_x[used], base_y[used])
+        lw = left2 if left2.sum() > 0 else w
+        pts = np.flatnonzero(lw > 0)
+        ux, uy = _weighted_centres(x[pts], y[pts], lw[pts], n_un)
+        notes.append(
+            f"the roster cannot carry the workload: {m} specialists hold {caps.sum():g} for a workload of {total:g}"
+            f" ({total / caps.sum():.1%} of their capacity); {n_un} grid(s) of capacity {design:g} are drawn where "
+            "the work lacks specialists and stay unstaffed (see staffing.csv)"
+            if k is None else f"k = {k} grids but only {m} specialists: {n_un} grid(s) stay unstaffed")
+    if len(spare):
+        listed = ", ".join(names[j] for j in spare[:10].tolist()) + (" …" if len(spare) > 10 else "")
+        why = (f"the workload {total:g} needs {len(used)} of the {m} specialists at a fill of at most "
+               f"{target_fill:.0%}" if k is None else f"k = {k} grids for {m} specialists")
+        notes.append(f"{len(spare)} specialist(s) spare ({listed}): {why}; the spares are those the nearest-capacity "
+                     "transport of the workload left with the least work")
+    return RosterSizing(used=used, spare=spare, fill=float(fill), n_unstaffed=n_un, unstaffed_capacity=design,
+                        unstaffed_x=ux, unstaffed_y=uy, notes=notes)
+
+
+def _weighted_centres(x: np.ndarray, y: np.ndarray, w: np.ndarray, k: int, iters: int = 25) -> tuple[np.ndarray,
+                                                                                                        np.ndarray]:
+    """k weighted k-means centres (deterministic: seeded at workload quantiles along x)."""
+    if len(x) == 0:
+        return np.zeros(k), np.zeros(k)
+    order = np.argsort(x, kind="stable")
+    cw = np.cumsum(w[order])
+    picks = order[np.minimum(np.searchsorted(cw, (np.arange(k) + 0.5) / k * cw[-1]), len(order) - 1)]
+    cx, cy = x[picks].astype(float), y[picks].astype(float)
+    pts = np.c_[x, y]
+    for _ in range(iters):
+        lab = cKDTree(np.c_[cx, cy]).query(pts, k=1)[1]
+        sw = np.bincount(lab, weights=w, minlength=k)
+        nx = np.bincount(lab, weights=w * x, minlength=k)
+        ny = np.bincount(lab, weights=w * y, minlength=k)
+        ok = sw > 0
+        cx[ok], cy[ok] = nx[ok] / sw[ok], ny[ok] / sw[ok]
+    return cx, cy
+
+
+def _share_parts(g: _Graph, merged: np.ndarray, big: np.ndarray, merged_w: np.ndarray, caps: np.ndarray,
+                 ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
+    """The area each part (specialist) serves: areas get capacity in proportion to their workload.
+
+    Areas other than the largest take, lightest first, the parts based nearest to them (among the
+    few nearest, the one whose capacity brings the area closest to the overall fill) until their
+    capacity carries their workload at the overall fill and within ``MAX_FILL``; the largest area
+    takes the rest.
+    """
+    m = len(caps)
+    home = np.full(m, -1, dtype="int64")
+    areas = [a for a in np.argsort(merged_w, kind="stable").tolist() if big[a]]
+    if len(areas) <= 1:
+        home[:] = areas[0] if areas else 0
+        return home
+    fill = float(merged_w[big].sum()) / max(float(caps.sum()), 1e-12)
+    main = areas[-1]
+    free = np.ones(m, dtype=bool)
+    for a in areas[:-1]:
+        units = np.flatnonzero(merged == a)
+        tree = cKDTree(np.c_[g.x[units], g.y[units]])
+        need = merged_w[a] / max(fill, 1e-12)
+        have = 0.0
+        while free.any():
+            cand = np.flatnonzero(free)
+            d = tree.query(np.c_[ax[cand], ay[cand]], k=1)[0]
+            near = cand[np.lexsort((cand, d))[:4]]
+            if have >= merged_w[a] / MAX_FILL - 1e-9 and have + 0.5 * caps[near].min() >= need:
+                break
+            gap = np.abs(need - (have + caps[near]))
+            j = int(near[int(np.argmin(gap))]) if have >= merged_w[a] / MAX_FILL * 0.5 else int(near[0])
+            home[j] = a
+            free[j] = False
+            have += caps[j]
+            if free.sum() == 0:
+                break
+    home[free] = main
+    return home
+
+
+def _part_targets(home: np.ndarray, caps: np.ndarray, merged_w: np.ndarray) -> np.ndarray:
+    """Each part's target: its capacity times its area's fill."""
+    t = np.zeros(len(caps))
+    for a in np.unique(home).tolist():
+        mem = home == a
+        t[mem] = caps[mem] * merged_w[a] / max(float(caps[mem].sum()), 1e-12)
+    return t
+
+
+def _centres(g: _Graph, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    ww = g.w + 1e-6
+    s = np.bincount(labels, weights=ww, minlength=k)
+    return (np.bincount(labels, weights=ww * g.x, minlength=k) / np.maximum(s, 1e-12),
+            np.bincount(labels, weights=ww * g.y, minlength=k) / np.maximum(s, 1e-12))
+
+
+def _redraw_parts(g: _Graph, labels: np.ndarray, region: list[int], target: np.ndarray, rng: np.random.Generator,
+                  n_trees: int, tol: float) -> None:
+    """Redraw the grids in ``region`` (labels = parts) by bisection with their own targets, in place.
+
+    Each part's anchor is its grid's current centre, so grids stay roughly where they were and
+    keep their label (and so their specialist)."""
+    units = np.flatnonzero(np.isin(labels, region))
+    inside = np.zeros(g.n, dtype=bool)
+    inside[units] = True
+    e = inside[g.src] & inside[g.dst]
+    _, piece = connected_components(_csr(g.n, g.src[e], g.dst[e]), directed=False)
+    parts = np.array(sorted(region), dtype="int64")
+    cx, cy = _centres(g, labels, int(labels.max()) + 1)
+    pieces = np.unique(piece[units])
+    if len(pieces) > 1:  # a region in several pieces: redraw each with the grids it holds most of
+        for p_ in pieces.tolist():
+            members = units[piece[units] == p_]
+            mine = np.unique(labels[members])
+            tmp = labels.copy()
+            _recursive_bisection(g, members, len(mine), tmp, [0], rng, n_trees, tol, "cut",
+                                 (target[mine], cx[mine], cy[mine], mine))
+            labels[members] = tmp[members]
+        return
+    tmp = labels.copy()
+    _recursive_bisection(g, units, len(parts), tmp, [0], rng, n_trees, tol, "cut",
+                         (target[parts], cx[parts], cy[parts], parts))
+    labels[units] = tmp[units]
+
+
+def _grid_neighbours(g: _Graph, labels: np.ndarray) -> dict[int, set[int]]:
+    a, b = labels[g.src], labels[g.dst]
+    d = a != b
+    nb: dict[int, set[int]] = {}
+    for x_, y_ in np.unique(np.c_[a[d], b[d]], axis=0).tolist():
+        nb.setdefault(x_, set()).add(y_)
+        nb.setdefault(y_, set()).add(x_)
+    return nb
+
+
+def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.ndarray, tol: float,
+            n_trees: int, refine_passes: int, locked: np.ndarray, rng: np.random.Generator,
+            home: np.ndarray | None = None, churn_w: float = 0.0, limit_share: float | None = None) -> list[str]:
+    """Bring every grid within its capacity: border flows, then local redraws with growing regions.
+
+    The flows bring grids down to ``target * (1 + tol / 2)`` (first plans), or to ``limit_share`` of
+    their capacity (re-runs: capacity only, the fewest customers moved). Locked units never move;
+    re-runs (``home`` given) redraw nothing."""
+    from .rerun import _flow_rebalance
+
+    notes: list[str] = []
+    for rnd in range(REPAIR_ROUNDS):
+        loads = np.bincount(labels, weights=g.w, minlength=k)
+        over = np.flatnonzero(loads > caps + 1e-9)
+        if len(over) == 0:
+            break
+        if rnd % 2 == 0 or home is not None:  # pass the excess along a min-cost flow over the grid graph
+            limit = np.minimum(caps, target * (1 + 0.5 * tol)) if limit_share is None else caps * limit_share
+            mv = _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, locked)
+            notes.append(f"{len(over)} grid(s) over their specialist's capacity: passed {mv:g} workload to neighbours")
+        else:  # redraw each with its neighbouring grids
+            size = 2 + rnd
+            nb = _grid_neighbours(g, labels)
+            taken: set[int] = set()
+            redrawn = 0
+            for gi in sorted(over.tolist(), key=lambda v: (-(loads[v] - caps[v]), v)):
+                if gi in taken:
+                    continue
+                region = {gi}
+                ring = {gi}
+                while len(region) < size and ring:
+                    ring = {m for r in ring for m in nb.get(r, ())} - region
+                    region |= set(sorted(ring, key=lambda m: (loads[m] - caps[m], m))[:max(1, size - len(region))])
+                if taken & region or locked[np.isin(labels, list(region))].any():
+                    continue
+                taken |= region
+                _redraw_parts(g, labels, sorted(region), target, rng, n_trees, tol)
+                redrawn += len(region)
+            notes.append(f"{len(over)} grid(s) over their specialist's capacity: redrew {redrawn} grids around them")
+        if home is None:
+            _refine_best(g, labels, k, target, caps, tol, refine_passes, locked)
+        else:
+            _refine(g, labels, k, target, caps, tol, refine_passes, locked, annealing=(), home=home, churn_w=churn_w)
+    return notes
+
+
+def _refine_best(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.ndarray, tol: float,
+                 passes: int, locked: np.ndarray) -> None:
+    out = _refine_portfolio(g, labels, k, target, caps, tol, passes, locked)
+    labels[:] = out
 
 
 def partition_roster(
@@ -29,101 +404,316 @@ def partition_roster(
     bridge_share: float = 0.5,
     refine_passes: int = 60,
     seed: int = 0,
+    unit_names: list[str] | None = None,
 ) -> PartitionResult:
-    """Grids sized to a roster: one grid per specialist, sized to their capacity, near their base.
-
-    Heterogeneous rosters (salaried and agency tracks, part-time staff) get grids in proportion
-    to each specialist's capacity: every grid is filled to the same share ``total workload /
-    total capacity`` of its specialist's capacity. Each specialist belongs to the area (island,
-    land cut off by water) nearest their base; areas short of capacity borrow the nearest
-    specialists of areas with spare capacity. Bisection splits the specialists by the position
-    of their bases along each cut, so grids form around their specialists.
+    """One grid per part, each sized to the part's capacity (equal fills), near the part's anchor.
 
     Parameters
     ----------
     weights, x, y, edges
-        Units, as :func:`partition_units`.
+        Units, as :func:`~gridengine.partition.partition_units`.
     capacities
-        Capacity of each specialist.
+        Capacity of each part (a specialist used, or an unstaffed grid of the design capacity).
     anchor_x, anchor_y
-        Base of each specialist, in the units' metric frame.
+        Where each part's grid should form (a specialist's base), in the units' frame.
     tolerance, n_trees, bridge_share, refine_passes, seed
-        As :func:`partition_units`.
+        As :func:`~gridengine.partition.partition_units`.
+    unit_names
+        How to name a unit in messages.
 
     Returns
     -------
     PartitionResult
-        ``labels[u]`` is the index of the specialist whose grid holds unit ``u``.
+        ``labels[u]`` is the part whose grid holds unit ``u``; ``n_grids`` the number of parts.
+        Parts that got no territory (based in an area without workload) are named in ``notes``.
 
     Raises
     ------
     InfeasibleError
-        Total capacity below the workload, or an area that no specialist can cover.
+        A unit heavier than every capacity, more parts than units in an area, or grids that no
+        repair could bring within their capacities (the message names the area and grids).
     """
     w = np.asarray(weights, dtype="float64")
     caps = np.asarray(capacities, dtype="float64")
     m = len(caps)
-    total = float(w.sum())
+    n = len(w)
     if m == 0:
-        raise InfeasibleError("roster mode needs at least one specialist")
-    if total > caps.sum() + 1e-9:
-        raise InfeasibleError(
-            f"roster mode: total capacity {caps.sum():g} is below the workload {total:g} by {total - caps.sum():g}; "
-            "plan in design mode to see the unstaffed grids and where specialists are missing")
-    g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"),
-               np.asarray(edges[0], dtype="int64"), np.asarray(edges[1], dtype="int64"))
-    fill = total / caps.sum()
-    g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share, None)
+        raise InfeasibleError("no specialist to draw grids for")
+    heavy = np.flatnonzero(w > caps.max() + 1e-9)
+    if len(heavy):
+        i = int(heavy[np.argmax(w[heavy])])
+        nm = unit_names[i] if unit_names is not None else f"unit {i}"
+        raise InfeasibleError(f"{nm} holds workload {w[i]:g}, above every specialist's capacity (largest "
+                              f"{caps.max():g}); split it at customer level or use finer cells")
+    src0 = np.asarray(edges[0], dtype="int64")
+    dst0 = np.asarray(edges[1], dtype="int64")
+    g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src0, dst0)
+    total = float(w.sum())
+    fill = total / float(caps.sum())
+    g0 = g
+    g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share,
+                                                                None)
+    if big.sum() > m:  # more separate areas than grids: only the heaviest get grids, the others are bridged
+        aw = np.sort(np.bincount(area, weights=w, minlength=n_areas))[::-1]
+        g, area, big, merged, bridges, n_areas = _areas_and_bridges(g0, w, float(aw[m - 1]) / max(bridge_share, 1e-9)
+                                                                    * (1 - 1e-9), bridge_share, None)
     merged_w = np.bincount(merged, weights=w, minlength=n_areas)
-    big_units = np.flatnonzero(big[merged])
-    tree = cKDTree(np.c_[g.x[big_units], g.y[big_units]])
-    home = merged[big_units[tree.query(np.c_[anchor_x, anchor_y], k=1)[1]]]
-    # areas short of capacity take the nearest specialists of areas that can spare them
-    for a in np.flatnonzero(big).tolist():
-        units_a = np.flatnonzero(merged == a)
-        t_a = cKDTree(np.c_[g.x[units_a], g.y[units_a]])
-        while caps[home == a].sum() + 1e-9 < merged_w[a] / max(fill, 1e-9) * fill and caps[home == a].sum() < merged_w[a]:
-            have = np.bincount(home, weights=caps, minlength=n_areas)
-            spare = have - merged_w
-            cand = np.flatnonzero((home != a) & (spare[home] - caps >= -1e-9))
-            if len(cand) == 0:
-                raise InfeasibleError(
-                    f"roster mode: area {a} ({len(units_a)} units, workload {merged_w[a]:g}) cannot be covered: "
-                    f"specialists based there hold {caps[home == a].sum():g} and no other area can spare one")
-            d = t_a.query(np.c_[anchor_x[cand], anchor_y[cand]], k=1)[0]
-            home[cand[int(np.argmin(d))]] = a
-    labels = np.full(len(w), -1, dtype="int64")
-    target = np.zeros(m)
-    rng = np.random.default_rng(seed)
-    for a in np.flatnonzero(big).tolist():
-        members = np.flatnonzero(home == a)
-        units = np.flatnonzero(merged == a)
-        if len(members) == 0:
-            continue
-        if len(members) > len(units):
-            raise InfeasibleError(f"roster mode: area {a} has {len(units)} units for {len(members)} specialists")
-        t = caps[members] * merged_w[a] / caps[members].sum()
-        target[members] = t
-        _recursive_bisection(g, units, len(members), labels, [0], rng, n_trees, tolerance, "cut",
-                             (t, anchor_x[members], anchor_y[members], members))
-    used = np.unique(labels[labels >= 0])
-    # specialists of an area without workload keep no grid: relabel to 0..K-1 over used ones
-    remap = np.full(m, -1, dtype="int64")
-    remap[used] = np.arange(len(used))
-    labels = remap[labels]
-    k = len(used)
-    locked = np.zeros(len(w), dtype=np.bool_)
-    labels = _refine_portfolio(g, labels, k, target[used], caps[used], tolerance, refine_passes, locked)
-    loads = np.bincount(labels, weights=w, minlength=k)
-    over = np.flatnonzero(loads > caps[used] + 1e-9)
+    home = _share_parts(g, merged, big, merged_w, caps, np.asarray(anchor_x, float), np.asarray(anchor_y, float))
+    target = _part_targets(home, caps, merged_w)
+    notes: list[str] = []
+    best = None
+    for cut_score in CUT_SCORES:
+        rng = np.random.default_rng(seed)
+        labels = np.full(n, -1, dtype="int64")
+        for a in np.unique(home).tolist():
+            members = np.flatnonzero(home == a)
+            units = np.flatnonzero(merged == a)
+            if len(members) > len(units):
+                raise InfeasibleError(f"an area of {len(units)} units (workload {merged_w[a]:g}) cannot hold the "
+                                      f"{len(members)} grids its workload needs")
+            _recursive_bisection(g, units, len(members), labels, [0], rng, n_trees, tolerance, cut_score,
+                                 (target[members], np.asarray(anchor_x, float)[members],
+                                  np.asarray(anchor_y, float)[members], members))
+        locked = np.zeros(n, dtype=np.bool_)
+        labels = _refine_portfolio(g, labels, m, target, caps, tolerance, refine_passes, locked)
+        key = _quality_key(g, labels, m, target, caps, tolerance)
+        if best is None or key < best[0]:
+            best = (key, labels)
+    labels = best[1]
+    loads = np.bincount(labels, weights=w, minlength=m)
+    if (loads > caps + 1e-9).any():
+        notes.extend(_repair(g, labels, m, target, caps, tolerance, n_trees, refine_passes,
+                             np.zeros(n, dtype=np.bool_), np.random.default_rng(seed)))
+        loads = np.bincount(labels, weights=w, minlength=m)
+    over = np.flatnonzero(loads > caps + 1e-9)
     if len(over):
-        j = int(used[over[0]])
-        raise InfeasibleError(f"roster mode: the grid of specialist {j} holds {loads[over[0]]:g}, above their capacity "
-                              f"{caps[j]:g}; the roster is too tight (filled to {fill:.0%}) for contiguous grids")
+        raise InfeasibleError(_over_message(g, labels, over, loads, caps, unit_names))
+    _tidy_empty_units(g, labels, bridges, np.zeros(n, dtype=np.bool_))
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
                for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
-    labels = used[labels]  # back to specialist indices
-    notes = [f"roster mode: {k} grids sized to their specialists' capacities, each filled to {fill:.1%}"]
-    if k < m:
-        notes.append(f"roster mode: {m - k} specialist(s) based in areas without workload got no grid")
+    conn = grid_connectivity(labels, src0, dst0, bridges)
+    if not conn.all():  # pragma: no cover - bisection and moves keep connectivity
+        raise RuntimeError(f"internal error: grids {np.flatnonzero(~conn).tolist()} are not connected")
+    return PartitionResult(labels=labels, n_grids=m, bridges=bridges, area_of_unit=area, notes=notes)
+
+
+def _over_message(g: _Graph, labels: np.ndarray, over: np.ndarray, loads: np.ndarray, caps: np.ndarray,
+                  unit_names: list[str] | None) -> str:
+    """Why capacity cannot be met, in domain terms: the heaviest units of the worst grid."""
+    j = int(over[np.argmax(loads[over] - caps[over])])
+    units = np.flatnonzero(labels == j)
+    top = units[np.argsort(-g.w[units], kind="stable")[:3]]
+    names = [(unit_names[u] if unit_names is not None else f"unit {u}") + f" (workload {g.w[u]:g})"
+             for u in top.tolist()]
+    return (f"{len(over)} grid(s) could not be kept within their specialist's capacity: the worst holds "
+            f"{loads[j]:g} against {caps[j]:g} ({loads[j] - caps[j]:g} over); its heaviest places are "
+            f"{'; '.join(names)}. Compounds this heavy next to each other leave no contiguous split at this "
+            "fill: add specialists (or raise capacities) there, or split these compounds at customer level")
+
+
+def _flood_fill(g: _Graph, labels: np.ndarray) -> np.ndarray:
+    """Unlabelled units (-1) take the label of the nearest labelled unit by graph steps (BFS, index order)."""
+    labels = labels.copy()
+    queue = deque(np.flatnonzero(labels >= 0).tolist())
+    while queue:
+        v = queue.popleft()
+        for t in g.neighbours(v).tolist():
+            if labels[t] < 0:
+                labels[t] = labels[v]
+                queue.append(t)
+    return labels
+
+
+def _absorb(g: _Graph, labels: np.ndarray, caps: np.ndarray) -> None:
+    """Unlabelled units (-1) join a neighbouring grid, the least full (load / capacity) first, in place.
+
+    Grids grow into the territory of a departed specialist from every side, each in step with
+    the room it has, so the workload is shared out by capacity rather than by who is nearest.
+    """
+    import heapq
+
+    k = len(caps)
+    load = np.bincount(labels[labels >= 0], weights=g.w[labels >= 0], minlength=k)
+    heap: list[tuple[float, int, int]] = []
+    for u in np.flatnonzero(labels < 0).tolist():
+        for t in g.neighbours(u).tolist():
+            lab = int(labels[t])
+            if lab >= 0:
+                heap.append((load[lab] / caps[lab], u, lab))
+    heapq.heapify(heap)
+    while heap:
+        f, u, lab = heapq.heappop(heap)
+        if labels[u] >= 0:
+            continue
+        now = load[lab] / caps[lab]
+        if now > f + 1e-12:  # stale key: the grid has grown since
+            heapq.heappush(heap, (now, u, lab))
+            continue
+        labels[u] = lab
+        load[lab] += g.w[u]
+        key = load[lab] / caps[lab]
+        for t in g.neighbours(u).tolist():
+            if labels[t] < 0:
+                heapq.heappush(heap, (key, t, lab))
+
+
+def _carve(g: _Graph, labels: np.ndarray, part: int, ax: float, ay: float, target: float, keep: np.ndarray) -> None:
+    """Give ``part`` a grid grown around (ax, ay), nearest units first, up to ``target`` workload, in place.
+
+    The grid grows through adjacency from the unit nearest the anchor (in its area), taking units
+    by distance to the anchor; units of grids in ``keep`` are not taken. Donor grids broken
+    into pieces keep their heaviest piece; the rest joins the neighbours."""
+    from .rerun import _keep_main_pieces
+
+    start = int(cKDTree(np.c_[g.x, g.y]).query([ax, ay], k=1)[1])
+    import heapq
+
+    taken = 0.0
+    seen = {start}
+    heap = [(0.0, start)]
+    grabbed = []
+    while heap and taken < target:
+        _, u = heapq.heappop(heap)
+        if labels[u] >= 0 and keep[labels[u]]:
+            continue
+        grabbed.append(u)
+        taken += g.w[u]
+        for t in g.neighbours(u).tolist():
+            if t not in seen:
+                seen.add(t)
+                heapq.heappush(heap, (math.hypot(g.x[t] - ax, g.y[t] - ay), t))
+    labels[np.array(grabbed, dtype="int64")] = part
+    fixed = _keep_main_pieces(g, labels)
+    labels[:] = _flood_fill(g, fixed)
+
+
+def partition_roster_rerun(
+    weights: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    edges: tuple[np.ndarray, np.ndarray],
+    *,
+    initial: np.ndarray,
+    capacities: np.ndarray,
+    anchor_x: np.ndarray,
+    anchor_y: np.ndarray,
+    tolerance: float = 0.05,
+    n_trees: int = 6,
+    bridge_share: float = 0.5,
+    refine_passes: int = 60,
+    churn_weight: float = 5.0,
+    seed: int = 0,
+    unit_names: list[str] | None = None,
+) -> PartitionResult:
+    """Re-plan from a previous plan for a changed roster, moving as few customers as capacity allows.
+
+    Parameters
+    ----------
+    weights, x, y, edges
+        Units, as :func:`~gridengine.partition.partition_units`.
+    initial
+        Per unit, the part (index into ``capacities``) whose previous grid held it, or -1: a unit
+        new to the tiling, or in the grid of a specialist who left. Parts absent from ``initial``
+        are new specialists: each gets a grid carved around its anchor.
+    capacities, anchor_x, anchor_y
+        As :func:`partition_roster`.
+    churn_weight
+        What moving a customer out of their previous grid costs in the balance moves (grid spans of
+        distance per workload unit); capacity moves are made whatever they cost.
+    tolerance, n_trees, bridge_share, refine_passes, seed, unit_names
+        As :func:`partition_roster`.
+
+    Returns
+    -------
+    PartitionResult
+        ``labels[u]`` is the part whose grid holds unit ``u``.
+    """
+    from .rerun import _keep_main_pieces
+
+    w = np.asarray(weights, dtype="float64")
+    caps = np.asarray(capacities, dtype="float64")
+    ax = np.asarray(anchor_x, dtype="float64")
+    ay = np.asarray(anchor_y, dtype="float64")
+    m = len(caps)
+    n = len(w)
+    initial = np.asarray(initial, dtype="int64")
+    heavy = np.flatnonzero(w > caps.max() + 1e-9)
+    if len(heavy):
+        i = int(heavy[0])
+        nm = unit_names[i] if unit_names is not None else f"unit {i}"
+        raise InfeasibleError(f"{nm} holds workload {w[i]:g}, above every specialist's capacity")
+    src0 = np.asarray(edges[0], dtype="int64")
+    dst0 = np.asarray(edges[1], dtype="int64")
+    g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src0, dst0)
+    total = float(w.sum())
+    fill = total / float(caps.sum())
+    g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share,
+                                                                None)
+    notes: list[str] = []
+    labels = _keep_main_pieces(g, initial)
+    absorbed = int(np.count_nonzero((labels < 0) & (w > 0)))
+    _absorb(g, labels, caps)
+    labels = _flood_fill(g, labels)
+    present = np.zeros(m, dtype=bool)
+    present[labels[labels >= 0]] = True
+    new_parts = np.flatnonzero(~present)
+    target = caps * fill
+    keep = np.zeros(m, dtype=bool)
+    for p_ in new_parts.tolist():  # carve each new specialist's grid around their base
+        _carve(g, labels, p_, ax[p_], ay[p_], target[p_], keep)
+        keep[p_] = True
+    if (labels < 0).any():  # pragma: no cover - flood fill reaches every connected unit
+        raise RuntimeError("internal error: units left without a grid in a re-run")
+    if len(new_parts):
+        notes.append(f"{len(new_parts)} new specialist(s): a grid carved around each base")
+    if absorbed:
+        notes.append(f"{absorbed} cells with customers left without their grid (specialist gone) were absorbed by "
+                     "neighbouring grids")
+    present = np.bincount(labels, minlength=m) > 0
+    if not present.all():  # a new part whose carve was swallowed: draw it from the largest neighbour region
+        for p_ in np.flatnonzero(~present).tolist():
+            keep[:] = False
+            _carve(g, labels, p_, ax[p_], ay[p_], target[p_], keep)
+    # per-area targets: capacity times the area's own fill
+    grid_area = np.zeros(m, dtype="int64")
+    grid_area[labels] = merged
+    merged_w = np.bincount(merged, weights=w, minlength=n_areas)
+    target = _part_targets(grid_area, caps, merged_w)
+    home = initial.copy()
+    span = math.sqrt(max((g.x.max() - g.x.min()) * (g.y.max() - g.y.min()), 1.0) / max(m, 1))
+    # customers who keep their grid move only for capacity; balance is sought with the others
+    # (customers whose specialist left, land new to the tiling)
+    roster_changed = bool(absorbed or len(new_parts))
+    stay = (home >= 0) & (home == labels) if roster_changed else np.zeros(n, dtype=np.bool_)
+    loads = np.bincount(labels, weights=w, minlength=m)
+    if (loads > caps + 1e-9).any():
+        notes.extend(_repair(g, labels, m, target, caps, tolerance, n_trees, refine_passes,
+                             np.zeros(n, dtype=np.bool_), np.random.default_rng(seed), home=home,
+                             churn_w=churn_weight * span, limit_share=0.995))
+    if roster_changed:
+        stay = (home >= 0) & (home == labels)
+    before = labels.copy()
+    _refine(g, labels, m, target, caps, tolerance, refine_passes, stay, annealing=(), home=home,
+            churn_w=churn_weight * span)
+    if _quality_key(g, before, m, target, caps, tolerance)[:2] <= _quality_key(g, labels, m, target, caps,
+                                                                                  tolerance)[:2]:
+        labels[:] = before  # the moves bought no capacity or balance: customers stay put
+    loads = np.bincount(labels, weights=w, minlength=m)
+    over = np.flatnonzero(loads > caps + 1e-9)
+    if len(over):
+        raise InfeasibleError("re-run: " + _over_message(g, labels, over, loads, caps, unit_names))
+    _tidy_empty_units(g, labels, bridges, np.zeros(n, dtype=np.bool_))
+    bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
+               for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
+    conn = grid_connectivity(labels, src0, dst0, bridges)
+    if not conn.all():  # stray pieces (around bridges) join their neighbours; then capacity must still hold
+        from .rerun import _keep_main_pieces
+
+        labels[:] = _flood_fill(g, _keep_main_pieces(g, labels))
+        bridges = [b for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
+        loads = np.bincount(labels, weights=w, minlength=m)
+        conn = grid_connectivity(labels, src0, dst0, bridges)
+        if not conn.all() or (loads > caps + 1e-9).any():
+            raise InfeasibleError(f"re-run: grids {np.flatnonzero(~conn).tolist()[:5]} could not be kept in one piece "
+                                  "within capacity")
     return PartitionResult(labels=labels, n_grids=m, bridges=bridges, area_of_unit=area, notes=notes)
