@@ -74,13 +74,14 @@ _SEP = re.compile(r"[\s,，、;；:：_·•/\\()（）\[\]【】{}<>《》\"'�
 _NUM_CH = "零一二三四五六七八九十百千两幺"
 _CN_RUN = re.compile(rf"[{_NUM_CH}]+(?=号|栋|幢|座|单元|楼|层|室|房|巷|坊|期|#|$|-|\d)")
 _CN_VAL = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2, "幺": 1}
-_BUILDING = re.compile(r"([0-9]{1,3}|[A-Za-z](?![A-Za-z]))(?:号楼|栋楼|栋|幢|座|#楼|#|号?(?=\d+(?:单元|室|房|楼|层)))")
+_BUILDING = re.compile(r"([0-9]{1,3}|[A-Za-z](?![A-Za-z]))(?:号楼|栋楼|栋|幢|座|#楼|#|号?(?=\d+(?:单元|室|房))"
+                       r"|(?<=[A-Za-z])(?=\d{3,4}(?:室|房|号)?$))")
 _DASHED = re.compile(r"(?<![\d号])(\d{1,3}|[A-Za-z])-(?:(\d{1,2})-)?(\d{3,4})(?:室|房|号)?$")
 _ROOM = re.compile(r"(\d{1,2})(?:楼|层)(\d{1,2})(?:室|房|号)?$|(\d{3,4})(?:室|房|号)?$")
 _UNIT = re.compile(r"(\d{1,2})(?:单元|门洞)")
 _ROAD_SFX = ("大道", "路", "街", "道", "巷", "坊", "弄", "里", "胡同", "大街")
 _ROADNUM = re.compile(r"(?P<road>[^\d]{1,12}?(?:\d{1,2}(?:巷|坊|弄|路|街|道)|大道|路|街|道|巷|坊|弄|里|胡同))"
-                      r"(?P<num>\d+)(?:(?:之|-|附)(?P<sub>\d+))?(?:号|#)(?!楼)")
+                      r"(?P<num>\d+)(?:(?:之|-|附)(?P<sub>\d+)(?=号))?(?:号|#|(?=-\d{1,3}(?:栋|座|幢|号楼|#)))(?!楼)")
 _PREFIX = re.compile(r"^(?:中国|中华人民共和国)?(?:[^\d省]{2,3}省|[^\d]{2,6}?自治区)?(?:[^\d区县省]{2,4}?市(?!场))?")
 _ADMIN = re.compile(r"^(?P<d>[^\d]{1,5}?(?<![社小园校景厂片])(?:新区|区|县))?(?P<s>[^\d]{1,6}?(?:街道|镇|乡))?"
                     r"(?P<c>[^\d]{1,8}?(?:社区|居委会|村委会))?")
@@ -97,6 +98,9 @@ _CN_HINT = re.compile(rf"[{_NUM_CH}]")
 _LOWER = re.compile(r"[a-z]")
 _BKEY = re.compile(r"(\d+|[A-Za-z])")
 _OTHER_CITY = re.compile(r"^(?:[^\d省]{2,3}省)?([^\d省]{2,3})市(?!场)")
+_PROVINCE = re.compile("^(?:" + "|".join(
+    "河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 海南 四川 贵州 云南 陕西 甘肃 青海 台湾 "
+    "内蒙古 广西 西藏 宁夏 新疆".split()) + ")(?!路|街|大道)")
 _HAS_DIGIT = re.compile(r"\d")
 _PHASE = re.compile(r"(?:\d+|[一二三四五六七八九十]+)期$")
 
@@ -228,9 +232,11 @@ def parse_address(text: str) -> Address:
     Address
         Its parts; missing parts are ``""``.
     """
-    s = _PREFIX.sub("", clean(text), count=1)
+    s = _PROVINCE.sub("", _PREFIX.sub("", clean(text), count=1), count=1)
     g = _ADMIN.match(s)
     d, st, c = g["d"] or "", g["s"] or "", g["c"] or ""
+    if d and len(d) - (2 if d.endswith("新区") else 1) == 4:  # 深圳南山区: a city without its 市
+        d = d[2:]
     s = s[g.end():]
     road = number = ""
     m = _ROADNUM.match(s) or _ROADNUM.search(s)
@@ -238,7 +244,7 @@ def parse_address(text: str) -> Address:
         road, number = m["road"], m["num"] + (f"-{m['sub']}" if m["sub"] else "")
         s = s[: m.start()] + s[m.end():]
     head, building, unit, room = _tail(s)
-    return Address(d, st, c, road, number, head, building, unit, room)
+    return Address(d, st, c, road, number, head.strip("-#"), building, unit, room)
 
 
 def normalise_address(text: str) -> str:

@@ -171,8 +171,9 @@ class GeocodeConfig:
     gazetteer_coord_system
         Coordinate system of the gazetteer rows without a ``coord_system`` of their own.
     min_score
-        Lowest ``geo_score`` accepted, 0-100 (see the module docstring): 100 accepts names only
-        as written, 95 also a compound named by another kind, 85 (default) also one typo.
+        Lowest gazetteer ``geo_score`` accepted, 0-100 (see the module docstring): 100 accepts
+        names only as written, 95 also a compound named by another kind, 85 (default) also one
+        typo. Online answers are not held to it (providers score on scales of their own).
     accept
         Precisions accepted, among ``building`` (the building itself), ``house_number`` (the
         centre of the buildings of the road + number), ``nearest_house_number`` (between the two
@@ -515,7 +516,8 @@ def geocode_customers(customers: pd.DataFrame, *, coord_system: str = "wgs84",
         sc = np.asarray(sc, dtype="float64")
         rad = np.zeros(len(idx)) if radius is None else np.asarray(radius, dtype="float64")
         level_ok = np.isin(p, list(accept)) | (source.startswith("input") and p == "building")
-        ok = level_ok & ~(sc < cfg.min_score) & ~(rad > cfg.max_radius_m)
+        low = (sc < cfg.min_score) if source == "gazetteer" else np.zeros(len(idx), dtype=bool)  # providers score otherwise
+        ok = level_ok & ~low & ~(rad > cfg.max_radius_m)
         i = idx[ok]
         out_lat[i], out_lon[i], prec[i], score[i], src[i] = np.asarray(la)[ok], np.asarray(lo)[ok], p[ok], sc[ok], source
         done[i] = True
