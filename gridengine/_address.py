@@ -74,7 +74,7 @@ _SEP = re.compile(r"[\s,，、;；:：_·•/\\()（）\[\]【】{}<>《》\"'�
 _NUM_CH = "零一二三四五六七八九十百千两幺"
 _CN_RUN = re.compile(rf"[{_NUM_CH}]+(?=号|栋|幢|座|单元|楼|层|室|房|巷|坊|期|#|$|-|\d)")
 _CN_VAL = {c: i for i, c in enumerate("零一二三四五六七八九")} | {"两": 2, "幺": 1}
-_BUILDING = re.compile(r"([0-9]{1,3}|[A-Za-z](?![A-Za-z]))(?:号楼|栋楼|栋|幢|座|#楼|#|号?(?=\d+(?:单元|室|房))"
+_BUILDING = re.compile(r"([0-9]{1,3}|[A-Za-z](?![A-Za-z]))(?:号楼|栋楼|栋|幢|座|#楼|#|号(?=\d+(?:单元|室|房))"
                        r"|(?<=[A-Za-z])(?=\d{3,4}(?:室|房|号)?$))")
 _DASHED = re.compile(r"(?<![\d号])(\d{1,3}|[A-Za-z])-(?:(\d{1,2})-)?(\d{3,4})(?:室|房|号)?$")
 _ROOM = re.compile(r"(\d{1,2})(?:楼|层)(\d{1,2})(?:室|房|号)?$|(\d{3,4})(?:室|房|号)?$")
@@ -91,16 +91,21 @@ _DIGITS = re.compile(r"\d+")
 _SUBNUM = re.compile(r"(?:之|-|附)(\d+)号(?!楼)")
 # an input-method slip in a road's kind right before its number: 春风陆752号
 _ROAD_TYPO = re.compile(r"(?<=[\u4e00-\u9fff])陆(?=\d)")
-_ROADLIKE = re.compile(r"([^\d|]{2,10}?(?:\d{1,2}(?:巷|坊)|大道|路|街|巷|坊|道))(\d+)(?:号(?!楼)|#(?!楼))")
+_ROADLIKE = re.compile(r"([^\d|]{2,10}?(?:\d{1,2}(?:巷|坊)|大道|路|街|巷|坊|道))(\d+)(?!\d)(?:号(?!楼)|#(?!楼))?"
+                       r"(?!栋|座|幢|单元|号楼|#楼|楼|层|室|房)")
 _NOISE_HINT = re.compile(r"\d{6}|[:：]|先生|女士|小姐|太太|老师|总|生|近|旁|对面|门口|那个|就是|然后|嗯|呃|哦|在")
 _SPACED_NUM = re.compile(r"(?<=\d)\s+(?=\d)")
 _CN_HINT = re.compile(rf"[{_NUM_CH}]")
 _LOWER = re.compile(r"[a-z]")
 _BKEY = re.compile(r"(\d+|[A-Za-z])")
+_ADMIN_AFTER = re.compile(r"[^\d]{1,4}?(?:区|县|市|旗)|[^\d]{1,8}?(?:路|街|大道)\d")
 _OTHER_CITY = re.compile(r"^(?:[^\d省]{2,3}省)?([^\d省]{2,3})市(?!场)")
 _PROVINCE = re.compile("^(?:" + "|".join(
     "河北 山西 辽宁 吉林 黑龙江 江苏 浙江 安徽 福建 江西 山东 河南 湖北 湖南 广东 海南 四川 贵州 云南 陕西 甘肃 青海 台湾 "
     "内蒙古 广西 西藏 宁夏 新疆".split()) + ")(?!路|街|大道)")
+_LETTER_END = re.compile(r"(?<=[\u4e00-\u9fff])([A-H])$")
+# homophone slips in a compound's kind: 嘉信院 for 嘉信苑, 春天成 for 春天城
+_KIND_SLIP = {"院": "苑", "圆": "园", "成": "城", "亭": "庭", "付": "府", "弯": "湾", "巨": "居", "元": "园", "厅": "庭"}
 _HAS_DIGIT = re.compile(r"\d")
 _PHASE = re.compile(r"(?:\d+|[一二三四五六七八九十]+)期$")
 
@@ -212,6 +217,9 @@ def _tail(s: str) -> tuple[str, str, str, str]:
         mu = _UNIT.search(s)
         if mu:
             unit, head = mu.group(1), s[: mu.start()]
+        ml = _LETTER_END.search(head)  # 风华海岸B: a block letter at the end
+        if ml and not unit:
+            return head[: ml.start()], ml.group(1), "", ""
         mr = _ROOM.search(head)
         if mr and mr.start() > 0 and not head[mr.start() - 1].isdigit():
             room = mr.group(3) or (mr.group(1) + mr.group(2).zfill(2))
@@ -346,6 +354,7 @@ class Gazetteer:
             if s:
                 self._streets.setdefault(s, set()).add(d)
         self._communities = {c for c in comm if c}
+        self._streets_short = {re.sub(r"(?:街道|镇|乡)$", "", s) for s in self._streets if len(s) >= 4}
         self._street_roadlike = sorted((s for s in self._streets if not s.endswith(("街道", "镇", "乡"))),
                                        key=len, reverse=True)
         # house numbers: (district, road, number) -> rows; roads by name -> districts
@@ -449,9 +458,13 @@ class Gazetteer:
             The :class:`Address` and a note: why it cannot be matched (not Chinese, another
             city), or how a name was read (a typo), ``""`` otherwise.
         """
+        return self._parse(text)[:2]
+
+    def _parse(self, text: str) -> tuple[Address, str, str]:
+        """:meth:`parse`, and the short district name taken from the start (南山 for 南山区) or ``""``."""
         s = clean(text)
         if not _CJK.search(s):
-            return Address(), "not a Chinese address (no Chinese characters): romanised or foreign addresses are not matched"
+            return Address(), "not a Chinese address (no Chinese characters): romanised or foreign addresses are not matched", ""
         stripped = False
         for _ in range(3):
             p = next((p for p in self._prefixes if s.startswith(p)), "")
@@ -460,9 +473,10 @@ class Gazetteer:
             s, stripped = s[len(p):], True
         if not stripped:
             m = _OTHER_CITY.match(s)
-            if m and self.cities and m.group(1) not in self.cities and not any(m.group(1).startswith(c) for c in self.cities):
-                return Address(), f"names the city {m.group(1)}市; the gazetteer covers {'/'.join(self.cities)}市"
-        note = ""
+            if m and self.cities and m.group(1) not in self.cities and not m.group(1).endswith("城") and \
+                    not any(m.group(1).startswith(c) for c in self.cities) and _ADMIN_AFTER.match(s, m.end()):
+                return Address(), f"names the city {m.group(1)}市; the gazetteer covers {'/'.join(self.cities)}市", ""
+        note = dshort = ""
         district = street = community = ""
         for d in self._districts:
             i = s.find(d, 0, 16)
@@ -473,7 +487,7 @@ class Gazetteer:
             for L in (2, 3, 4):
                 d = self._dshort.get(s[:L])
                 if d and not any(s.startswith(n) for n in self._starts.get(s[:L], ())):
-                    district, s = d, s[L:]
+                    district, s, dshort = d, s[L:], s[:L]
                     break
         for marker in ("街道", "镇"):
             i = s.find(marker)
@@ -542,7 +556,7 @@ class Gazetteer:
         if "|" in head:  # a name written before the road and after it: the one after
             a, _, b = head.partition("|")
             head = b or a
-        return Address(district, street, community, road, number, head, building, unit, room), note
+        return Address(district, street, community, road, number, head, building, unit, room), note, dshort
 
     def _fuzzy_road(self, text: str, district: str) -> str:
         """The known road one substitution or transposition away from the end of ``text`` (same
@@ -552,7 +566,7 @@ class Gazetteer:
             hits = set()
             for v in _deletes(t[:-1]):
                 for r in self._road_del.get(v + t[-1], ()):
-                    if len(r) == L and (not district or district in self._roads[r]):
+                    if len(r) == L and _one_typo(t, r) and (not district or district in self._roads[r]):
                         hits.add(r)
             if hits:
                 return next(iter(hits)) if len(hits) == 1 else ""
@@ -572,7 +586,7 @@ class Gazetteer:
 
     def _compounds(self, name: str, district: str, community: str, road: str) -> tuple[list[str], float, str]:
         """Compounds a written name may be, within the block (district, community, road): keys, score, note."""
-        if name.startswith("在") and len(name) > 3:  # "在丰芳家园": at 丰芳家园
+        if name.startswith("在") and len(name) >= 3:  # "在丰芳家园": at 丰芳家园
             got = self._compounds(name[1:], district, community, road)
             if got[0]:
                 return got
@@ -625,6 +639,17 @@ class Gazetteer:
             for n in (name[-L:], name[:L]):
                 if n in self._by_name:
                     return self._compounds(n, district, community, road)
+        for L in (2, 3):  # a district's or 街道's short name glued in front (沙头角丽晶水岸)
+            if len(name) - L >= 2 and (name[:L] in self._dshort or name[:L] in self._streets_short):
+                got = self._compounds(name[L:], district, community, road)
+                if got[0]:
+                    return got
+        bare = _PHASE.sub("", name)
+        if bare and bare[-1] in _KIND_SLIP:  # 嘉信院 for 嘉信苑
+            fixed = bare[:-1] + _KIND_SLIP[bare[-1]] + name[len(bare):]
+            got = self._compounds(fixed, district, community, road)
+            if got[0]:
+                return got[0], min(got[1], 90.0), f"compound {name} read as {self._comp[got[0][0]]['name']}"
         return [], 0.0, ""
 
     def match_one(self, text: str) -> Match:
@@ -642,7 +667,7 @@ class Gazetteer:
             every name as written; less: a name read through a typo or an alias), the reason
             or notes, and the radius in metres the true point may lie within.
         """
-        a, note = self.parse(text)
+        a, note, dshort = self._parse(text)
         if not (a.district or a.road or a.compound or a.community or a.street):
             return Match(*_FAILED, note or "no district, road, compound or community recognised in the address")
         notes = [note] if note else []
@@ -654,6 +679,8 @@ class Gazetteer:
         elif a.road:
             notes.append(f"road {a.road} not in the gazetteer")
         m = self._by_compound(a, [a.district] if a.district else [], score, notes)
+        if m is None and dshort and a.compound:  # 宝安小区: the name starts with the district's short name
+            m = self._by_compound(a._replace(compound=dshort + a.compound), [a.district], score, [])
         if m is not None:
             return m
         if a.community:
@@ -686,6 +713,11 @@ class Gazetteer:
             k = (hits[0], a.road, a.number)
             la, lo, rad, nb, _, _ = self._num[k]
             ckeys = self._num_ckeys[k]
+            if a.compound and len(ckeys) > 1:  # two compounds behind one number: the one named
+                keys = [c for c in self._compounds(a.compound, hits[0], "", a.road)[0] if c in ckeys]
+                bs = [self._comp_b[(c, a.building)] for c in keys if (c, a.building) in self._comp_b]
+                if len(bs) == 1:
+                    return Match(bs[0][0], bs[0][1], "building", score, "; ".join(notes), bs[0][2])
             if a.building:
                 b = self._num_b.get((*k, a.building))
                 if b is not None:

@@ -588,8 +588,10 @@ def reject_summary(rejects: pd.DataFrame, top: int = 3) -> list[tuple[str, int, 
     """
     if len(rejects) == 0:
         return []
-    first = rejects["reason"].astype(str).str.split("; ").str[0].str.replace(r"\s*\(.*?\)", "", regex=True)
-    pattern = first.str.replace(_NAMES, "…", regex=True).str.replace(r"\d+", "…", regex=True)
+    text = rejects["reason"].astype(str).str.replace(r"\s*\([^()]*\)", "", regex=True)
+    source = text.str.extract(r"^([a-z:0-9]+: )", expand=False).fillna("")
+    last = source + text.str.split("; ").str[-1].str.replace(r"^[a-z:0-9]+: ", "", regex=True)  # the decisive reason
+    pattern = last.str.replace(_NAMES, "…", regex=True).str.replace(r"\d+", "…", regex=True)
     df = pd.DataFrame({"p": pattern.to_numpy(), "row": rejects["row"].to_numpy(), "reason": rejects["reason"].to_numpy()})
     g = df.groupby("p", sort=False).agg(n=("row", "size"), row=("row", "first"), reason=("reason", "first"))
     g = g.sort_values(["n", "row"], ascending=[False, True]).head(top)
