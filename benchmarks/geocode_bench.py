@@ -17,8 +17,10 @@ pinned to one CPU where the OS allows). Reported per gazetteer: the share of all
 placed within 50 m of the true building, placed more than 200 m off, rejected; per precision
 level the count, the median and 95th-percentile error and the share more than 200 m off; the
 same split into dev and held-out styles; and addresses per second of ``geocode_customers``
-with the gazetteer indexed (the best of ``--repeats`` runs, the median too; the index build is
-reported apart). The process is pinned to the idlest CPU. The accuracy of the levels
+with the gazetteer indexed, as addresses per CPU-second of the process (``time.process_time``,
+best of ``--repeats``) and by the wall clock (best and median): on a machine shared with other
+work the wall clock counts the time the process waited for its core, the CPU time does not.
+The index build is reported apart. The process is pinned to the idlest CPU. The accuracy of the levels
 not accepted by default (road, community, district) is measured with ``accept`` opened to all.
 
 Targets: complete gazetteer >= 97 % within 50 m and <= 0.5 % more than 200 m off; 20 % of the
@@ -107,16 +109,18 @@ def _run(corpus: pd.DataFrame, gz_path: Path, repeats: int) -> dict:
     t_index = time.perf_counter() - t
     cust = corpus[["customer_id", "address", "workload"]].assign(lat=np.nan, lon=np.nan, row=np.arange(1, len(corpus) + 1))
     cfg = gc.GeocodeConfig(order=("gazetteer",), gazetteer=str(gz_path))
-    runs = []
+    runs, cpu = [], []
     for _ in range(repeats):  # the best of the repeats: the machine may be shared
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         located, rejects = gc.geocode_customers(cust, config=cfg)
         runs.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     t_run = min(runs)
     assert len(located) + len(rejects) == len(corpus)
     m = _errors(located, corpus)
     res = {"gazetteer_rows": len(gz), "index_s": round(t_index, 2), "geocode_s": round(t_run, 2),
            "addresses_per_s": round(len(corpus) / t_run), "runs_s": [round(x, 2) for x in runs],
+           "cpu_s": [round(x, 2) for x in cpu], "addresses_per_cpu_s": round(len(corpus) / min(cpu)),
            "addresses_per_s_median": round(len(corpus) / sorted(runs)[len(runs) // 2]), "all": _shares(m),
            "dev": _shares(m[m["style"].isin(DEV_STYLES)]), "held_out": _shares(m[m["style"].isin(HELD_OUT_STYLES)]),
            "held_out_chinese": _shares(m[m["style"].isin([s for s in HELD_OUT_STYLES if s != "latin"])]),
@@ -158,8 +162,9 @@ def main() -> int:
         for sub in ("all", "dev", "held_out", "held_out_chinese"):
             s = r[sub]
             print(f"  {miss:>6}% {sub:<9} {s['within_50m']:>11.2%} {s['over_200m']:>8.2%} {s['rejected']:>9.2%}"
-                  + (f"   {r['addresses_per_s']:,} addresses/s best of {len(r['runs_s'])} (median "
-                     f"{r['addresses_per_s_median']:,}; index {r['index_s']:.1f} s)" if sub == "all" else ""))
+                  + (f"   {r['addresses_per_cpu_s']:,} addresses per CPU-second; wall clock {r['addresses_per_s']:,}/s "
+                     f"best of {len(r['runs_s'])} (median {r['addresses_per_s_median']:,}); index {r['index_s']:.1f} s"
+                     if sub == "all" else ""))
     for miss, r in res["runs"].items():
         print(f"  precision levels, {miss}% missing (placed with the defaults | every level accepted):")
         for lvl in gc.PRECISIONS[:-1]:
@@ -170,12 +175,12 @@ def main() -> int:
             print(f"    {lvl:<21} {fa} | {fb}")
         print("    commonest reject reasons: " + "; ".join(f"{x['n']} x {x['pattern']}" for x in r["reject_reasons"][:4]))
     full, lack = res["runs"].get(0), res["runs"].get(20)
-    speed = min(r["addresses_per_s"] for r in res["runs"].values())
+    speed = min(r["addresses_per_cpu_s"] for r in res["runs"].values())
     targets = [("complete: within 50 m", full and full["all"]["within_50m"], ">= 97 %", full and full["all"]["within_50m"] >= 0.97),
                ("complete: > 200 m", full and full["all"]["over_200m"], "<= 0.5 %", full and full["all"]["over_200m"] <= 0.005),
                ("20% missing: within 50 m", lack and lack["all"]["within_50m"], ">= 85 %", lack and lack["all"]["within_50m"] >= 0.85),
                ("20% missing: > 200 m", lack and lack["all"]["over_200m"], "<= 0.5 %", lack and lack["all"]["over_200m"] <= 0.005),
-               ("addresses/s (slowest run)", speed, ">= 20,000", speed >= 20_000)]
+               ("addresses/CPU-s (slowest)", speed, ">= 20,000", speed >= 20_000)]
     res["targets"] = {name: {"value": v, "target": t, "pass": bool(ok)} for name, v, t, ok in targets if v is not None}
     for name, v, t, ok in targets:
         if v is not None:

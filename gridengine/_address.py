@@ -340,6 +340,7 @@ class Gazetteer:
         short = {v for p in pre for v in (*re.findall(r"[^省市]+(?:省|市)", p), *re.findall(r"[^省市]+(?=省|市)", p))
                  if len(v) >= 2}
         self._prefixes = sorted(short, key=len, reverse=True)
+        self._prefix_tuple = tuple(self._prefixes)
         self.cities = sorted({c for p in pre for c in re.findall(r"([^省市]+)市", p)})
         dist, road, num, comp = df["district"].tolist(), df["road"].tolist(), df["number"].tolist(), df["compound"].tolist()
         comm, street, bkey = df["community"].tolist(), df["street"].tolist(), df["building"].tolist()
@@ -349,6 +350,8 @@ class Gazetteer:
             sd = re.sub(r"(?:新区|区|县)$", "", d)
             if len(sd) >= 2:
                 self._dshort[sd] = d
+        self._district_set = set(self._districts)
+        self._district_lens = sorted({len(d) for d in self._districts}, reverse=True)
         self._streets: dict[str, set[str]] = {}
         for s, d in zip(street, dist):
             if s:
@@ -467,7 +470,7 @@ class Gazetteer:
             return Address(), "not a Chinese address (no Chinese characters): romanised or foreign addresses are not matched", ""
         stripped = False
         for _ in range(3):
-            p = next((p for p in self._prefixes if s.startswith(p)), "")
+            p = next((p for p in self._prefixes if s.startswith(p)), "") if s.startswith(self._prefix_tuple) else ""
             if not p:
                 break
             s, stripped = s[len(p):], True
@@ -478,12 +481,17 @@ class Gazetteer:
                 return Address(), f"names the city {m.group(1)}市; the gazetteer covers {'/'.join(self.cities)}市", ""
         note = dshort = ""
         district = street = community = ""
-        for d in self._districts:
-            i = s.find(d, 0, 16)
-            if i >= 0:
-                district, s = d, s[:i] + s[i + len(d):]
-                break
-        else:
+        i = s.find("区", 0, 16) if "区" in s or "县" in s else -1
+        if i < 0:
+            i = s.find("县", 0, 16)
+        while i >= 1 and not district:  # a district's full name ends at the first 区/县 that closes one
+            for L in self._district_lens:
+                if L <= i + 1 and s[i + 1 - L: i + 1] in self._district_set:
+                    district, s = s[i + 1 - L: i + 1], s[: i + 1 - L] + s[i + 1:]
+                    break
+            else:
+                i = s.find("区", i + 1, 16)
+        if not district:
             for L in (2, 3, 4):
                 d = self._dshort.get(s[:L])
                 if d and not any(s.startswith(n) for n in self._starts.get(s[:L], ())):
