@@ -589,8 +589,9 @@ def reject_summary(rejects: pd.DataFrame, top: int = 3) -> list[tuple[str, int, 
     if len(rejects) == 0:
         return []
     text = rejects["reason"].astype(str).str.replace(r"\s*\([^()]*\)", "", regex=True)
-    source = text.str.extract(r"^([a-z:0-9]+: )", expand=False).fillna("")
-    last = source + text.str.split("; ").str[-1].str.replace(r"^[a-z:0-9]+: ", "", regex=True)  # the decisive reason
+    source = text.str.extract(r"^((?:gazetteer|online:[a-z0-9]+|input[a-z0-9:]*): )", expand=False).fillna("")
+    body = pd.Series([t[len(p):] for t, p in zip(text, source)], index=text.index, dtype=object)
+    last = source + body.str.split("; ").str[-1]  # the decisive reason: the last of the notes
     pattern = last.str.replace(_NAMES, "…", regex=True).str.replace(r"\d+", "…", regex=True)
     df = pd.DataFrame({"p": pattern.to_numpy(), "row": rejects["row"].to_numpy(), "reason": rejects["reason"].to_numpy()})
     g = df.groupby("p", sort=False).agg(n=("row", "size"), row=("row", "first"), reason=("reason", "first"))
