@@ -33,7 +33,8 @@ Matching (:meth:`Gazetteer.match_one`): by keys, never by the similarity of whol
    whole city when none is named): the exact name, else its core (without 花园/小区/...),
    else one typo in the core (a symmetric-deletion index, so no scan of all compounds); the
    building inside it -> ``building``, else the compound's centre -> ``compound``. Names that
-   fit compounds more than 200 m apart are *ambiguous* and not guessed.
+   fit compounds more than 200 m apart are *ambiguous* and not guessed, unless the building
+   named rules all but one out (18栋 is not in a compound whose buildings stop at 6栋).
 4. Coarser: the road's centre (``road``), the community's, the district's.
 
 ``radius_m`` of a match is how far the true point may lie from the one given: 0 for a building,
@@ -280,6 +281,11 @@ def _one_typo(a: str, b: str) -> bool:
                               and a[diff[1]] == b[diff[0]])
 
 
+def _bkey_order(b: str) -> tuple[int, str]:
+    """Order of building keys: 3 < 12 (numbers by value), A < C."""
+    return (int(b), "") if b.isdigit() else (0, b)
+
+
 def _deletes(s: str) -> list[str]:
     return [s[:i] + s[i + 1:] for i in range(len(s))]
 
@@ -421,8 +427,11 @@ class Gazetteer:
                              "street": street[rows[0]]}
             for area in {c, street[rows[0]]} - {""}:
                 self._comp_by_area.setdefault(area, []).append(k)
+            top: dict[bool, tuple] = {}
             for b in {bkey[r] for r in rows if bkey[r]}:
                 self._comp_b[(k, b)] = _group_point(la_all, lo_all, [r for r in rows if bkey[r] == b])
+                top[b.isdigit()] = max(top.get(b.isdigit(), (0, "")), _bkey_order(b))
+            self._comp[k]["top"] = top
             self._by_name.setdefault(name, []).append(k)
             self._by_core.setdefault(core, []).append(k)
             # one-typo index (symmetric deletion) of the core and of the name without its phase
@@ -775,6 +784,17 @@ class Gazetteer:
             la, lo, rad = c["lat"], c["lon"], c["radius"]
         else:
             la, lo, rad = _group_point(self._lat, self._lon, [r for k in keys for r in self._comp[k]["rows"]])
+            if rad > 200.0 and a.building:
+                # a compound whose buildings stop before the one named cannot be it (18栋 is not in 1栋-6栋)
+                fit = [k for k in keys if self._comp[k]["top"] and _bkey_order(a.building) <= self._comp[k]["top"].get(
+                    a.building.isdigit(), (0, ""))]
+                if fit and len(fit) < len(keys):
+                    la2, lo2, rad2 = _group_point(self._lat, self._lon, [r for k in fit for r in self._comp[k]["rows"]])
+                    if len(fit) == 1 or rad2 <= 200.0:
+                        notes.append(f"{a.compound}: only {len(fit)} of the {len(keys)} compounds of that name has "
+                                     f"buildings up to {a.building}")
+                        keys, la, lo, rad = fit, la2, lo2, rad2
+                        score = min(score, 90.0)
             if rad > 200.0:
                 names = sorted({f"{self._comp[k]['district']}{self._comp[k]['name']}" for k in keys})
                 notes.append(f"ambiguous: {a.compound} fits {len(keys)} compounds ({', '.join(names[:3])}"

@@ -144,6 +144,7 @@ GAZ = pd.DataFrame([
     (P + "龙华区龙华街道景龙社区人民路10号", 22.65000, 114.03000),
     # a compound name in two districts, 30 km apart
     (P + "福田区华富街道莲花社区彩田路7018号阳光花园1栋", 22.55000, 114.06000),
+    (P + "福田区华富街道莲花社区彩田路7018号阳光花园5栋", 22.55030, 114.06030),
     (P + "宝安区新安街道海裕社区宝安大道500号阳光花园1栋", 22.56000, 113.88000),
 ], columns=["address", "lat", "lon"])
 
@@ -196,6 +197,14 @@ def test_what_is_not_known_is_not_guessed(gaz_path, text, precision, why):
     r = read_gazetteer(gaz_path).match_one(text)
     assert r.precision == precision, (text, r)
     assert why in r.reason
+
+
+def test_building_range_rules_out_a_namesake(gaz_path):
+    g = read_gazetteer(gaz_path)
+    assert g.match_one("阳光花园1栋").precision == "failed"  # both have a 1栋
+    r = g.match_one("阳光花园5栋1102")  # only the one in 福田区 reaches 5栋
+    assert (r.precision, r.score, r.lat) == ("building", 90.0, pytest.approx(22.5503)) and "only 1 of the 2" in r.reason
+    assert g.match_one("阳光花园9栋").precision == "failed"  # neither does: not guessed
 
 
 def test_named_district_is_never_left(gaz_path):
