@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import Config
-from .errors import ConfigError, GridEngineError, PlanWriteError
+from .errors import ConfigError, GridEngineError, InputError, PlanWriteError
 from .progress import PLAN_STAGES, StageBar
 
 __all__ = ["main"]
@@ -199,6 +199,23 @@ def _add_pii(plan, customers: str, cfg: Config) -> None:
     plan.manifest["pii_columns"] = cols
 
 
+def _write_rejects(out: Path, rejects) -> None:
+    """The rejects of a run that stopped before its plan: ``out/rejects.csv``, as a plan writes them."""
+    out.mkdir(parents=True, exist_ok=True)
+    rejects.astype({"row": "int64"}).sort_values("row", kind="stable").to_csv(
+        out / "rejects.csv", index=False, lineterminator="\n")
+
+
+def _with_placed_share(summary: str, m: dict) -> str:
+    """The coverage line also tells the share of input rows placed in the plan."""
+    n_in = m["n_customers"] + m["n_rejects"]
+    share = m["n_customers"] / n_in if n_in else 1.0
+    extra = (f" of placed customers in staffed grids; {share:.2%} of input rows placed ({m['n_rejects']} of {n_in} rejected, "
+             "see rejects.csv)")
+    lines = summary.split("\n")
+    return "\n".join(ln + extra if ln.startswith("  coverage ") else ln for ln in lines)
+
+
 def _cmd_plan(args: argparse.Namespace) -> int:
     from .pipeline import plan_city
     from .plan import Plan
@@ -208,9 +225,16 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     cfg = _config_from_args(args)
     t0 = time.perf_counter()
     with _bar(args) as bar:
-        plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area,
-                               barriers=args.barriers, zones=args.zones, locked=args.locked,
-                               road_graph=args.road_graph, previous=args.previous, progress=bar)
+        try:
+            plan: Plan = plan_city(args.customers, args.specialists, cfg, service_area=args.service_area,
+                                   barriers=args.barriers, zones=args.zones, locked=args.locked,
+                                   road_graph=args.road_graph, previous=args.previous, progress=bar)
+        except InputError as e:  # the run stopped on its rejects: write them where the plan would be
+            if getattr(e, "rejects", None) is None:
+                raise
+            _write_rejects(out, e.rejects)
+            raise InputError(f"{e} (every reject and its reason: {out / 'rejects.csv'})",
+                             path=e.path, row=e.row, field=e.field) from None
         if args.include_pii:
             _add_pii(plan, args.customers, cfg)
         t1 = time.perf_counter()
@@ -219,7 +243,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
         plan.write(out, overwrite=args.force)
     t2 = time.perf_counter()
     if not args.quiet:
-        print(plan.summary())
+        print(_with_placed_share(plan.summary(), plan.metrics))
         if args.verbose:
             print("  stage timings    " + ", ".join(f"{k} {v:.2f}s" for k, v in plan.run["timings_s"].items()
                                                    if k != "write"))

@@ -8,19 +8,25 @@ still unplaced (or placed at a precision the config does not accept):
     providers use (GCJ-02 "Mars coordinates", Baidu's BD-09) converted to WGS-84: taken as
     WGS-84 they shift a point by roughly 500 m in Shenzhen, often into the next grid.
 ``gazetteer``
-    A planner-supplied CSV of addresses and coordinates (an insurer's address master),
-    matched after Chinese address normalisation, exactly or fuzzily (rapidfuzz), falling
-    back to the compound, community, street or district (see :mod:`gridengine._address`).
+    A planner-supplied CSV of addresses and coordinates (a standard address library, one row
+    per building), matched by keys: road + house number, compound, building (see
+    :mod:`gridengine._address`); names may carry one typo, numbers never.
 ``online``
     A geocoding service through geopy (Nominatim, ArcGIS, Baidu, ...), with an SQLite cache
     keyed by (provider, normalised address), a rate limit, retries with back-off and
     timeouts. Answers are cached as they arrive, so a run that is interrupted resumes
     without asking again for what is cached. geopy is imported only when configured.
 
-Added columns: ``geo_precision`` (``exact``, ``fuzzy``, ``compound``, ``community``,
-``street``, ``district``), ``geo_source`` (``input``, ``input:gcj02``, ``gazetteer``,
-``online:nominatim``, ...) and ``geo_score`` (0-100: 100 for given coordinates and exact
-matches, the fuzzy score otherwise, the provider's confidence where it gives one, else NaN).
+Added columns: ``geo_precision`` (``building``, ``house_number``, ``nearest_house_number``,
+``compound``, ``road``, ``community``, ``district``; given coordinates are ``building``),
+``geo_source`` (``input``, ``input:gcj02``, ``gazetteer``, ``online:nominatim``, ...) and
+``geo_score`` (0-100: 100 for given coordinates and names found as written, 95 a compound
+named by another kind (丰芳小区 for 丰芳家园), 90 a road read through a typo, 85 a compound
+read through a typo; the provider's confidence where it gives one, else NaN).
+
+Rows not placed go to the rejects with the reasons of every geocoder tried. When more than
+``geocode.max_reject_share`` of the rows are rejected, :func:`check_reject_share` stops the
+run with the commonest reasons and an example of each.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import dataclasses
 import functools
 import logging
 import math
+import re
 import os
 import sqlite3
 import time
@@ -38,12 +45,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ._address import Gazetteer, normalise_address, parse_address
+from ._address import LEVELS, Gazetteer, normalise_address, parse_address
 from .errors import ConfigError, InputError
 
 __all__ = ["gcj02_to_wgs84", "bd09_to_wgs84", "wgs84_to_gcj02", "wgs84_to_bd09", "to_wgs84", "geocode_customers",
            "GeocodeConfig", "Gazetteer", "read_gazetteer", "normalise_address", "parse_address", "OnlineGeocoder",
-           "PRECISIONS"]
+           "PRECISIONS", "check_reject_share", "reject_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -133,7 +140,7 @@ def to_wgs84(lat: np.ndarray, lon: np.ndarray, system: str) -> tuple[np.ndarray,
 # Configuration                                                               #
 # --------------------------------------------------------------------------- #
 
-PRECISIONS = ("exact", "fuzzy", "compound", "community", "street", "district", "failed")
+PRECISIONS = (*LEVELS, "failed")
 GEOCODERS = ("coordinates", "gazetteer", "online")
 # provider -> (geopy class, coordinate system of its answers, name of the key argument)
 _PROVIDERS = {
@@ -164,13 +171,22 @@ class GeocodeConfig:
     gazetteer_coord_system
         Coordinate system of the gazetteer rows without a ``coord_system`` of their own.
     min_score
-        Fuzzy-match threshold, 0-100: rapidfuzz ``ratio`` of street + community + compound
-        names (see :mod:`gridengine._address`).
+        Lowest gazetteer ``geo_score`` accepted, 0-100 (see the module docstring): 100 accepts
+        names only as written, 95 also a compound named by another kind, 85 (default) also one
+        typo. Online answers are not held to it (providers score on scales of their own).
     accept
-        Precisions accepted, among ``exact`` (the whole address), ``fuzzy`` (the whole address,
-        names with typos), ``compound`` (the building's point when the building is known, else
-        the compound's), ``community``, ``street``, ``district``; a row placed only at a
-        precision not listed is rejected with the reason (the next geocoder may still place it).
+        Precisions accepted, among ``building`` (the building itself), ``house_number`` (the
+        centre of the buildings of the road + number), ``nearest_house_number`` (between the two
+        nearest numbers on the same side of the road), ``compound`` (the compound's centre),
+        ``road``, ``community``, ``district``; a row placed only at a precision not listed is
+        rejected with the reason (the next geocoder may still place it).
+    max_radius_m
+        A point is accepted only if the true one lies within this many metres of it by the
+        gazetteer's own evidence: the farthest building of the number or compound from its
+        centre, half the gap between the two numbers of an interpolation.
+    max_reject_share
+        If more than this share of the rows is rejected by the geocoders, the run stops with an
+        error naming the commonest reasons (see :func:`check_reject_share`).
     provider, provider_url, api_key_env
         Online geocoder (``nominatim``, ``arcgis``, ``baidu``, ``baiduv3``, ``photon``,
         ``opencage``, ``mapbox``, ``tomtom``, ``here``; Baidu's BD-09 answers are converted,
@@ -187,7 +203,9 @@ class GeocodeConfig:
     gazetteer: str | None = None
     gazetteer_coord_system: str = "wgs84"
     min_score: float = 85.0
-    accept: tuple[str, ...] = ("exact", "fuzzy", "compound")
+    accept: tuple[str, ...] = ("building", "house_number", "nearest_house_number", "compound")
+    max_radius_m: float = 150.0
+    max_reject_share: float = 0.2
     provider: str | None = None
     provider_url: str | None = None
     api_key_env: str | None = None
@@ -215,6 +233,10 @@ class GeocodeConfig:
                f"geocode.provider must be one of {', '.join(_PROVIDERS)}, got {self.provider!r}")
         _check(self.provider_url is None or self.provider_url.startswith(("http://", "https://")),
                f"geocode.provider_url must start with http:// or https://, got {self.provider_url!r}")
+        for name in ("max_radius_m", "max_reject_share"):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and (name != "max_reject_share" or v <= 1)
+            _check(ok, f"geocode.{name} must be a number {'in (0, 1]' if name == 'max_reject_share' else '> 0'}, got {v!r}")
         for name, lo, hi in (("min_score", 0.0, 100.0), ("rate_per_s", 0.0, math.inf), ("timeout_s", 0.0, math.inf)):
             v = getattr(self, name)
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi and (name == "min_score" or v > 0)
@@ -298,10 +320,11 @@ def _read_gazetteer(path: str, _mtime: int, _size: int, coord_system: str) -> Ga
 # Levels providers report (Baidu ``level``, Nominatim ``addresstype``/``type``, ArcGIS
 # ``Addr_type``) -> precision; None: coarser than a district, not a usable location.
 _LEVELS = {
-    "exact": ("门址", "楼栋", "house", "building", "pointaddress", "subaddress", "house_number"),
+    "building": ("楼栋", "building", "pointaddress", "subaddress"),
+    "house_number": ("门址", "house", "house_number"),
     "compound": ("地产小区", "商务大厦", "residential", "apartments", "poi"),
     "community": ("村庄", "neighbourhood", "neighborhood", "quarter", "suburb", "locality", "village"),
-    "street": ("道路", "乡镇", "road", "street", "streetname", "town"),
+    "road": ("道路", "乡镇", "road", "street", "streetname", "town"),
     "district": ("区县", "city_district", "district", "borough", "county", "subregion"),
     None: ("国家", "省", "城市", "country", "state", "region", "city", "province", "postal"),
 }
@@ -315,8 +338,8 @@ def _precision_score(raw) -> tuple[str | None, float]:
                                            raw.get("type")) if v), "")
     for key, mul in (("score", 1.0), ("confidence", 1.0), ("importance", 100.0)):
         if isinstance(raw.get(key), (int, float)) and not isinstance(raw.get(key), bool):
-            return _LEVEL.get(level, "fuzzy"), float(min(100.0, max(0.0, raw[key] * mul)))
-    return _LEVEL.get(level, "fuzzy"), math.nan
+            return _LEVEL.get(level, "compound"), float(min(100.0, max(0.0, raw[key] * mul)))
+    return _LEVEL.get(level, "compound"), math.nan
 
 
 class OnlineGeocoder:
@@ -487,30 +510,38 @@ def geocode_customers(customers: pd.DataFrame, *, coord_system: str = "wgs84",
     out_lat, out_lon = np.full(n, np.nan), np.full(n, np.nan)
     done = np.zeros(n, dtype=bool)
 
-    def settle(m: np.ndarray, la, lo, p, sc, why, source: str) -> None:
+    def settle(m: np.ndarray, la, lo, p, sc, why, source: str, radius=None) -> None:
         idx = np.flatnonzero(m)
         p = np.asarray(p, dtype=object)
-        ok = np.isin(p, list(accept))
+        sc = np.asarray(sc, dtype="float64")
+        rad = np.zeros(len(idx)) if radius is None else np.asarray(radius, dtype="float64")
+        level_ok = np.isin(p, list(accept)) | (source.startswith("input") and p == "building")
+        low = (sc < cfg.min_score) if source == "gazetteer" else np.zeros(len(idx), dtype=bool)  # providers score otherwise
+        ok = level_ok & ~low & ~(rad > cfg.max_radius_m)
         i = idx[ok]
-        out_lat[i], out_lon[i], prec[i], score[i], src[i] = np.asarray(la)[ok], np.asarray(lo)[ok], p[ok], np.asarray(sc)[ok], source
+        out_lat[i], out_lon[i], prec[i], score[i], src[i] = np.asarray(la)[ok], np.asarray(lo)[ok], p[ok], sc[ok], source
         done[i] = True
         why = np.asarray(why, dtype=object)
-        for j, pj, wj, sj in zip(idx[~ok], p[~ok], why[~ok], np.asarray(sc)[~ok]):
+        for j, pj, wj, sj, rj, lj in zip(idx[~ok], p[~ok], why[~ok], sc[~ok], rad[~ok], level_ok[~ok]):
+            note = f"; {wj}" if wj else ""
             msg = (f"{source}: {wj}" if pj == "failed" else
-                   f"{source}: placed only at {pj} level (score {sj:.0f}{'; ' + wj if wj else ''}), not in geocode.accept")
+                   f"{source}: placed only at {pj} level (score {sj:.0f}{note}), not in geocode.accept" if not lj else
+                   f"{source}: {pj} point may be {rj:.0f} m off, more than geocode.max_radius_m = {cfg.max_radius_m:g}"
+                   f"{note}" if rj > cfg.max_radius_m else
+                   f"{source}: score {sj:.0f} below geocode.min_score = {cfg.min_score:g}{note}")
             reason[j] = f"{reason[j]}; {msg}" if reason[j] else msg
 
     for stage in cfg.order:
         if stage == "coordinates":
             m = ~done & has_xy
             la, lo = to_wgs84(lat[m], lon[m], coord_system)
-            settle(m, la, lo, np.full(int(m.sum()), "exact"), np.full(int(m.sum()), 100.0), np.full(int(m.sum()), ""),
+            settle(m, la, lo, np.full(int(m.sum()), "building"), np.full(int(m.sum()), 100.0), np.full(int(m.sum()), ""),
                    "input" if coord_system == "wgs84" else f"input:{coord_system}")
         elif stage == "gazetteer" and cfg.gazetteer:
             m = ~done & has_addr
             if m.any():
-                res = read_gazetteer(cfg.gazetteer, coord_system=cfg.gazetteer_coord_system).match(address[m], cfg.min_score)
-                settle(m, res["lat"], res["lon"], res["precision"], res["score"], res["reason"], "gazetteer")
+                res = read_gazetteer(cfg.gazetteer, coord_system=cfg.gazetteer_coord_system).match(address[m])
+                settle(m, res["lat"], res["lon"], res["precision"], res["score"], res["reason"], "gazetteer", res["radius_m"])
         elif stage == "online" and cfg.provider:
             m = ~done & has_addr
             if m.any():
@@ -534,3 +565,66 @@ def geocode_customers(customers: pd.DataFrame, *, coord_system: str = "wgs84",
     if rej.any():
         logger.info("geocode: %d of %d customers rejected", int(rej.sum()), n)
     return located.reset_index(drop=True), rejects
+
+
+_NAMES = re.compile(r"[\u4e00-\u9fff0-9A-Za-z#\-]*[\u4e00-\u9fff0-9][\u4e00-\u9fff0-9A-Za-z#\-]*")
+
+
+def reject_summary(rejects: pd.DataFrame, top: int = 3) -> list[tuple[str, int, int, str]]:
+    """The commonest reasons of a rejects table, the names and numbers in them blanked.
+
+    Parameters
+    ----------
+    rejects
+        ``customer_id``, ``row``, ``reason``.
+    top
+        How many reasons to give.
+
+    Returns
+    -------
+    list of tuple
+        ``(reason pattern, count, first row, first full reason)``, commonest first (ties by
+        first row), e.g. ``("gazetteer: compound … not in the gazetteer", 812, 17, "...")``.
+    """
+    if len(rejects) == 0:
+        return []
+    text = rejects["reason"].astype(str).str.replace(r"\s*\([^()]*\)", "", regex=True)
+    source = text.str.extract(r"^((?:gazetteer|online:[a-z0-9]+|input[a-z0-9:]*): )", expand=False).fillna("")
+    body = pd.Series([t[len(p):] for t, p in zip(text, source)], index=text.index, dtype=object)
+    last = source + body.str.split("; ").str[-1]  # the decisive reason: the last of the notes
+    pattern = last.str.replace(_NAMES, "…", regex=True).str.replace(r"\d+", "…", regex=True)
+    df = pd.DataFrame({"p": pattern.to_numpy(), "row": rejects["row"].to_numpy(), "reason": rejects["reason"].to_numpy()})
+    g = df.groupby("p", sort=False).agg(n=("row", "size"), row=("row", "first"), reason=("reason", "first"))
+    g = g.sort_values(["n", "row"], ascending=[False, True]).head(top)
+    return [(str(p), int(r.n), int(r.row), str(r.reason)) for p, r in g.iterrows()]
+
+
+def check_reject_share(rejects: pd.DataFrame, n_rows: int, config: GeocodeConfig, source: str = "customers") -> None:
+    """Stop the run when the geocoders rejected more than ``config.max_reject_share`` of the rows.
+
+    Parameters
+    ----------
+    rejects
+        The geocode stage's rejects (``customer_id``, ``row``, ``reason``).
+    n_rows
+        The number of rows the stage was given.
+    config
+        The geocode settings.
+    source
+        The input named in the message.
+
+    Raises
+    ------
+    InputError
+        Naming the share, the threshold and the commonest reasons with an example row of each;
+        its ``rejects`` attribute holds the rejects table.
+    """
+    share = len(rejects) / n_rows if n_rows else 0.0
+    if share <= config.max_reject_share:
+        return
+    reasons = "; ".join(f"{n} x {p!r} (e.g. row {r}: {full})" for p, n, r, full in reject_summary(rejects))
+    err = InputError(f"{source}: {len(rejects)} of {n_rows} rows ({share:.1%}) could not be placed, above "
+                     f"geocode.max_reject_share = {config.max_reject_share:g}; commonest reasons: {reasons}",
+                     path=source if source != "customers" else None, row=int(rejects["row"].iat[0]), field="address")
+    err.rejects = rejects
+    raise err

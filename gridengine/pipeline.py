@@ -29,7 +29,7 @@ from .assign import assign_specialists, design_capacity, grid_requirements, staf
 from .cells import build_cells, cells_to_polygon, split_heavy_cells
 from .config import Config
 from .errors import ConfigError, InfeasibleError, InputError
-from .geocode import geocode_customers
+from .geocode import check_reject_share, geocode_customers
 from .ingest import (
     file_sha256,
     read_geometry,
@@ -363,13 +363,18 @@ def plan_city(
     stage("geocode")
     t = time.perf_counter()
     located, rejects1 = geocode_customers(cust, coord_system=config.input.coord_system, config=config.geocode)
+    try:  # too many rows not placed, or none: stop, the rejects travel with the error to be written
+        check_reject_share(rejects1, len(cust), config.geocode, source=str(customers) if isinstance(customers, (str, Path)) else "customers")
+        if len(located) == 0:
+            raise InputError("no customer could be located: every row was rejected (see the reasons in rejects)")
+    except InputError as e:
+        e.rejects = pd.concat([r for r in (rejects0, rejects1) if len(r)] or [rejects0], ignore_index=True)
+        raise
     if config.input.coord_system != "wgs84":
         from .geocode import to_wgs84
 
         roster["lat"], roster["lon"] = to_wgs84(roster["lat"].to_numpy(), roster["lon"].to_numpy(), config.input.coord_system)
     timings["geocode"] = time.perf_counter() - t
-    if len(located) == 0:
-        raise InputError("no customer could be located: every row was rejected (see the reasons in rejects)")
 
     # cells
     stage("cells")

@@ -90,7 +90,7 @@ def test_answers_are_cached_and_never_asked_again(server, tmp_path):
     with OnlineGeocoder(cfg) as geo:
         a = geo.geocode(["深圳市南山区甲花园1栋", "深圳市 南山区 甲花园１栋", "深圳市南山区无此地"])
         assert geo.requests == 2  # the second address is the first one, normalised
-    assert a[0] == a[1] and a[0][2] == "exact" and a[0][3] == pytest.approx(50.0)
+    assert a[0] == a[1] and a[0][2] == "building" and a[0][3] == pytest.approx(50.0)
     assert np.allclose(a[0][:2], _point("深圳市南山区甲花园1栋"))
     assert a[2][2] == "failed" and a[2][4] == "no result"
     with OnlineGeocoder(cfg) as geo:
@@ -112,7 +112,7 @@ def test_retry_on_500_then_success(server, tmp_path):
     with OnlineGeocoder(_cfg(server, tmp_path)) as geo:
         (ans,) = geo.geocode(["五百花园3栋"])
         assert geo.requests == 2
-    assert ans[2] == "exact" and len(server.log) == 2
+    assert ans[2] == "building" and len(server.log) == 2
 
 
 def test_timeout_malformed_and_missing_fields_become_rejects(server, tmp_path):
@@ -153,7 +153,7 @@ def test_resume_after_interruption_asks_only_what_is_not_cached(server, tmp_path
         answers = geo.geocode(addresses)
         assert geo.cache_hits == 3 and geo.requests == 3
     assert [q for _, _, q in server.log[3:]] == addresses[3:]
-    assert all(a[2] == "exact" for a in answers)
+    assert all(a[2] == "building" for a in answers)
 
 
 def test_baidu_answers_are_converted_from_bd09(server, tmp_path, monkeypatch):
@@ -162,7 +162,7 @@ def test_baidu_answers_are_converted_from_bd09(server, tmp_path, monkeypatch):
     with OnlineGeocoder(cfg) as geo:
         (ans,) = geo.geocode(["丁花园2栋"])
     lat, lon = _point("丁花园2栋")
-    assert ans[2] == "exact" and ans[3] == 80.0
+    assert ans[2] == "house_number" and ans[3] == 80.0
     assert haversine_km(np.array([lat]), np.array([lon]), np.array([ans[0]]), np.array([ans[1]]))[0] * 1000 < 1.0
     assert server.log[0][1] == "/geocoding/v3/"
 
