@@ -167,12 +167,18 @@ class Plan:
             f"  capacity         {m['capacity_violations']} violations",
             f"  contiguous       {m['contiguous_share']:.2%} of grids",
             f"  balance          max deviation {m['balance_max_dev']:.2%}, {m['within_5pct']:.1%} of grids within ±5% "
-            f"(mean workload {m['mean_grid_workload']:g})",
+            + (f"of the mean fill {m['mean_fill']:.1%} (mean workload {m['mean_grid_workload']:g})"
+               if m.get("mean_fill") is not None else f"(mean workload {m['mean_grid_workload']:g})"),
             f"  capacity use     {m['fill_min']:.1%} to {m['fill_max']:.1%} of the specialist's capacity"
             if m.get("fill_min") is not None else "  capacity use     (no staffed grid)",
             f"  compactness      {m['compactness_km']:.3f} km (workload-weighted distance to grid centre)",
             f"  travel           {m['travel_km']:.3f} km (mean base to grid centre)",
         ]
+        if m.get("coverage", 1.0) < 1.0:  # a customer without a specialist is said first (DESIGN.md, invariant 2)
+            n_out = int(round((1.0 - m["coverage"]) * m["n_customers"]))
+            lines.insert(1, f"  NOT COVERED      {n_out} customers ({1 - m['coverage']:.2%}) have no specialist: "
+                            f"{m['n_unstaffed_grids']} grid(s) unstaffed, {m['specialists_missing']} specialist(s) "
+                            "missing (where: staffing.csv)")
         if m.get("churn") is not None:
             lines.append(f"  churn            {m['churn']:.2%}")
         for w in self.warnings:
