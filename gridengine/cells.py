@@ -228,6 +228,17 @@ def cells_to_polygon(cells: list[str]):
         return Polygon(p.exterior, keep)
 
     polys = [fill(p) for p in shapely.get_parts(geom) if isinstance(p, Polygon)]
+    if len(polys) > 1:
+        # H3 children do not tile their parent exactly: neighbouring cells of different resolutions
+        # can meet at a point or leave a hairline gap, so one territory unions into several parts.
+        # A morphological closing a fraction of the finest cell's edge wide joins them (parts farther
+        # apart, such as an island joined by a bridge, stay separate).
+        eps = 0.3 * h3.average_hexagon_edge_length(finest, "m") / 111_320.0
+        closed = shapely.buffer(shapely.buffer(MultiPolygon(polys), eps, join_style="mitre"), -eps,
+                                join_style="mitre")
+        cparts = [fill(p) for p in shapely.get_parts(closed) if isinstance(p, Polygon) and p.area > 0]
+        if 0 < len(cparts) < len(polys):
+            polys = cparts
     return polys[0] if len(polys) == 1 else MultiPolygon(polys)
 
 

@@ -172,6 +172,7 @@ def _roster_parts(index, located: pd.DataFrame, roster: pd.DataFrame, caps: np.n
     Columns: ``capacity``, ``x``, ``y`` (anchor, metres), ``current_grid`` (the grid the specialist
     holds, '' for none or an unstaffed grid)."""
     used = [int(j) for j in sizing.used.tolist()]
+    cur = roster["current_grid"].astype(str).to_numpy()
     ded = np.flatnonzero(split_group >= 0)
     if len(ded):
         key = split_cell[ded] * 100_000 + split_group[ded]
@@ -183,9 +184,10 @@ def _roster_parts(index, located: pd.DataFrame, roster: pd.DataFrame, caps: np.n
             fit = [j for j in used if caps[j] + 1e-9 >= wd]
             if not fit:
                 continue
+            held = [j for j in fit if cur[j].endswith(f"-S{int(kk) % 100_000 + 1}")]
+            fit = held or fit  # re-runs: whoever served a dedicated grid keeps serving one
             d = np.hypot(bx[fit] - cx[c], by[fit] - cy[c])
             used.remove(fit[int(np.argmin(d))])
-    cur = roster["current_grid"].astype(str).to_numpy()
     parts = pd.DataFrame({"capacity": caps[used], "x": bx[used], "y": by[used], "current_grid": cur[used],
                           "staffed": True})
     if sizing.n_unstaffed:
@@ -589,7 +591,9 @@ def plan_city(
     warnings.extend(_area_staffing_checks(index, pres.area_of_unit, roster))
     blocked = _blocked_pairs(cells["cell"].to_numpy(), index.cut_edges)
     metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects),
-                              blocked=blocked, design_capacity=capacity)
+                              blocked=blocked, design_capacity=capacity,
+                              drawn_parts={g: int(shapely.get_num_geometries(geom)) for g, geom in
+                                           zip(grids["grid_id"], grids.geometry)})
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
     if prev_plan is not None:
         metrics.update(_rerun_metrics(prev_plan, assignments, cell_table))
