@@ -1,0 +1,183 @@
+"""The specialist's page (the week's routes on a map and the visit list) and the team lead's index page.
+
+Self-contained HTML: inline CSS and SVG, no script, no network, so a page opens offline, on a phone,
+and prints (one day per printed page). Customers are shown by id, with what the visit needs
+(time, window, due date, priority, note); names, addresses and phone numbers only when the run
+asked for them (``--include-pii``).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["render_specialist", "render_index"]
+
+DAY_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
+
+_CSS = """*{box-sizing:border-box}body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:880px;padding:8px;
+color:#222}h1{font-size:1.3em;margin:.3em 0}h2{font-size:1.1em;margin:1em 0 .3em;border-bottom:3px solid var(--c,#444)}
+table{border-collapse:collapse;width:100%;font-size:.92em}th,td{border-bottom:1px solid #ddd;padding:3px 4px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}td.n{text-align:right;white-space:nowrap}
+svg.map{width:100%;height:auto;max-height:60vh;background:#fafaf7;border:1px solid #ccc}
+.meta{color:#555;font-size:.9em}.warn{background:#fff3cd;border:1px solid #e0c060;padding:6px;margin:6px 0}
+section.day{break-inside:avoid;page-break-after:always}a{color:#1558b0}
+@media print{body{max-width:none;font-size:12px}svg.map{max-height:none}nav{display:none}}
+@media (max-width:600px){td.opt,th.opt{display:none}}"""
+
+
+def _e(v: Any) -> str:
+    return html.escape("" if v is None else str(v), quote=True)
+
+
+def _page(title: str, body: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1">'
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>\n")
+
+
+def _svg(base: tuple[float, float], days: list[tuple[str, pd.DataFrame]], width: int = 640) -> str:
+    """An SVG of the routes: the base (square), each day's visits numbered in order, the way there and back."""
+    lat = [base[0]] + [float(x) for _, g in days for x in g["lat"]]
+    lon = [base[1]] + [float(x) for _, g in days for x in g["lon"]]
+    lat0 = float(np.mean(lat))
+    kx = math.cos(math.radians(lat0))
+    xs = [(x - min(lon)) * kx for x in lon]
+    ys = [max(lat) - y for y in lat]
+    span = max(max(xs), max(ys), 1e-4)
+    pad = 24
+    scale = (width - 2 * pad) / span
+    w = int(max(xs) * scale + 2 * pad)
+    h = int(max(ys) * scale + 2 * pad)
+
+    def pt(la: float, lo: float) -> tuple[float, float]:
+        return round(pad + (lo - min(lon)) * kx * scale, 1), round(pad + (max(lat) - la) * scale, 1)
+
+    bx, by = pt(*base)
+    parts = [f'<svg class="map" viewBox="0 0 {max(w, 120)} {max(h, 120)}" xmlns="http://www.w3.org/2000/svg" '
+             f'role="img" aria-label="route map">']
+    km = span / scale * 0 + span * 111.2  # the map's width in km
+    parts.append(f'<text x="{pad}" y="14" font-size="11" fill="#666">about {km:.1f} km across; north up</text>')
+    for k, (day, g) in enumerate(days):
+        c = g.attrs.get("colour", DAY_COLOURS[k % len(DAY_COLOURS)])
+        pts = [(bx, by)] + [pt(float(a), float(b)) for a, b in zip(g["lat"], g["lon"])] + [(bx, by)]
+        parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" stroke-opacity=".8" '
+                     f'points="{" ".join(f"{x},{y}" for x, y in pts)}"><title>{_e(day)}</title></polyline>')
+        for (x, y), s, cid in zip(pts[1:-1], g["seq"], g["customer_id"]):
+            parts.append(f'<g class="stop"><circle cx="{x}" cy="{y}" r="9" fill="#fff" stroke="{c}" stroke-width="2"/>'
+                         f'<text x="{x}" y="{y + 4}" font-size="10" text-anchor="middle">{int(s)}</text>'
+                         f"<title>{_e(day)} #{int(s)} {_e(cid)}</title></g>")
+    parts.append(f'<rect x="{bx - 7}" y="{by - 7}" width="14" height="14" fill="#222"><title>base</title></rect>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render_specialist(sp: dict[str, Any], visits: pd.DataFrame, unscheduled: pd.DataFrame,
+                      days: pd.DataFrame | None, metrics: dict[str, Any]) -> str:
+    """One specialist's page: per day, the route on a map and the visit list; then who could not be fitted.
+
+    Parameters
+    ----------
+    sp
+        ``specialist_id``, ``grid_id``, ``lat``, ``lon`` (the base).
+    visits
+        This specialist's rows of ``visits.csv`` (with ``lat``/``lon`` and ``note``).
+    unscheduled
+        This specialist's rows of ``unscheduled.csv``.
+    days
+        Per date: ``depart``, ``back``, ``n_visits``, ``return_km``, ``return_min``.
+    metrics
+        The run's metrics (dates of the horizon).
+
+    Returns
+    -------
+    str
+        The HTML page.
+    """
+    sid = sp["specialist_id"]
+    base = (float(sp["lat"]), float(sp["lon"]))
+    pii = [c for c in visits.columns if c not in ("specialist_id", "date", "seq", "customer_id", "arrival",
+                                                  "departure", "travel_km", "travel_min", "grid_id", "due_date",
+                                                  "on_time", "priority", "visit_minutes", "window", "booked",
+                                                  "return_km", "return_min", "lat", "lon", "note")]
+    dinfo = days.set_index("date") if days is not None and len(days) else None
+    body = [f"<h1>Home visits: {_e(sid)}</h1>",
+            f'<p class="meta">grid {_e(sp.get("grid_id", ""))} · {_e(metrics["dates"][0])} to {_e(metrics["dates"][-1])}'
+            f" · {len(visits)} visits · {len(unscheduled)} not fitted</p>"]
+    groups = [(d, g) for d, g in visits.groupby("date", sort=True)]
+    for k, (_, g) in enumerate(groups):
+        g.attrs["colour"] = DAY_COLOURS[metrics["dates"].index(g["date"].iat[0]) % len(DAY_COLOURS)]
+    if groups:
+        body.append(f'<nav class="meta">days: {" · ".join(f"<a href=#d{_e(d)}>{_e(d)}</a>" for d, _ in groups)}</nav>')
+        body.append(_svg(base, groups))
+    else:
+        body.append('<p class="warn">No visits planned this horizon.</p>')
+    for d, g in groups:
+        c = g.attrs["colour"]
+        di = dinfo.loc[d] if dinfo is not None and d in dinfo.index else None
+        km = g["travel_km"].sum() + g["return_km"].sum()
+        when = f"leave base {di['depart']}, back {di['back']}" if di is not None else ""
+        body.append(f'<section class="day" id="d{_e(d)}" style="--c:{c}"><h2>{_e(d)} · {len(g)} visits · '
+                    f"{km:.1f} km · {_e(when)}</h2>")
+        body.append(_svg(base, [(d, g)], width=520))
+        head = ["#", "time", "customer", "due", "pri.", "window", "note"] + pii + ["travel"]
+        body.append("<table><tr>" + "".join(
+            f'<th class="{"opt" if h in ("pri.", "window") else ""}">{_e(h)}</th>' for h in head) + "</tr>")
+        for r in g.itertuples(index=False):
+            due = _e(r.due_date) + ("" if r.on_time else " (late)")
+            cells = [f'<td class="n">{int(r.seq)}</td>', f'<td class="n">{_e(r.arrival)}–{_e(r.departure)}</td>',
+                     f"<td>{_e(r.customer_id)}{' (booked)' if r.booked else ''}</td>", f"<td>{due}</td>",
+                     f'<td class="opt">{_e(r.priority)}</td>', f'<td class="opt">{_e(r.window)}</td>',
+                     f"<td>{_e(r.note)}</td>"]
+            cells += [f"<td>{_e(getattr(r, c, ''))}</td>" for c in pii]
+            cells.append(f'<td class="n">{r.travel_km:.1f} km</td>')
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        body.append("</table></section>")
+    if len(unscheduled):
+        body.append(f'<h2>Not fitted this horizon ({len(unscheduled)})</h2><table><tr><th>customer</th><th>due</th>'
+                    "<th>reason</th></tr>")
+        for r in unscheduled.itertuples(index=False):
+            body.append(f"<tr><td>{_e(r.customer_id)}</td><td>{_e(r.due_date)}</td><td>{_e(r.reason)}</td></tr>")
+        body.append("</table>")
+    body.append('<p class="meta"><a href="../index.html">all specialists</a></p>')
+    return _page(f"Visits {sid}", "".join(body))
+
+
+def render_index(res) -> str:
+    """The team lead's page: the unscheduled first, then one line per specialist with a link to their page."""
+    from .core import _safe
+
+    m = res.metrics
+    body = [f"<h1>Lapse-risk home visits {_e(m['dates'][0])} to {_e(m['dates'][-1])}</h1>"]
+    if m["n_unscheduled"]:
+        body.append(f'<div class="warn"><b>{m["n_unscheduled"]} at-risk customers have no visit</b> this horizon '
+                    "(unscheduled.csv):<ul>" + "".join(f"<li>{v} · {_e(k)}</li>"
+                                                       for k, v in m["unscheduled_by_reason"].items()) + "</ul></div>")
+    body.append(f'<p class="meta">{m["n_rows"]} rows, {m["n_rejected"]} rejected; {m["n_scheduled"]} scheduled '
+                f'({m["scheduled_share"]:.1%}), on time {m["on_time_share"]:.1%}; '
+                f'{m["visits_per_specialist_day"]:.1f} visits per specialist-day; '
+                f'{m["travel_km_per_visit"]:.2f} km per visit</p>')
+    v = res.visits
+    cnt = v.groupby("specialist_id").size()
+    km = v.groupby("specialist_id")[["travel_km", "return_km"]].sum().sum(axis=1)
+    late = v.groupby("specialist_id")["on_time"].apply(lambda s: int((~s).sum()))
+    un = res.unscheduled.groupby("specialist_id").size()
+    body.append("<table><tr><th>specialist</th><th>grid</th><th>visits</th><th>late</th><th>not fitted</th>"
+                "<th>travel km</th></tr>")
+    for sp in res.specialists.itertuples(index=False):
+        s = sp.specialist_id
+        body.append(f'<tr><td><a href="pages/{_e(_safe(s))}.html">{_e(s)}</a></td><td>{_e(sp.grid_id)}</td>'
+                    f'<td class="n">{int(cnt.get(s, 0))}</td><td class="n">{int(late.get(s, 0))}</td>'
+                    f'<td class="n">{int(un.get(s, 0))}</td><td class="n">{float(km.get(s, 0.0)):.1f}</td></tr>')
+    body.append("</table>")
+    no_sp = res.unscheduled[res.unscheduled["specialist_id"] == ""]
+    if len(no_sp):
+        body.append(f"<h2>Customers of unstaffed grids ({len(no_sp)})</h2><table><tr><th>customer</th><th>grid</th>"
+                    "<th>due</th></tr>" + "".join(f"<tr><td>{_e(r.customer_id)}</td><td>{_e(r.grid_id)}</td>"
+                                                  f"<td>{_e(r.due_date)}</td></tr>"
+                                                  for r in no_sp.itertuples(index=False)) + "</table>")
+    return _page("Lapse-risk visits", "".join(body))
