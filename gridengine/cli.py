@@ -162,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     vi.add_argument("--include-pii", action="store_true",
                     help="carry name/address/phone columns of the risk list into visits.csv and the pages")
     vi.add_argument("--jobs", type=int, help="worker processes (default: CPU count; 1 = no Dask)")
-    vi.add_argument("--iterations", type=int, help="routing search iterations per specialist (default 1500)")
+    vi.add_argument("--iterations", type=int, help="routing search iterations per specialist (default 1000)")
     vi.add_argument("--seed", type=int, help="random seed (default 0)")
     vi.add_argument("--force", action="store_true", help="replace what is in --out")
     _output_options(vi)

@@ -117,7 +117,9 @@ def _model(p: RoutingProblem):
 
 
 def solve_routing(problem: RoutingProblem, *, iterations: int | None = None, time_limit: float | None = None,
-                  no_improvement: int | None = None, seed: int = 0) -> tuple[list[Route], bool]:
+                  no_improvement: int | None = None, seed: int = 0,
+                  penalty_updates: int | None = None,
+                  initial: list[tuple[int, list[int]]] | None = None) -> tuple[list[Route], bool]:
     """Solve a :class:`RoutingProblem` with PyVRP's iterated local search.
 
     Parameters
@@ -132,6 +134,13 @@ def solve_routing(problem: RoutingProblem, *, iterations: int | None = None, tim
         Also stop after this many iterations without improvement.
     seed
         Random seed.
+    penalty_updates
+        Solutions between updates of the infeasibility penalties (PyVRP's default 500 suits long runs;
+        short runs with large prizes need the penalties to catch up sooner). Given, the penalties may
+        also grow far higher than PyVRP's default cap, so that time warp never pays for a prize.
+    initial
+        A starting solution: ``(vehicle type, clients in order)`` per route (at most as many routes
+        of a type as it has vehicles); the search starts from it instead of a random solution.
 
     Returns
     -------
@@ -159,8 +168,22 @@ def solve_routing(problem: RoutingProblem, *, iterations: int | None = None, tim
     if problem.n_clients == 0:
         return [], True
     m = _model(problem)
-    res = m.solve(crit[0] if len(crit) == 1 else MultipleCriteria(crit), seed=int(seed), collect_stats=False,
-                  display=False)
+    import warnings
+
+    from pyvrp import PenaltyParams, SolveParams
+
+    params = SolveParams() if penalty_updates is None else SolveParams(
+        penalty=PenaltyParams(solutions_between_updates=int(penalty_updates), max_penalty=1e9))
+    start = None
+    if initial:
+        import pyvrp
+
+        data = m.data()
+        start = pyvrp.Solution(data, [pyvrp.Route(data, list(map(int, cl)), int(vt)) for vt, cl in initial if cl])
+    with warnings.catch_warnings():  # the penalty-bound warning: feasibility is checked below
+        warnings.simplefilter("ignore")
+        res = m.solve(crit[0] if len(crit) == 1 else MultipleCriteria(crit), seed=int(seed), collect_stats=False,
+                      display=False, params=params, initial_solution=start)
     best = res.best
     routes = []
     for rt in best.routes():

@@ -71,7 +71,7 @@ class VisitsConfig:
     visit_minutes: float = 30.0
     speed_kmh: float = 20.0
     detour: float = 1.3
-    iterations: int = 1500
+    iterations: int = 1000
     seed: int = 0
     jobs: int | None = None
     include_pii: bool = False

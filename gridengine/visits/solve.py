@@ -4,9 +4,10 @@ Each working day is one vehicle (leaving the base at the start of the day, back 
 day length). Each at-risk customer becomes one optional client per day the visit can be made
 that day (its time window of the day, its service time), all at the customer's home and
 mutually exclusive, so the search chooses the day and the order together. A client's prize
-makes every visit worth far more than any detour (as many visits as the week holds), then
-favours the more urgent customers (priority, due date within the week), the on-time days
-(on or before the due date) and, for the urgent, the earlier days. Booked visits are
+makes every visit worth far more than any detour (as many visits as the week holds); each
+priority level multiplies it by four (an urgent visit is not traded for a few ordinary ones);
+it grows by half on the on-time days (on or before the due date), by a quarter when the due
+date is within the week, and a little for each earlier day (more for the urgent). Booked visits are
 required clients pinned to their day and time.
 
 Units inside: seconds and metres (integers).
@@ -23,11 +24,13 @@ from ._routing import RoutingProblem, solve_routing
 __all__ = ["solve_specialist", "BASE_PRIZE"]
 
 DAY_S = 86_400
-BASE_PRIZE = 10_000_000  # 10,000 km: a visit always beats a detour
-ONTIME_PRIZE = 3_000_000
-PRIORITY_PRIZE = 1_000_000  # per priority level
-DUE_SOON_PRIZE = 500_000
-EARLY_PRIZE = 2_000  # per day earlier, per urgency level
+BASE_PRIZE = 100_000  # 100 km: a visit always beats a detour
+URGENCY_FACTOR = 4  # each priority level multiplies a visit's worth: an urgent visit beats several ordinary ones
+MAX_LEVEL = 8
+ONTIME_SHARE = 0.5  # on or before the due date: half as much again
+DUE_SOON_SHARE = 0.25  # due within the horizon: a quarter more
+EARLY_PRIZE = 500  # per day earlier, per urgency level
+PENALTY_UPDATES = 50
 
 # reason codes (the caller words them)
 SCHEDULED, NO_WINDOW, NO_ROOM, TOO_MANY = 0, 1, 2, 3
@@ -50,6 +53,53 @@ def _matrices(job: dict[str, Any], lat: np.ndarray, lon: np.ndarray) -> tuple[np
     np.fill_diagonal(dist_m, 0)
     np.fill_diagonal(dur_s, 0)
     return dist_m, dur_s
+
+
+def _greedy(cust: np.ndarray, loc: np.ndarray, serv: np.ndarray, early: np.ndarray, late: np.ndarray,
+            prize: np.ndarray, req: np.ndarray, dur: np.ndarray, n_days: int, d0: int, d1: int) -> list[list[int]]:
+    """A starting solution, most valuable first: each client copy (highest prize first) is inserted at its
+    cheapest feasible place in its day's route, unless another copy of the same customer is in already."""
+    cust, loc, serv = cust.tolist(), loc.tolist(), serv.tolist()
+    early, late = early.tolist(), late.tolist()
+    D = dur.tolist()
+    routes: list[list[int]] = [[] for _ in range(n_days)]
+    busy = [0] * n_days  # service time already in each day: a quick bound before the exact check
+    done: set[int] = set()
+    span = d1 - d0
+
+    def fits(day: int, seq: list[int]) -> int | None:
+        """Travel time of the route if it is feasible, else None."""
+        t, prev, travel = day * DAY_S + d0, 0, 0
+        for c in seq:
+            lc = loc[c]
+            leg = D[prev][lc]
+            travel += leg
+            t = max(t + leg, early[c])
+            if t > late[c]:
+                return None
+            t += serv[c]
+            prev = lc
+        travel += D[prev][0]
+        return travel if t + D[prev][0] <= day * DAY_S + d1 else None
+
+    order = sorted(range(len(cust)), key=lambda c: (not req[c], -prize[c], c))
+    for c in order:
+        if cust[c] in done:
+            continue
+        day = int(early[c] // DAY_S)
+        if busy[day] + serv[c] > span:
+            continue
+        r = routes[day]
+        best = None
+        for pos in range(len(r) + 1):
+            cost = fits(day, r[:pos] + [c] + r[pos:])
+            if cost is not None and (best is None or cost < best[0]):
+                best = (cost, pos)
+        if best is not None:
+            r.insert(best[1], c)
+            busy[day] += serv[c]
+            done.add(cust[c])
+    return routes
 
 
 def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
@@ -114,8 +164,10 @@ def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
             continue
         for d in range(n_days):
             off = d * DAY_S
-            prize = (BASE_PRIZE + PRIORITY_PRIZE * urg[i] + (ONTIME_PRIZE if d <= due_day[i] else 0)
-                     + (DUE_SOON_PRIZE if due_day[i] < n_days else 0) + EARLY_PRIZE * (n_days - 1 - d) * (1 + urg[i]))
+            worth = BASE_PRIZE * URGENCY_FACTOR ** min(int(urg[i]), MAX_LEVEL)
+            prize = int(worth * (1.0 + (ONTIME_SHARE if d <= due_day[i] else 0.0)
+                                 + (DUE_SOON_SHARE if due_day[i] < n_days else 0.0))
+                        + EARLY_PRIZE * (n_days - 1 - d) * (1 + urg[i]))
             c_cust.append(i), c_loc.append(cust_loc[i]), c_serv.append(service[i])
             c_early.append(off + early[i]), c_late.append(off + late[i])
             c_prize.append(prize), c_group.append(i), c_req.append(False)
@@ -140,9 +192,13 @@ def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
             tw_late=l_, prize=np.asarray(c_prize), required=req, group=np.asarray(c_group),
             vehicles=[(1, 0, d * DAY_S + d0, d * DAY_S + d1) for d in range(n_days)])
 
-    routes, feasible = solve_routing(problem(True), iterations=int(job["iterations"]), seed=int(job["seed"]))
+    p1 = problem(True)
+    start = _greedy(c_cust_a, p1.client_loc, p1.service, p1.tw_early, p1.tw_late, p1.prize, req, dur, n_days, d0, d1)
+    routes, feasible = solve_routing(p1, iterations=int(job["iterations"]), seed=int(job["seed"]),
+                                     penalty_updates=PENALTY_UPDATES, initial=list(enumerate(start)))
     if not feasible and req.any():
-        routes, feasible = solve_routing(problem(False), iterations=int(job["iterations"]), seed=int(job["seed"]))
+        routes, feasible = solve_routing(problem(False), iterations=int(job["iterations"]), seed=int(job["seed"]),
+                                       penalty_updates=PENALTY_UPDATES)
     res["feasible"] = bool(feasible)
     if not feasible:  # not expected: every optional client can be dropped; report rather than guess
         res["status"][:] = np.where(status == SCHEDULED, NO_ROOM, status)
