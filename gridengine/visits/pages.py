@@ -27,7 +27,8 @@ svg.map{width:100%;height:auto;max-height:60vh;background:#fafaf7;border:1px sol
 .meta{color:#555;font-size:.9em}.warn{background:#fff3cd;border:1px solid #e0c060;padding:6px;margin:6px 0}
 section.day{break-inside:avoid;page-break-after:always}a{color:#1558b0}
 @media print{body{max-width:none;font-size:12px}svg.map{max-height:none}nav{display:none}}
-@media (max-width:600px){td.opt,th.opt{display:none}}"""
+td.w{overflow-wrap:anywhere}
+@media (max-width:600px){td.opt,th.opt{display:none}body{font-size:14px;padding:4px}th,td{padding:2px 3px}}"""
 
 
 def _e(v: Any) -> str:
@@ -124,24 +125,25 @@ def render_specialist(sp: dict[str, Any], visits: pd.DataFrame, unscheduled: pd.
         body.append(f'<section class="day" id="d{_e(d)}" style="--c:{c}"><h2>{_e(d)} · {len(g)} visits · '
                     f"{km:.1f} km · {_e(when)}</h2>")
         body.append(_svg(base, [(d, g)], width=520))
-        head = ["#", "time", "customer", "due", "pri.", "window", "note"] + pii + ["travel"]
+        head = ["#", "time", "customer", "due", "pri.", "window", "note"] + pii + ["km"]
         body.append("<table><tr>" + "".join(
             f'<th class="{"opt" if h in ("pri.", "window") else ""}">{_e(h)}</th>' for h in head) + "</tr>")
         for r in g.itertuples(index=False):
             due = _e(r.due_date) + ("" if r.on_time else " (late)")
-            cells = [f'<td class="n">{int(r.seq)}</td>', f'<td class="n">{_e(r.arrival)}–{_e(r.departure)}</td>',
-                     f"<td>{_e(r.customer_id)}{' (booked)' if r.booked else ''}</td>", f"<td>{due}</td>",
+            cells = [f'<td class="n">{int(r.seq)}</td>', f'<td class="n">{_e(r.arrival)}<br>{_e(r.departure)}</td>',
+                     f'<td class="w">{_e(r.customer_id)}{" (booked)" if r.booked else ""}</td>', f'<td class="w">{due}</td>',
                      f'<td class="opt">{_e(r.priority)}</td>', f'<td class="opt">{_e(r.window)}</td>',
-                     f"<td>{_e(r.note)}</td>"]
-            cells += [f"<td>{_e(getattr(r, c, ''))}</td>" for c in pii]
-            cells.append(f'<td class="n">{r.travel_km:.1f} km</td>')
+                     f'<td class="w">{_e(r.note)}</td>']
+            cells += [f'<td class="w">{_e(getattr(r, c, ""))}</td>' for c in pii]
+            cells.append(f'<td class="n">{r.travel_km:.1f}</td>')
             body.append("<tr>" + "".join(cells) + "</tr>")
         body.append("</table></section>")
     if len(unscheduled):
         body.append(f'<h2>Not fitted this horizon ({len(unscheduled)})</h2><table><tr><th>customer</th><th>due</th>'
                     "<th>reason</th></tr>")
         for r in unscheduled.itertuples(index=False):
-            body.append(f"<tr><td>{_e(r.customer_id)}</td><td>{_e(r.due_date)}</td><td>{_e(r.reason)}</td></tr>")
+            body.append(f'<tr><td class="w">{_e(r.customer_id)}</td><td class="w">{_e(r.due_date)}</td>'
+                        f'<td class="w">{_e(r.reason)}</td></tr>')
         body.append("</table>")
     body.append('<p class="meta"><a href="../index.html">all specialists</a></p>')
     return _page(f"Visits {sid}", "".join(body))
