@@ -53,7 +53,9 @@ class VisitsConfig:
     detour
         Road distance per straight-line distance, used without a road graph.
     iterations
-        Iterations of the routing search per specialist (a fixed count: the result is reproducible).
+        Most iterations of the routing search per specialist (counted, not timed: the result is reproducible).
+    patience
+        The search also stops after this many iterations without a better solution (0: never).
     seed
         Random seed of the routing search.
     jobs
@@ -72,6 +74,7 @@ class VisitsConfig:
     speed_kmh: float = 20.0
     detour: float = 1.3
     iterations: int = 1000
+    patience: int = 200
     seed: int = 0
     jobs: int | None = None
     include_pii: bool = False
@@ -94,6 +97,8 @@ class VisitsConfig:
         _check(math.isfinite(self.detour) and 1 <= self.detour <= 3, f"visits.detour must be 1..3, got {self.detour!r}")
         _check(isinstance(self.iterations, int) and self.iterations >= 1,
                f"visits.iterations must be a positive integer, got {self.iterations!r}")
+        _check(isinstance(self.patience, int) and self.patience >= 0,
+               f"visits.patience must be a non-negative integer, got {self.patience!r}")
         _check(self.jobs is None or (isinstance(self.jobs, int) and self.jobs >= 1),
                f"visits.jobs must be a positive integer, got {self.jobs!r}")
 

@@ -397,7 +397,8 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
             "pin_day": np.r_[pin_day[idx], [pinned[c][1] for c in ex_sid]].astype(np.int64),
             "pin_s": np.r_[pin_s[idx], [pinned[c][2] for c in ex_sid]].astype(np.int64),
             "n_days": n_days, "day_start_s": d0, "day_end_s": d1, "speed_kmh": config.speed_kmh,
-            "detour": config.detour, "iterations": config.iterations, "seed": config.seed,
+            "detour": config.detour, "iterations": config.iterations, "patience": config.patience,
+            "seed": config.seed,
         }
         if graph is not None:
             from ..travel import travel_matrix

@@ -113,7 +113,7 @@ def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
         (last on-time day index, ``n_days`` or more if the due date is past the horizon or absent),
         ``urgency`` (0 least urgent, higher more), ``pin_day``/``pin_s`` (booked day index and start,
         -1 when not booked); and ``n_days``, ``day_start_s``, ``day_end_s``, ``speed_kmh``, ``detour``,
-        ``iterations``, ``seed``, optionally ``km`` (a road-network matrix over base + customers).
+        ``iterations``, ``patience``, ``seed``, optionally ``km`` (a road-network matrix over base + customers).
 
     Returns
     -------
@@ -195,10 +195,11 @@ def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
     p1 = problem(True)
     start = _greedy(c_cust_a, p1.client_loc, p1.service, p1.tw_early, p1.tw_late, p1.prize, req, dur, n_days, d0, d1)
     routes, feasible = solve_routing(p1, iterations=int(job["iterations"]), seed=int(job["seed"]),
-                                     penalty_updates=PENALTY_UPDATES, initial=list(enumerate(start)))
+                                     no_improvement=int(job["patience"]) or None, penalty_updates=PENALTY_UPDATES,
+                                     initial=list(enumerate(start)))
     if not feasible and req.any():
         routes, feasible = solve_routing(problem(False), iterations=int(job["iterations"]), seed=int(job["seed"]),
-                                       penalty_updates=PENALTY_UPDATES)
+                                       no_improvement=int(job["patience"]) or None, penalty_updates=PENALTY_UPDATES)
     res["feasible"] = bool(feasible)
     if not feasible:  # not expected: every optional client can be dropped; report rather than guess
         res["status"][:] = np.where(status == SCHEDULED, NO_ROOM, status)
