@@ -287,3 +287,42 @@ def test_cli_end_to_end(plan_dir, tmp_path, capsys):
                  str(tmp_path / "x"), "--start", "2026-02-30"]) == 2
     assert "visits.start" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_road_graph_distances(plan_dir, tmp_path):
+    """Along a street lattice (500 m blocks) every leg is at least the straight line, and the run
+    records the graph's hash."""
+    import math
+
+    import networkx as nx
+
+    from gridengine.visits.solve import haversine_m
+
+    lat0, lon0, step = 22.48, 113.98, 0.0045
+    dlon = step / math.cos(math.radians(lat0 + 0.07))
+    g = nx.MultiDiGraph()
+    for i in range(36):
+        for j in range(40):
+            g.add_node(f"{i}_{j}", y=lat0 + i * step, x=lon0 + j * dlon)
+    for i in range(36):
+        for j in range(40):
+            for di, dj in ((0, 1), (1, 0)):
+                if i + di < 36 and j + dj < 40:
+                    a, b = f"{i}_{j}", f"{i + di}_{j + dj}"
+                    g.add_edge(a, b, length=500.0)
+                    g.add_edge(b, a, length=500.0)
+    nx.write_graphml(g, tmp_path / "roads.graphml")
+    risk = pd.DataFrame({"customer_id": [f"C1{j:03d}" for j in range(12)]})
+    res = ge.plan_visits(plan_dir, risk, ge.VisitsConfig(start=START, jobs=1), road_graph=tmp_path / "roads.graphml")
+    assert res.metrics["n_scheduled"] == 12 and "road_graph_sha256" in res.manifest
+    a = pd.read_parquet(plan_dir / "assignments.parquet").set_index("customer_id")
+    base = (22.56, 114.08)
+    for (sid, date), grp in res.visits.groupby(["specialist_id", "date"]):
+        prev = base
+        for r in grp.sort_values("seq").itertuples():
+            here = (a.loc[r.customer_id, "lat"], a.loc[r.customer_id, "lon"])
+            straight = haversine_m(prev[0], prev[1], here[0], here[1]) / 1000.0
+            assert r.travel_km >= straight - 0.3  # snapping to the nearest corner may cut a little
+            assert r.travel_min == pytest.approx(r.travel_km / 20.0 * 60.0, abs=0.2)
+            prev = here
+    check_days(res.visits, res.days)
