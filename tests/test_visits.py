@@ -326,3 +326,19 @@ def test_road_graph_distances(plan_dir, tmp_path):
             assert r.travel_min == pytest.approx(r.travel_km / 20.0 * 60.0, abs=0.2)
             prev = here
     check_days(res.visits, res.days)
+
+
+def test_booked_visit_of_a_customer_not_on_the_list_is_kept(plan_dir, tmp_path):
+    risk = pd.DataFrame({"customer_id": ["C0001", "C0002"]})
+    booked = pd.DataFrame({"specialist_id": ["S3"], "date": ["2026-12-09"], "customer_id": ["C2005"],
+                           "arrival": ["11:00"]})
+    res = ge.plan_visits(plan_dir, risk, ge.VisitsConfig(start=START, jobs=1), booked=booked)
+    kept = res.visits[res.visits["customer_id"] == "C2005"]
+    assert len(kept) == 1 and kept["specialist_id"].iat[0] == "S3" and kept["arrival"].iat[0] == "11:00"
+    assert kept["date"].iat[0] == "2026-12-09" and kept["booked"].iat[0]
+    assert res.metrics["n_scheduled"] == 2 and res.metrics["n_visits"] == 3
+    bad = pd.DataFrame({"specialist_id": ["S9"], "date": ["2026-12-09"], "customer_id": ["C2005"],
+                        "arrival": ["25:00"]})
+    res = ge.plan_visits(plan_dir, risk, ge.VisitsConfig(start=START, jobs=1), booked=bad)
+    r = res.rejects[res.rejects["file"] == "booked"]
+    assert len(r) == 1 and r["row"].iat[0] == 1 and "column 'specialist_id'" in r["reason"].iat[0]

@@ -373,7 +373,7 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
     per_visit = config.visit_minutes + 5.0
     cap_est = int(n_days * day_min / per_visit * 1.4) + 5
     status = np.full(n, -1, np.int64)
-    for sid in sorted(set(owner[todo])):
+    for sid in sorted(set(owner[todo]) | {pinned[c][0] for c in extra}):
         idx = np.flatnonzero(todo & (owner == sid))
         sub = order_key.iloc[idx].sort_values(["pinned", "urg", "due", "row"], ascending=[False, False, True, True],
                                               kind="stable")
