@@ -123,7 +123,8 @@ def test_own_specialist(result, plan_dir):
     res, _ = result
     a = pd.read_parquet(plan_dir / "assignments.parquet").set_index("customer_id")
     assert len(res.visits) > 50
-    assert (res.visits["specialist_id"].to_numpy() == a.loc[res.visits["customer_id"], "specialist_id"].to_numpy()).all()
+    own = a.loc[res.visits["customer_id"], "specialist_id"].to_numpy()
+    assert (res.visits["specialist_id"].to_numpy() == own).all()
     assert (res.visits["grid_id"].to_numpy() == a.loc[res.visits["customer_id"], "grid_id"].to_numpy()).all()
 
 

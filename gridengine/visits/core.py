@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
@@ -119,7 +118,7 @@ class VisitsResult:
             The folder holds files and ``overwrite`` is False, or it cannot be written.
         """
         from ..plan import _clean_stale, _exchange
-        from .pages import render_index, render_specialist
+        from .pages import _FIXED, render_index, render_specialist
 
         folder = Path(folder)
         _clean_stale(folder)
@@ -141,14 +140,21 @@ class VisitsResult:
             (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
             pages = tmp / "pages"
             pages.mkdir()
-            by_sp = {k: g for k, g in self.visits.groupby("specialist_id", sort=True)}
-            un_sp = {k: g for k, g in self.unscheduled.groupby("specialist_id", sort=True)}
-            days_sp = {k: g for k, g in self.days.groupby("specialist_id", sort=True)} if len(self.days) else {}
-            for sp in self.specialists.itertuples(index=False):
-                html = render_specialist(sp._asdict(), by_sp.get(sp.specialist_id, self.visits.iloc[:0]),
-                                         un_sp.get(sp.specialist_id, self.unscheduled.iloc[:0]),
-                                         days_sp.get(sp.specialist_id), self.metrics)
-                (pages / f"{_safe(sp.specialist_id)}.html").write_text(html, encoding="utf-8")
+            pii = [c for c in self.visits.columns if c not in _FIXED]
+            by_sp: dict[str, list[dict]] = {}
+            for r in self.visits.to_dict("records"):
+                by_sp.setdefault(r["specialist_id"], []).append(r)
+            un_sp: dict[str, list[dict]] = {}
+            for r in self.unscheduled.to_dict("records"):
+                un_sp.setdefault(r["specialist_id"], []).append(r)
+            days_sp: dict[str, list[dict]] = {}
+            for r in self.days.to_dict("records"):
+                days_sp.setdefault(r["specialist_id"], []).append(r)
+            for sp in self.specialists.to_dict("records"):
+                s = sp["specialist_id"]
+                html = render_specialist(sp, by_sp.get(s, []), un_sp.get(s, []), days_sp.get(s, []), self.metrics,
+                                         pii)
+                (pages / f"{_safe(s)}.html").write_text(html, encoding="utf-8")
             (tmp / "index.html").write_text(render_index(self), encoding="utf-8")
             (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
             os.chmod(tmp, 0o755)
@@ -370,14 +376,16 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
     order_key = pd.DataFrame({"owner": owner, "pinned": pin_day >= 0, "urg": urg,
                               "due": np.where(np.isnat(due), np.datetime64("9999-12-31"), due), "row": risk["row"]})
     jobs, job_rows, job_extra = [], [], []
-    per_visit = config.visit_minutes + 5.0
-    cap_est = int(n_days * day_min / per_visit * 1.4) + 5
     status = np.full(n, -1, np.int64)
     for sid in sorted(set(owner[todo]) | {pinned[c][0] for c in extra}):
         idx = np.flatnonzero(todo & (owner == sid))
         sub = order_key.iloc[idx].sort_values(["pinned", "urg", "due", "row"], ascending=[False, False, True, True],
                                               kind="stable")
         idx = sub.index.to_numpy()
+        # more than the week can hold by far: the least urgent are left out before the search
+        # (a bound: every visit takes at least its own time plus 3 minutes on the way)
+        per_visit = (float(np.median(service_s[idx])) / 60.0 if len(idx) else config.visit_minutes) + 3.0
+        cap_est = int(n_days * day_min / per_visit * 1.25) + 5
         if len(idx) > cap_est:
             status[idx[cap_est:]] = TOO_MANY
             idx = idx[:cap_est]

@@ -7,7 +7,6 @@ as a whole (unreadable, no ``customer_id`` column, no rows) raise :class:`InputE
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -154,7 +153,8 @@ def validate_at_risk(df: pd.DataFrame, *, source: str, known: pd.Series, include
             variants.setdefault(ids[i], set()).add(content[i])
         r.add(dup, lambda i: (f"customer_id {ids[i]!r} appears more than once with different data "
                               f"(first at row {first_row[ids[i]]})") if len(variants[ids[i]]) > 1 else
-              (f"duplicate of row {first_row[ids[i]]} (customer_id {ids[i]!r})" if first_row[ids[i]] != i + 1 else None))
+              (f"duplicate of row {first_row[ids[i]]} (customer_id {ids[i]!r})"
+               if first_row[ids[i]] != i + 1 else None))
     unknown = ~pd.Series(ids).isin(known).to_numpy() & (ids != "")
     r.add(unknown, lambda i: f"column 'customer_id': {ids[i]!r} is not a customer of the plan "
                              "(not in its assignments: rejected there, or from another city)")
@@ -222,7 +222,3 @@ def validate_booked(df: pd.DataFrame, *, source: str, known: pd.Series, speciali
                         "customer_id": ids[keep].astype(str), "arrival": arr[keep]})
     return out.reset_index(drop=True), rejects
 
-
-def today_iso() -> str:
-    """Today's date, ISO."""
-    return dt.date.today().isoformat()

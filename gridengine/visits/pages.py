@@ -12,9 +12,6 @@ import html
 import math
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 __all__ = ["render_specialist", "render_index"]
 
 DAY_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
@@ -41,58 +38,68 @@ def _page(title: str, body: str) -> str:
             f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>\n")
 
 
-def _svg(base: tuple[float, float], days: list[tuple[str, pd.DataFrame]], width: int = 640) -> str:
-    """An SVG of the routes: the base (square), each day's visits numbered in order, the way there and back."""
-    lat = [base[0]] + [float(x) for _, g in days for x in g["lat"]]
-    lon = [base[1]] + [float(x) for _, g in days for x in g["lon"]]
-    lat0 = float(np.mean(lat))
-    kx = math.cos(math.radians(lat0))
-    xs = [(x - min(lon)) * kx for x in lon]
-    ys = [max(lat) - y for y in lat]
-    span = max(max(xs), max(ys), 1e-4)
+def _svg(base: tuple[float, float], days: list[tuple[str, str, list[dict]]], width: int = 640) -> str:
+    """An SVG of the routes: the base (square), each day's visits numbered in order, the way there and back.
+
+    ``days`` holds ``(date, colour, visits in order)``; a visit is a dict with ``lat``, ``lon``, ``seq``,
+    ``customer_id``.
+    """
+    lat = [base[0]] + [float(r["lat"]) for _, _, rows in days for r in rows]
+    lon = [base[1]] + [float(r["lon"]) for _, _, rows in days for r in rows]
+    lat_max, lon_min = max(lat), min(lon)
+    kx = math.cos(math.radians(sum(lat) / len(lat)))
+    span = max((max(lon) - lon_min) * kx, lat_max - min(lat), 1e-4)
     pad = 24
     scale = (width - 2 * pad) / span
-    w = int(max(xs) * scale + 2 * pad)
-    h = int(max(ys) * scale + 2 * pad)
+    w = int((max(lon) - lon_min) * kx * scale + 2 * pad)
+    h = int((lat_max - min(lat)) * scale + 2 * pad)
 
     def pt(la: float, lo: float) -> tuple[float, float]:
-        return round(pad + (lo - min(lon)) * kx * scale, 1), round(pad + (max(lat) - la) * scale, 1)
+        return round(pad + (lo - lon_min) * kx * scale, 1), round(pad + (lat_max - la) * scale, 1)
 
     bx, by = pt(*base)
     parts = [f'<svg class="map" viewBox="0 0 {max(w, 120)} {max(h, 120)}" xmlns="http://www.w3.org/2000/svg" '
-             f'role="img" aria-label="route map">']
-    km = span / scale * 0 + span * 111.2  # the map's width in km
-    parts.append(f'<text x="{pad}" y="14" font-size="11" fill="#666">about {km:.1f} km across; north up</text>')
-    for k, (day, g) in enumerate(days):
-        c = g.attrs.get("colour", DAY_COLOURS[k % len(DAY_COLOURS)])
-        pts = [(bx, by)] + [pt(float(a), float(b)) for a, b in zip(g["lat"], g["lon"])] + [(bx, by)]
+             f'role="img" aria-label="route map">',
+             f'<text x="{pad}" y="14" font-size="11" fill="#666">about {span * 111.2:.1f} km across; north up</text>']
+    for day, c, rows in days:
+        pts = [(bx, by)] + [pt(float(r["lat"]), float(r["lon"])) for r in rows] + [(bx, by)]
         parts.append(f'<polyline fill="none" stroke="{c}" stroke-width="2" stroke-opacity=".8" '
                      f'points="{" ".join(f"{x},{y}" for x, y in pts)}"><title>{_e(day)}</title></polyline>')
-        for (x, y), s, cid in zip(pts[1:-1], g["seq"], g["customer_id"]):
+        for (x, y), r in zip(pts[1:-1], rows):
+            s = int(r["seq"])
             parts.append(f'<g class="stop"><circle cx="{x}" cy="{y}" r="9" fill="#fff" stroke="{c}" stroke-width="2"/>'
-                         f'<text x="{x}" y="{y + 4}" font-size="10" text-anchor="middle">{int(s)}</text>'
-                         f"<title>{_e(day)} #{int(s)} {_e(cid)}</title></g>")
+                         f'<text x="{x}" y="{y + 4}" font-size="10" text-anchor="middle">{s}</text>'
+                         f"<title>{_e(day)} #{s} {_e(r['customer_id'])}</title></g>")
     parts.append(f'<rect x="{bx - 7}" y="{by - 7}" width="14" height="14" fill="#222"><title>base</title></rect>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def render_specialist(sp: dict[str, Any], visits: pd.DataFrame, unscheduled: pd.DataFrame,
-                      days: pd.DataFrame | None, metrics: dict[str, Any]) -> str:
-    """One specialist's page: per day, the route on a map and the visit list; then who could not be fitted.
+_FIXED = {"specialist_id", "date", "seq", "customer_id", "arrival", "departure", "travel_km", "travel_min", "grid_id",
+          "due_date", "on_time", "priority", "visit_minutes", "window", "booked", "return_km", "return_min", "lat",
+          "lon", "note"}
+
+
+def render_specialist(sp: dict[str, Any], visits: list[dict], unscheduled: list[dict], days: list[dict],
+                      metrics: dict[str, Any], pii: list[str] = ()) -> str:
+    """One specialist's page: the week's map, then per day the route on a map and the visit list; then
+    who could not be fitted.
 
     Parameters
     ----------
     sp
         ``specialist_id``, ``grid_id``, ``lat``, ``lon`` (the base).
     visits
-        This specialist's rows of ``visits.csv`` (with ``lat``/``lon`` and ``note``).
+        This specialist's rows of ``visits.csv`` as dicts (with ``lat``/``lon`` and ``note``), in date and
+        sequence order.
     unscheduled
-        This specialist's rows of ``unscheduled.csv``.
+        This specialist's rows of ``unscheduled.csv`` as dicts.
     days
-        Per date: ``depart``, ``back``, ``n_visits``, ``return_km``, ``return_min``.
+        Per date: ``date``, ``depart``, ``back``.
     metrics
-        The run's metrics (dates of the horizon).
+        The run's metrics (the dates of the horizon).
+    pii
+        Extra columns to show (names, addresses, phones: only when the run asked for them).
 
     Returns
     -------
@@ -101,49 +108,50 @@ def render_specialist(sp: dict[str, Any], visits: pd.DataFrame, unscheduled: pd.
     """
     sid = sp["specialist_id"]
     base = (float(sp["lat"]), float(sp["lon"]))
-    pii = [c for c in visits.columns if c not in ("specialist_id", "date", "seq", "customer_id", "arrival",
-                                                  "departure", "travel_km", "travel_min", "grid_id", "due_date",
-                                                  "on_time", "priority", "visit_minutes", "window", "booked",
-                                                  "return_km", "return_min", "lat", "lon", "note")]
-    dinfo = days.set_index("date") if days is not None and len(days) else None
+    dinfo = {d["date"]: d for d in days}
+    dates = metrics["dates"]
+    groups: dict[str, list[dict]] = {}
+    for r in visits:
+        groups.setdefault(r["date"], []).append(r)
+    plan = [(d, DAY_COLOURS[dates.index(d) % len(DAY_COLOURS)] if d in dates else "#444", rows)
+            for d, rows in sorted(groups.items())]
     body = [f"<h1>Home visits: {_e(sid)}</h1>",
-            f'<p class="meta">grid {_e(sp.get("grid_id", ""))} · {_e(metrics["dates"][0])} to {_e(metrics["dates"][-1])}'
+            f'<p class="meta">grid {_e(sp.get("grid_id", ""))} · {_e(dates[0])} to {_e(dates[-1])}'
             f" · {len(visits)} visits · {len(unscheduled)} not fitted</p>"]
-    groups = [(d, g) for d, g in visits.groupby("date", sort=True)]
-    for k, (_, g) in enumerate(groups):
-        g.attrs["colour"] = DAY_COLOURS[metrics["dates"].index(g["date"].iat[0]) % len(DAY_COLOURS)]
-    if groups:
-        body.append(f'<nav class="meta">days: {" · ".join(f"<a href=#d{_e(d)}>{_e(d)}</a>" for d, _ in groups)}</nav>')
-        body.append(_svg(base, groups))
+    if plan:
+        links = " · ".join(f"<a href=#d{_e(d)}>{_e(d)}</a>" for d, _, _ in plan)
+        body.append(f'<nav class="meta">days: {links}</nav>')
+        body.append(_svg(base, plan))
     else:
         body.append('<p class="warn">No visits planned this horizon.</p>')
-    for d, g in groups:
-        c = g.attrs["colour"]
-        di = dinfo.loc[d] if dinfo is not None and d in dinfo.index else None
-        km = g["travel_km"].sum() + g["return_km"].sum()
+    head = ["#", "time", "customer", "due", "pri.", "window", "note"] + list(pii) + ["km"]
+    header = "<tr>" + "".join(f'<th class="{"opt" if h in ("pri.", "window") else ""}">{_e(h)}</th>'
+                              for h in head) + "</tr>"
+    for d, c, rows in plan:
+        di = dinfo.get(d)
+        km = sum(float(r["travel_km"]) + float(r["return_km"]) for r in rows)
         when = f"leave base {di['depart']}, back {di['back']}" if di is not None else ""
-        body.append(f'<section class="day" id="d{_e(d)}" style="--c:{c}"><h2>{_e(d)} · {len(g)} visits · '
+        body.append(f'<section class="day" id="d{_e(d)}" style="--c:{c}"><h2>{_e(d)} · {len(rows)} visits · '
                     f"{km:.1f} km · {_e(when)}</h2>")
-        body.append(_svg(base, [(d, g)], width=520))
-        head = ["#", "time", "customer", "due", "pri.", "window", "note"] + pii + ["km"]
-        body.append("<table><tr>" + "".join(
-            f'<th class="{"opt" if h in ("pri.", "window") else ""}">{_e(h)}</th>' for h in head) + "</tr>")
-        for r in g.itertuples(index=False):
-            due = _e(r.due_date) + ("" if r.on_time else " (late)")
-            cells = [f'<td class="n">{int(r.seq)}</td>', f'<td class="n">{_e(r.arrival)}<br>{_e(r.departure)}</td>',
-                     f'<td class="w">{_e(r.customer_id)}{" (booked)" if r.booked else ""}</td>', f'<td class="w">{due}</td>',
-                     f'<td class="opt">{_e(r.priority)}</td>', f'<td class="opt">{_e(r.window)}</td>',
-                     f'<td class="w">{_e(r.note)}</td>']
-            cells += [f'<td class="w">{_e(getattr(r, c, ""))}</td>' for c in pii]
-            cells.append(f'<td class="n">{r.travel_km:.1f}</td>')
+        body.append(_svg(base, [(d, c, rows)], width=520))
+        body.append("<table>" + header)
+        for r in rows:
+            due = _e(r["due_date"]) + ("" if r["on_time"] else " (late)")
+            cells = [f'<td class="n">{int(r["seq"])}</td>',
+                     f'<td class="n">{_e(r["arrival"])}<br>{_e(r["departure"])}</td>',
+                     f'<td class="w">{_e(r["customer_id"])}{" (booked)" if r["booked"] else ""}</td>',
+                     f'<td class="w">{due}</td>', f'<td class="opt">{_e(r["priority"])}</td>',
+                     f'<td class="opt">{_e(r["window"])}</td>', f'<td class="w">{_e(r["note"])}</td>']
+            cells += [f'<td class="w">{_e(r.get(k, ""))}</td>' for k in pii]
+            cells.append(f'<td class="n">{float(r["travel_km"]):.1f}</td>')
             body.append("<tr>" + "".join(cells) + "</tr>")
         body.append("</table></section>")
-    if len(unscheduled):
+    if unscheduled:
         body.append(f'<h2>Not fitted this horizon ({len(unscheduled)})</h2><table><tr><th>customer</th><th>due</th>'
                     "<th>reason</th></tr>")
-        for r in unscheduled.itertuples(index=False):
-            body.append(f'<tr><td class="w">{_e(r.customer_id)}</td><td class="w">{_e(r.due_date)}</td>'
-                        f'<td class="w">{_e(r.reason)}</td></tr>')
+        for r in unscheduled:
+            body.append(f'<tr><td class="w">{_e(r["customer_id"])}</td><td class="w">{_e(r["due_date"])}</td>'
+                        f'<td class="w">{_e(r["reason"])}</td></tr>')
         body.append("</table>")
     body.append('<p class="meta"><a href="../index.html">all specialists</a></p>')
     return _page(f"Visits {sid}", "".join(body))

@@ -206,7 +206,7 @@ def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
         return res
     for rt in routes:
         d = rt.vehicle_type
-        prev, t_prev = 0, None
+        prev = 0
         for k, (c, start) in enumerate(zip(rt.clients, rt.starts)):
             i = c_cust[c]
             loc = c_loc[c]
