@@ -200,7 +200,7 @@ def test_booked_visits_stay_fixed(plan_dir, tmp_path, result):
         assert v.loc[r.customer_id, "date"] == r.date and v.loc[r.customer_id, "arrival"] == r.arrival
         assert v.loc[r.customer_id, "booked"]
     assert res.unscheduled.set_index("customer_id").loc["C0000", "reason"].startswith("already visited on 2026-12-03")
-    assert res.metrics["n_booked_kept"] == 2
+    assert res.metrics["n_booked_kept"] == 2 and res.metrics["n_booked_retimed"] == 0
     check_days(res.visits, res.days)
 
 
@@ -343,3 +343,17 @@ def test_booked_visit_of_a_customer_not_on_the_list_is_kept(plan_dir, tmp_path):
     res = ge.plan_visits(plan_dir, risk, ge.VisitsConfig(start=START, jobs=1), booked=bad)
     r = res.rejects[res.rejects["file"] == "booked"]
     assert len(r) == 1 and r["row"].iat[0] == 1 and "column 'specialist_id'" in r["reason"].iat[0]
+
+
+def test_clashing_bookings_keep_their_day(plan_dir):
+    """Two bookings of one specialist at the same time in different places cannot both keep their
+    time: both stay on their day, one at another time, and the run says so."""
+    risk = pd.DataFrame({"customer_id": ["C0001", "C0002", "C0003"]})
+    booked = pd.DataFrame({"specialist_id": ["S1", "S1"], "date": ["2026-12-08", "2026-12-08"],
+                           "customer_id": ["C0001", "C0002"], "arrival": ["10:00", "10:00"]})
+    res = ge.plan_visits(plan_dir, risk, ge.VisitsConfig(start=START, jobs=1), booked=booked)
+    v = res.visits.set_index("customer_id")
+    assert (v.loc[["C0001", "C0002"], "date"] == "2026-12-08").all()
+    assert res.metrics["n_booked_retimed"] == 1 and "could not keep their time" in res.summary()
+    assert res.metrics["n_scheduled"] == 3
+    check_days(res.visits, res.days)

@@ -95,6 +95,9 @@ class VisitsResult:
             f"{m['visits_per_specialist_day']:.1f} per specialist-day",
             f"  travel           {m['travel_km_per_visit']:.2f} km / {m['travel_min_per_visit']:.1f} min per visit",
         ]
+        if m.get("n_booked_retimed"):
+            lines.append(f"  booked           {m['n_booked_retimed']} booked visits could not keep their time "
+                         "(same day, another time: see visits.csv)")
         return "\n".join(lines)
 
     def write(self, folder: str | Path, *, overwrite: bool = False) -> Path:
@@ -255,8 +258,9 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
     booked
         Visits already done or booked (file or DataFrame with ``specialist_id``, ``date``,
         ``customer_id``, ``arrival``; an earlier ``visits.csv`` works): those in the horizon stay at
-        their specialist, day and time, the rest of the week is planned around them; customers
-        visited before the horizon get no new visit.
+        their specialist, day and time (bookings of a day that cannot all keep their time stay on
+        that day, no earlier than booked: ``metrics["n_booked_retimed"]``), the rest of the week is
+        planned around them; customers visited before the horizon get no new visit.
     road_graph
         Road network file (GraphML or edge-list CSV, as for ``plan --road-graph``): travel distance
         along it (time at ``config.speed_kmh``); ``None``: straight line times ``config.detour``.
@@ -532,11 +536,14 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
     travel_km = float(vis["travel_km"].sum() + vis["return_km"].sum())
     travel_min = float(vis["travel_min"].sum() + vis["return_min"].sum())
     with_due = from_risk & (vis["due_date"] != "").to_numpy()
+    # a booked visit keeps its time unless that day's bookings cannot all be kept (then: its day, another time)
+    booked_at = {c: _hhmm(p[2]) for c, p in pinned.items()}
+    retimed = int(sum(1 for c, t in zip(vis["customer_id"], vis["arrival"]) if c in booked_at and booked_at[c] != t))
     metrics = {
         "n_rows": int(len(raw)), "n_rejected": int((rejects["file"] == "at_risk").sum()),
         "n_booked_rejected": int((rejects["file"] == "booked").sum()),
         "n_valid": n_valid, "n_scheduled": n_sched, "n_unscheduled": int(un.sum()),
-        "n_visits": n_visits, "n_booked_kept": int(vis["booked"].sum()),
+        "n_visits": n_visits, "n_booked_kept": int(vis["booked"].sum()), "n_booked_retimed": retimed,
         "scheduled_share": round(n_sched / n_valid, 6) if n_valid else 1.0,
         "on_time_share": round(float(vis["on_time"][from_risk].mean()), 6) if n_sched else 1.0,
         "on_time_share_with_due_date": round(float(vis["on_time"][with_due].mean()), 6) if with_due.any() else 1.0,

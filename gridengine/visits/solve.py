@@ -180,26 +180,28 @@ def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
     c_cust_a = np.asarray(c_cust)
     req = np.asarray(c_req)
 
-    def problem(pinned: bool) -> RoutingProblem:
-        e, l_ = np.asarray(c_early), np.asarray(c_late)
-        if not pinned:  # booked visits keep their day, any time of it
+    def problem(relax: int) -> RoutingProblem:
+        """0: booked visits at their time; 1: at or after it, the same day; 2: any time of the same day."""
+        e, l_ = np.asarray(c_early).copy(), np.asarray(c_late).copy()
+        if relax:
             days = pin_day[c_cust_a[req]]
-            e, l_ = e.copy(), l_.copy()
-            e[req] = days * DAY_S + d0
+            if relax == 2:
+                e[req] = days * DAY_S + d0
             l_[req] = days * DAY_S + d1 - service[c_cust_a[req]]
         return RoutingProblem(
             distance=dist, duration=dur, client_loc=np.asarray(c_loc), service=np.asarray(c_serv), tw_early=e,
             tw_late=l_, prize=np.asarray(c_prize), required=req, group=np.asarray(c_group),
             vehicles=[(1, 0, d * DAY_S + d0, d * DAY_S + d1) for d in range(n_days)])
 
-    p1 = problem(True)
-    start = _greedy(c_cust_a, p1.client_loc, p1.service, p1.tw_early, p1.tw_late, p1.prize, req, dur, n_days, d0, d1)
-    routes, feasible = solve_routing(p1, iterations=int(job["iterations"]), seed=int(job["seed"]),
-                                     no_improvement=int(job["patience"]) or None, penalty_updates=PENALTY_UPDATES,
-                                     initial=list(enumerate(start)))
-    if not feasible and req.any():
-        routes, feasible = solve_routing(problem(False), iterations=int(job["iterations"]), seed=int(job["seed"]),
-                                       no_improvement=int(job["patience"]) or None, penalty_updates=PENALTY_UPDATES)
+    feasible = False
+    for relax in (0, 1, 2) if req.any() else (0,):
+        p = problem(relax)
+        start = _greedy(c_cust_a, p.client_loc, p.service, p.tw_early, p.tw_late, p.prize, req, dur, n_days, d0, d1)
+        routes, feasible = solve_routing(p, iterations=int(job["iterations"]), seed=int(job["seed"]),
+                                         no_improvement=int(job["patience"]) or None, penalty_updates=PENALTY_UPDATES,
+                                         initial=list(enumerate(start)))
+        if feasible:
+            break
     res["feasible"] = bool(feasible)
     if not feasible:  # not expected: every optional client can be dropped; report rather than guess
         res["status"][:] = np.where(status == SCHEDULED, NO_ROOM, status)
