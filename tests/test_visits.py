@@ -357,3 +357,12 @@ def test_clashing_bookings_keep_their_day(plan_dir):
     assert res.metrics["n_booked_retimed"] == 1 and "could not keep their time" in res.summary()
     assert res.metrics["n_scheduled"] == 3
     check_days(res.visits, res.days)
+
+
+def test_every_row_rejected_still_writes_a_folder(plan_dir, tmp_path):
+    risk = pd.DataFrame({"customer_id": ["NOPE1", "NOPE2"], "priority": ["1", "x"]})
+    res = ge.plan_visits(plan_dir, risk, ge.VisitsConfig(start=START, jobs=1))
+    assert len(res.visits) == 0 and len(res.unscheduled) == 0 and len(res.rejects) == 2
+    assert res.metrics["n_rejected"] == 2 and res.metrics["n_scheduled"] == 0
+    out = res.write(tmp_path / "v")
+    assert (out / "index.html").is_file() and (out / "visits.csv").read_text().startswith("specialist_id,date,seq")

@@ -363,7 +363,7 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
     d0, d1 = config.day_start_min * 60, config.day_end_min * 60
 
     # the jobs: one per specialist with customers to visit (own grid; booked ones at their booked specialist)
-    todo = np.array([r is None for r in reason])
+    todo = np.array([r is None for r in reason], dtype=bool)
     owner = risk["specialist_id"].to_numpy(dtype=object).copy()
     pin_day = np.full(n, -1, np.int64)
     pin_s = np.full(n, -1, np.int64)
@@ -372,7 +372,11 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
         if p is not None:
             owner[i], pin_day[i], pin_s[i] = p
     # booked visits of customers not on this risk list are kept too
-    extra = [c for c in sorted(pinned) if c not in set(cids)]
+    on_list = set(cids)
+    extra = [c for c in sorted(pinned) if c not in on_list]
+    extra_of: dict[str, list[str]] = {}
+    for c in extra:
+        extra_of.setdefault(pinned[c][0], []).append(c)
     ex = a.set_index("customer_id").loc[extra] if extra else a.iloc[:0].set_index("customer_id")
     roster_xy = roster.set_index(roster["specialist_id"].astype(str))[["lat", "lon"]]
     sp_grid = a.drop_duplicates("specialist_id").set_index("specialist_id")["grid_id"]
@@ -381,8 +385,9 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
                               "due": np.where(np.isnat(due), np.datetime64("9999-12-31"), due), "row": risk["row"]})
     jobs, job_rows, job_extra = [], [], []
     status = np.full(n, -1, np.int64)
-    for sid in sorted(set(owner[todo]) | {pinned[c][0] for c in extra}):
-        idx = np.flatnonzero(todo & (owner == sid))
+    rows_of = {k: v.to_numpy() for k, v in pd.Series(np.flatnonzero(todo)).groupby(owner[todo], sort=False)}
+    for sid in sorted(set(rows_of) | set(extra_of)):
+        idx = np.sort(rows_of.get(sid, np.array([], dtype=np.int64)))
         sub = order_key.iloc[idx].sort_values(["pinned", "urg", "due", "row"], ascending=[False, False, True, True],
                                               kind="stable")
         idx = sub.index.to_numpy()
@@ -393,7 +398,7 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
         if len(idx) > cap_est:
             status[idx[cap_est:]] = TOO_MANY
             idx = idx[:cap_est]
-        ex_sid = [c for c in extra if pinned[c][0] == sid]
+        ex_sid = extra_of.get(sid, [])
         if sid not in roster_xy.index:
             continue
         blat, blon = roster_xy.loc[sid]
@@ -459,7 +464,7 @@ def plan_visits(plan, at_risk, config: VisitsConfig = VisitsConfig(), *, booked=
     vis = pd.DataFrame(vis_rows, columns=["specialist_id", "date", "seq", "customer_id", "arrival", "departure",
                                           "travel_km", "travel_min", "_i", "_day"])
     vis = vis.sort_values(["specialist_id", "date", "seq"], kind="stable").reset_index(drop=True)
-    ii = vis["_i"].to_numpy()
+    ii = vis["_i"].to_numpy(dtype=np.int64)
     has = ii >= 0
     ri = np.where(has, ii, 0)
 
