@@ -151,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
                                                  "metrics.json, index.html, pages/")
     vi.add_argument("--start", help="first day, YYYY-MM-DD (default: today)")
     vi.add_argument("--days", type=int, help="working days in the horizon (default 5; weekends skipped)")
+    vi.add_argument("--weekends", action="store_true", help="count Saturdays and Sundays as working days")
     vi.add_argument("--day-start", help="leave the base at HH:MM (default 09:00)")
     vi.add_argument("--day-hours", type=float, help="length of the day, back at the base (default 8)")
     vi.add_argument("--visit-minutes", type=float, help="default time at a home (default 30)")
@@ -323,7 +324,8 @@ def _cmd_visits(args: argparse.Namespace) -> int:
     opts = {"start": args.start, "days": args.days, "day_start": args.day_start, "day_hours": args.day_hours,
             "visit_minutes": args.visit_minutes, "speed_kmh": args.speed_kmh, "jobs": args.jobs,
             "iterations": args.iterations, "seed": args.seed}
-    cfg = VisitsConfig(**{k: v for k, v in opts.items() if v is not None}, include_pii=args.include_pii)
+    cfg = VisitsConfig(**{k: v for k, v in opts.items() if v is not None}, include_pii=args.include_pii,
+                       weekends=args.weekends)
     t0 = time.perf_counter()
     res = plan_visits(args.plan, args.at_risk, cfg, booked=args.booked, road_graph=args.road_graph)
     res.write(out, overwrite=args.force)

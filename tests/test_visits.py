@@ -366,3 +366,25 @@ def test_every_row_rejected_still_writes_a_folder(plan_dir, tmp_path):
     assert res.metrics["n_rejected"] == 2 and res.metrics["n_scheduled"] == 0
     out = res.write(tmp_path / "v")
     assert (out / "index.html").is_file() and (out / "visits.csv").read_text().startswith("specialist_id,date,seq")
+
+
+def test_rerun_with_its_own_visits_as_booked_is_unchanged(result, plan_dir, tmp_path):
+    """Last run's visits.csv as --booked: every visit stays where it was."""
+    res0, path = result
+    out = res0.write(tmp_path / "week")
+    res = ge.plan_visits(plan_dir, path, ge.VisitsConfig(start=START, jobs=1), booked=out / "visits.csv")
+    cols = ["specialist_id", "date", "customer_id", "arrival"]
+    key = ["specialist_id", "date", "arrival", "customer_id"]
+    a = res0.visits[cols].sort_values(key).reset_index(drop=True)
+    b = res.visits[cols].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert res.visits["booked"].all() and res.metrics["n_booked_retimed"] == 0
+
+
+def test_weekends_option(plan_dir, tmp_path, capsys):
+    risk = pd.DataFrame({"customer_id": ["C0001"]})
+    risk.to_csv(tmp_path / "r.csv", index=False)
+    assert main(["visits", "--plan", str(plan_dir), "--at-risk", str(tmp_path / "r.csv"), "--out",
+                 str(tmp_path / "o"), "--start", "2026-12-12", "--days", "2", "--weekends", "--jobs", "1", "-q"]) == 0
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["dates"] == ["2026-12-12", "2026-12-13"]
+    assert ge.VisitsConfig(start="2026-12-12", days=2).dates()[0].isoformat() == "2026-12-14"

@@ -157,7 +157,8 @@ def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
         if pin_day[i] >= 0:
             off = pin_day[i] * DAY_S
             c_cust.append(i), c_loc.append(cust_loc[i]), c_serv.append(service[i])
-            c_early.append(off + pin_s[i]), c_late.append(off + pin_s[i])
+            # a booked time is a whole minute: the visit starts within half a minute of it
+            c_early.append(off + pin_s[i] - 30), c_late.append(off + pin_s[i] + 30)
             c_prize.append(0), c_group.append(-1), c_req.append(True)
             continue
         if not reachable[i]:
