@@ -74,7 +74,7 @@ class VisitsConfig:
     speed_kmh: float = 20.0
     detour: float = 1.3
     iterations: int = 1000
-    patience: int = 200
+    patience: int = 100
     seed: int = 0
     jobs: int | None = None
     include_pii: bool = False

@@ -31,6 +31,7 @@ ONTIME_SHARE = 0.5  # on or before the due date: half as much again
 DUE_SOON_SHARE = 0.25  # due within the horizon: a quarter more
 EARLY_PRIZE = 500  # per day earlier, per urgency level
 PENALTY_UPDATES = 50
+NEIGHBOURS = 50
 
 # reason codes (the caller words them)
 SCHEDULED, NO_WINDOW, NO_ROOM, TOO_MANY = 0, 1, 2, 3
@@ -200,7 +201,7 @@ def solve_specialist(job: dict[str, Any]) -> dict[str, Any]:
         start = _greedy(c_cust_a, p.client_loc, p.service, p.tw_early, p.tw_late, p.prize, req, dur, n_days, d0, d1)
         routes, feasible = solve_routing(p, iterations=int(job["iterations"]), seed=int(job["seed"]),
                                          no_improvement=int(job["patience"]) or None, penalty_updates=PENALTY_UPDATES,
-                                         initial=list(enumerate(start)))
+                                         initial=list(enumerate(start)), neighbours=NEIGHBOURS)
         if feasible:
             break
     res["feasible"] = bool(feasible)
