@@ -164,6 +164,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="carry name/address/phone columns of the risk list into visits.csv and the pages")
     vi.add_argument("--jobs", type=int, help="worker processes (default: CPU count; 1 = no Dask)")
     vi.add_argument("--iterations", type=int, help="routing search iterations per specialist (default 1000)")
+    vi.add_argument("--patience", type=int,
+                    help="stop a specialist's search after this many iterations without improvement (default 100)")
     vi.add_argument("--seed", type=int, help="random seed (default 0)")
     vi.add_argument("--force", action="store_true", help="replace what is in --out")
     _output_options(vi)
@@ -323,7 +325,7 @@ def _cmd_visits(args: argparse.Namespace) -> int:
     _check_out(out, args.force)
     opts = {"start": args.start, "days": args.days, "day_start": args.day_start, "day_hours": args.day_hours,
             "visit_minutes": args.visit_minutes, "speed_kmh": args.speed_kmh, "jobs": args.jobs,
-            "iterations": args.iterations, "seed": args.seed}
+            "iterations": args.iterations, "patience": args.patience, "seed": args.seed}
     cfg = VisitsConfig(**{k: v for k, v in opts.items() if v is not None}, include_pii=args.include_pii,
                        weekends=args.weekends)
     t0 = time.perf_counter()
@@ -331,6 +333,9 @@ def _cmd_visits(args: argparse.Namespace) -> int:
     res.write(out, overwrite=args.force)
     if not args.quiet:
         print(res.summary())
+        if args.verbose:
+            print("  stage timings    " + ", ".join(f"{k} {v:.2f}s" for k, v in res.run["timings_s"].items())
+                  + f" ({res.run['workers']} worker(s))")
         print(f"visits written to {out}/ in {time.perf_counter() - t0:.1f}s; open {out / 'index.html'}")
     return 0
 
