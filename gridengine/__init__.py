@@ -48,6 +48,9 @@ from .plan import Plan as Plan
 from .rollout import RolloutResult as RolloutResult
 from .rollout import RolloutSpec as RolloutSpec
 from .rollout import rollout as rollout
+from .visits import VisitsConfig as VisitsConfig
+from .visits import VisitsResult as VisitsResult
+from .visits import plan_visits as plan_visits
 
 __all__ = [
     "__version__", "plan_city", "Plan", "Config", "InputConfig", "CellConfig", "PartitionConfig", "AssignConfig",
@@ -56,6 +59,7 @@ __all__ = [
     "GridEngineError", "InputError", "ConfigError", "InfeasibleError", "CapacityShortfallError", "SolverError",
     "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff", "rollout", "RolloutSpec", "RolloutResult",
     "district_units", "DistrictingResult", "capacitated_p_median", "PMedianResult",
+    "plan_visits", "VisitsConfig", "VisitsResult",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
