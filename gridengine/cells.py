@@ -239,6 +239,24 @@ def cells_to_polygon(cells: list[str]):
         cparts = [fill(p) for p in shapely.get_parts(closed) if isinstance(p, Polygon) and p.area > 0]
         if 0 < len(cparts) < len(polys):
             polys = cparts
+    if len(polys) > 1:
+        # a fine cell beside cells several resolutions coarser can sit a few metres off them: glue
+        # each such part to its nearest part with the small hull between them (gaps closer than a
+        # coarsest cell's edge; farther parts are islands, which the plan reports as bridges)
+        reach = h3.average_hexagon_edge_length(min(by_res), "m") / 111_320.0
+        polys.sort(key=lambda p: -p.area)
+        main, rest = polys[0], []
+        for p in polys[1:]:
+            d = main.distance(p)
+            if d <= reach:
+                near = main.intersection(p.buffer(d * 1.05 + 1e-7))
+                main = shapely.union_all([main, p, shapely.convex_hull(shapely.union_all([p, near]))])
+            else:
+                rest.append(p)
+        if isinstance(main, MultiPolygon):  # pragma: no cover - the hulls join what they touch
+            rest.extend(list(main.geoms)[1:])
+            main = list(main.geoms)[0]
+        polys = [fill(main)] + rest
     return polys[0] if len(polys) == 1 else MultiPolygon(polys)
 
 
