@@ -486,7 +486,7 @@ def _zone_of(lat: np.ndarray, lon: np.ndarray, zones) -> np.ndarray:
 
 
 def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float, chunk: float,
-                      order_by: str | None = "address") -> tuple[np.ndarray, np.ndarray]:
+                      order_by: str | None = "address", even: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Split cells that no grid can hold (one location heavier than ``limit``) at customer level.
 
     Refinement cannot split customers who share one location (a large compound geocoded to
@@ -494,6 +494,10 @@ def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float
     units stay together) and cut into groups of about ``chunk`` workload; the groups become
     *dedicated grids* sharing the cell's territory, and the rest stays in the cell. The cell
     table's workload and customer count are reduced accordingly (in place).
+
+    With ``even`` (the default) the dedicated groups and the rest share the cell's workload
+    equally; without it, each dedicated group holds about ``chunk`` (a full grid at the plan's
+    fill, as a roster asks) and the rest stays with the cell.
 
     Returns
     -------
@@ -518,7 +522,7 @@ def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float
         members = members[order]
         total = float(w[members].sum())
         n_groups = max(1, int(math.ceil(total / chunk)) - 1)  # the remainder stays with the cell's territory grid
-        target = total / (n_groups + 1)
+        target = total / (n_groups + 1) if even else chunk
         acc = np.cumsum(w[members])
         g = np.minimum((acc - 1e-9) // target, n_groups).astype("int64")
         dedicated = g < n_groups  # the last share stays in the cell

@@ -444,7 +444,7 @@ def plan_city(
             f"{located['workload'].iat[i]:g} is above the {'largest specialist' if roster_sized else 'grid'} capacity "
             f"{cap_:g}; one customer cannot be split "
             f"between specialists ({len(too_heavy)} such customer(s)); check the workload or raise the capacity")
-    split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk)
+    split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk, even=not roster_sized)
     n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
     if roster_sized:
         parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
@@ -473,7 +473,7 @@ def plan_city(
             sizing = sized(max_fill)
             c_big = float(caps[sizing.used].max())
             split_group, split_cell = split_heavy_cells(index, located, limit=min(c_big, sizing.fill * c_big * (
-                1 + pconfig.tolerance)), chunk=sizing.fill * c_big)
+                1 + pconfig.tolerance)), chunk=sizing.fill * c_big, even=False)
             n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
             parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
             try:

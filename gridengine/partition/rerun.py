@@ -158,6 +158,8 @@ def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, l
     flows = None
     if smcf.solve() == smcf.OPTIMAL:
         f_all = smcf.flows(arcs)
+        logger.debug("flow round: excess %.1f, flow x hops %.1f", sup.sum() / scale,
+                     float((f_all[:np_] + f_all[np_:2 * np_]).sum()) / scale)
         flows = (f_all[:np_] + f_all[np_:2 * np_]) / scale
     if flows is None:
         return 0.0, set()

@@ -483,7 +483,7 @@ def partition_roster(
     fill = total / float(caps.sum())
     g0 = g
     g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share,
-                                                                None)
+                                                                None, uneven_tol=tolerance)
     if big.sum() > m:  # more separate areas than grids: only the heaviest get grids, the others are bridged
         aw = np.sort(np.bincount(area, weights=w, minlength=n_areas))[::-1]
         g, area, big, merged, bridges, n_areas = _areas_and_bridges(g0, w, float(aw[m - 1]) / max(bridge_share, 1e-9)
