@@ -241,9 +241,10 @@ def cells_to_polygon(cells: list[str]):
             polys = cparts
     if len(polys) > 1:
         # a fine cell beside cells several resolutions coarser can sit a few metres off them: glue
-        # each such part to its nearest part with the small hull between them (gaps closer than a
-        # coarsest cell's edge; farther parts are islands, which the plan reports as bridges)
-        reach = h3.average_hexagon_edge_length(min(by_res), "m") / 111_320.0
+        # each such part to its nearest part with the small hull between them (gaps within three finest
+        # cell edges and half a coarsest one; farther parts are islands, which the plan reports as bridges)
+        reach = min(3 * h3.average_hexagon_edge_length(finest, "m"),
+                    0.5 * h3.average_hexagon_edge_length(min(by_res), "m")) / 111_320.0
         polys.sort(key=lambda p: -p.area)
         main, rest = polys[0], []
         for p in polys[1:]:
