@@ -42,9 +42,9 @@ from .partition import partition_units as partition_units
 from .partition.districting import DistrictingResult as DistrictingResult
 from .partition.districting import district_units as district_units
 from .pipeline import plan_city as plan_city
+from .plan import Plan as Plan
 from .pmedian import PMedianResult as PMedianResult
 from .pmedian import capacitated_p_median as capacitated_p_median
-from .plan import Plan as Plan
 from .rollout import RolloutResult as RolloutResult
 from .rollout import RolloutSpec as RolloutSpec
 from .rollout import rollout as rollout

@@ -35,8 +35,8 @@ import dataclasses
 import functools
 import logging
 import math
-import re
 import os
+import re
 import sqlite3
 import time
 from dataclasses import dataclass

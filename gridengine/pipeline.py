@@ -32,11 +32,11 @@ from .errors import ConfigError, InfeasibleError, InputError
 from .geocode import check_reject_share, geocode_customers
 from .ingest import (
     file_sha256,
-    read_geometry,
-    read_zones,
     read_customers,
+    read_geometry,
     read_service_area,
     read_specialists,
+    read_zones,
     table_sha256,
     validate_customers,
     validate_specialists,

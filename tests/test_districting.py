@@ -7,9 +7,8 @@ benchmark, contiguity through scipy's connected components, and the population b
 from __future__ import annotations
 
 import csv
-from pathlib import Path
-
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -87,8 +87,9 @@ def test_invariant_4_contiguity(sample_plan):
 
 def test_sample_city_has_islands_and_reports_them(sample_plan):
     # the offshore island is a separate area of the tiling: its own grid or a reported bridge
-    from gridengine.cells import cell_adjacency
     import h3
+
+    from gridengine.cells import cell_adjacency
 
     cells = np.array([h3.str_to_int(c) for c in sample_plan.cells["cell"]], dtype="uint64")
     order = np.argsort(cells)

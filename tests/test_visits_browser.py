@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_visits import START, make_plan, risk_rows
 
 import gridengine as ge
-
-from test_visits import START, make_plan, risk_rows
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = os.environ.get("GRIDENGINE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"

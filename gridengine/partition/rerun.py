@@ -12,9 +12,21 @@ from scipy.sparse.csgraph import connected_components
 
 from .._kernels import _connected_without
 from ..errors import InfeasibleError
-from .core import (Bridge, PartitionResult, _Graph, _allocate_grids, _areas_and_bridges, _csr, _grow_region,
-                   _quality_key, _recursive_bisection, _redraw_region, _refine, _tidy_empty_units,
-                   grid_connectivity)
+from .core import (
+    Bridge,
+    PartitionResult,
+    _allocate_grids,
+    _areas_and_bridges,
+    _csr,
+    _Graph,
+    _grow_region,
+    _quality_key,
+    _recursive_bisection,
+    _redraw_region,
+    _refine,
+    _tidy_empty_units,
+    grid_connectivity,
+)
 
 __all__ = ['partition_from_previous']
 

@@ -35,8 +35,20 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ..errors import InfeasibleError
-from .core import (CUT_SCORES, Bridge, PartitionResult, _csr, _Graph, _areas_and_bridges, _quality_key,
-                   _recursive_bisection, _refine, _refine_portfolio, _tidy_empty_units, grid_connectivity)
+from .core import (
+    CUT_SCORES,
+    Bridge,
+    PartitionResult,
+    _areas_and_bridges,
+    _csr,
+    _Graph,
+    _quality_key,
+    _recursive_bisection,
+    _refine,
+    _refine_portfolio,
+    _tidy_empty_units,
+    grid_connectivity,
+)
 
 __all__ = ["RosterSizing", "size_to_roster", "partition_roster", "partition_roster_rerun", "MAX_FILL"]
 

@@ -175,7 +175,6 @@ def solve_routing(problem: RoutingProblem, *, iterations: int | None = None, tim
     import warnings
 
     from pyvrp import PenaltyParams, SolveParams
-
     from pyvrp.search import NeighbourhoodParams
 
     kw: dict = {}
