@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
+from ._version import __version__ as __version__
 from .assign import AssignmentResult as AssignmentResult
 from .assign import assign_specialists as assign_specialists
 from .cells import build_cells as build_cells

@@ -55,7 +55,7 @@ import pandas as pd
 __all__ = ["Address", "normalise_address", "parse_address", "Gazetteer", "Match", "LEVELS"]
 
 #: Precision levels, finest first.
-LEVELS = ("building", "house_number", "nearest_house_number", "compound", "road", "community", "district")
+from .config import PRECISION_LEVELS as LEVELS  # noqa: E402
 
 _TRAD = str.maketrans({"號": "号", "區": "区", "單": "单", "樓": "楼", "棟": "栋", "門": "门", "縣": "县", "鎮": "镇",
                        "鄉": "乡", "園": "园", "廣": "广", "東": "东", "灣": "湾", "莊": "庄", "華": "华", "龍": "龙",

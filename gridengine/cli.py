@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .config import Config
 from .errors import ConfigError, GridEngineError, InputError, PlanWriteError
 from .progress import PLAN_STAGES, StageBar

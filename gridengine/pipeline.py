@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import __version__
+from ._version import __version__
 from .assign import assign_specialists, design_capacity, grid_requirements, staffing_plan
 from .cells import build_cells, cells_to_polygon, split_heavy_cells
 from .config import Config

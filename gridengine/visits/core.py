@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from .. import __version__
+from .._version import __version__
 from ..errors import InputError, PlanWriteError
 from .config import VisitsConfig
 from .inputs import REJECT_COLUMNS, read_table, validate_at_risk, validate_booked
