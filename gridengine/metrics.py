@@ -17,7 +17,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .cells import haversine_km
 
-__all__ = ["compute_metrics", "grid_contiguity", "METRIC_NAMES"]
+__all__ = ["compute_metrics", "rerun_metrics", "grid_contiguity", "METRIC_NAMES"]
 
 METRIC_NAMES = (
     "coverage", "capacity_violations", "balance_max_dev", "within_5pct", "contiguous_share",
@@ -184,4 +184,43 @@ def compute_metrics(
         "n_cells": int(len(cell_grid)),
         "n_bridges": int(len(bridges)),
         "unreported_parts": unreported,
+    }
+
+
+def rerun_metrics(prev, assignments: pd.DataFrame, cell_table: pd.DataFrame) -> dict:
+    """Churn and what changed against a previous plan (DESIGN.md names).
+
+    Parameters
+    ----------
+    prev
+        The previous :class:`~gridengine.plan.Plan` (its ``assignments`` and ``cells``).
+    assignments
+        The new plan's ``customer_id`` → ``specialist_id`` table.
+    cell_table
+        The new plan's ``cell`` → ``grid_id`` table.
+
+    Returns
+    -------
+    dict
+        ``churn`` (share of continuing customers whose specialist changed), ``customers_moved``,
+        ``continuing_customers``, ``new_customers``, ``departed_customers``, ``grids_changed``,
+        ``grids_added``, ``grids_removed``.
+    """
+    before = prev.assignments.set_index("customer_id")
+    after = assignments.set_index("customer_id")
+    common = before.index.intersection(after.index)
+    moved = before.loc[common, "specialist_id"].astype(str) != after.loc[common, "specialist_id"].astype(str)
+    old_cells = prev.cells.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
+    new_cells = cell_table.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
+    ids = set(old_cells.index) | set(new_cells.index)
+    changed = sum(1 for g in ids if old_cells.get(g) != new_cells.get(g))
+    return {
+        "churn": round(float(moved.mean()), 6) if len(common) else 0.0,
+        "customers_moved": int(moved.sum()),
+        "continuing_customers": int(len(common)),
+        "new_customers": int(len(after.index.difference(before.index))),
+        "departed_customers": int(len(before.index.difference(after.index))),
+        "grids_changed": int(changed),
+        "grids_added": int(len(set(new_cells.index) - set(old_cells.index))),
+        "grids_removed": int(len(set(old_cells.index) - set(new_cells.index))),
     }

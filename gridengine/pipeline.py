@@ -41,7 +41,7 @@ from .ingest import (
     validate_customers,
     validate_specialists,
 )
-from .metrics import compute_metrics
+from .metrics import compute_metrics, rerun_metrics
 from .partition import partition_cells
 from .partition.roster import MAX_FILL, size_to_roster
 from .plan import Plan
@@ -206,28 +206,6 @@ def _churn(prev: Plan, located: pd.DataFrame, grid_of_customer: np.ndarray) -> f
     if not cont.any():
         return 0.0
     return float((before.reindex(ids[cont]).to_numpy() != grid_of_customer[cont].astype(str)).mean())
-
-
-def _rerun_metrics(prev: Plan, assignments: pd.DataFrame, cell_table: pd.DataFrame) -> dict:
-    """churn, customers_moved, grids_changed (DESIGN.md names) against the previous plan."""
-    before = prev.assignments.set_index("customer_id")
-    after = assignments.set_index("customer_id")
-    common = before.index.intersection(after.index)
-    moved = before.loc[common, "specialist_id"].astype(str) != after.loc[common, "specialist_id"].astype(str)
-    old_cells = prev.cells.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
-    new_cells = cell_table.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
-    ids = set(old_cells.index) | set(new_cells.index)
-    changed = sum(1 for g in ids if old_cells.get(g) != new_cells.get(g))
-    return {
-        "churn": round(float(moved.mean()), 6) if len(common) else 0.0,
-        "customers_moved": int(moved.sum()),
-        "continuing_customers": int(len(common)),
-        "new_customers": int(len(after.index.difference(before.index))),
-        "departed_customers": int(len(before.index.difference(after.index))),
-        "grids_changed": int(changed),
-        "grids_added": int(len(set(new_cells.index) - set(old_cells.index))),
-        "grids_removed": int(len(set(old_cells.index) - set(new_cells.index))),
-    }
 
 
 def _grid_adjacency(cell_grid: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> set[tuple[str, str]]:
@@ -596,7 +574,7 @@ def plan_city(
                                            zip(grids["grid_id"], grids.geometry)})
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
     if prev_plan is not None:
-        metrics.update(_rerun_metrics(prev_plan, assignments, cell_table))
+        metrics.update(rerun_metrics(prev_plan, assignments, cell_table))
         if pconfig.max_churn is not None and metrics["churn"] > pconfig.max_churn:
             warnings.append(f"churn {metrics['churn']:.2%} is above partition.max_churn {pconfig.max_churn:.2%}: "
                             "balance and capacity forced these moves even at the highest churn weight")
