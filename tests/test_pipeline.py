@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -68,7 +69,8 @@ def test_invariant_3_capacity(sample_plan):
     assert (g["workload"] <= g["specialist_id"].map(cap) + 1e-9).all()
     assert sample_plan.metrics["capacity_violations"] == 0
     # grid workloads are the sums of their customers' workloads
-    raw = pd.read_csv("data/sample/customers.csv", dtype={"customer_id": str}).set_index("customer_id")
+    raw = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "sample" / "customers.csv",
+                      dtype={"customer_id": str}).set_index("customer_id")
     a = sample_plan.assignments.join(raw["workload"], on="customer_id")
     sums = a.groupby("grid_id")["workload"].sum()
     assert np.allclose(sums.reindex(g["grid_id"]).fillna(0).to_numpy(), g["workload"].to_numpy())
