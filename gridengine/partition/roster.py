@@ -142,7 +142,8 @@ def _transport(w: np.ndarray, x: np.ndarray, y: np.ndarray, caps: np.ndarray, bx
 def size_to_roster(weights: np.ndarray, x: np.ndarray, y: np.ndarray, capacities: np.ndarray,
                    base_x: np.ndarray, base_y: np.ndarray, *, target_fill: float = 0.9, k: int | None = None,
                    names: list[str] | None = None, max_fill: float = 1.0, tolerance: float = 0.05,
-                   keep_first: np.ndarray | None = None) -> RosterSizing:
+                   keep_first: np.ndarray | None = None, extra: int = 0,
+                   extra_at: tuple[float, float] | None = None) -> RosterSizing:
     """Decide which specialists get a grid, and how many grids stay unstaffed.
 
     Parameters
@@ -166,6 +167,9 @@ def size_to_roster(weights: np.ndarray, x: np.ndarray, y: np.ndarray, capacities
     keep_first
         Optional mask of specialists to keep before others (re-runs: those who hold a grid), so a
         spare is someone without customers to lose.
+    extra, extra_at
+        Unstaffed grids to add beside everyone used (at ``extra_at``, metres, where given): how a
+        plan makes room around a place the roster's grids could not hold within capacity.
     max_fill
         The highest mean fill the roster is asked to carry. Above it, the roster is *short*: its
         specialists are filled to ``max_fill`` and the rest of the workload is drawn as unstaffed
@@ -218,6 +222,20 @@ def size_to_roster(weights: np.ndarray, x: np.ndarray, y: np.ndarray, capacities
         short = total - max_fill * cap_used
         n_un = max(1, int(math.ceil(short / (target_fill * design) - 1e-9)))
         fill = max_fill
+    if extra and not n_un:  # room around a place no contiguous plan could hold within capacity
+        n_un = int(extra)
+        fill = total / (cap_used + n_un * design)
+        if extra_at is not None:
+            ux = np.full(n_un, float(extra_at[0])) + np.arange(n_un) * 1.0
+            uy = np.full(n_un, float(extra_at[1]))
+        else:
+            pts = np.flatnonzero(w > 0)
+            ux, uy = _weighted_centres(x[pts], y[pts], w[pts], n_un)
+        notes.append(f"{n_un} unstaffed grid(s) of capacity {design:g} make room where the roster's grids could not "
+                     "all stay within capacity (compounds too heavy next to each other); the rest of the roster is "
+                     f"filled to {fill:.1%}")
+        return RosterSizing(used=used, spare=spare, fill=float(fill), n_unstaffed=n_un, unstaffed_capacity=design,
+                            unstaffed_x=ux, unstaffed_y=uy, notes=notes)
     if n_un:
         got2, left2 = _transport(w, x, y, caps[used] * fill, base_x[used], base_y[used])
         lw = left2 if left2.sum() > 0 else w
@@ -535,7 +553,12 @@ def partition_roster(
         loads = np.bincount(labels, weights=w, minlength=m)
     over = np.flatnonzero(loads > caps + 1e-9)
     if len(over):
-        raise InfeasibleError(_over_message(g, labels, over, loads, caps, unit_names))
+        exc = InfeasibleError(_over_message(g, labels, over, loads, caps, unit_names))
+        j = int(over[np.argmax(loads[over] - caps[over])])
+        units = np.flatnonzero(labels == j)
+        exc.where = (float(np.average(g.x[units], weights=g.w[units] + 1e-9)),
+                     float(np.average(g.y[units], weights=g.w[units] + 1e-9)))  # the place, in metres
+        raise exc
     _tidy_empty_units(g, labels, bridges, np.zeros(n, dtype=np.bool_))
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
                for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
