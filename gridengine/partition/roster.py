@@ -395,6 +395,13 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
             over = np.flatnonzero(loads > caps + 1e-9)
             if len(over) == 0:
                 break
+        if rnd >= 2 and rnd % 2 == 0 and _hand_over_heavy(g, labels, k, caps, over, loads, locked):
+            notes.append("a compound that kept its grid over capacity moved whole to a neighbouring grid, which "
+                         "passed workload on to make room")
+            loads = np.bincount(labels, weights=g.w, minlength=k)
+            over = np.flatnonzero(loads > caps + 1e-9)
+            if len(over) == 0:
+                break
         if rnd % 2 == 0 or (home is not None and rnd < 2):  # pass the excess along a min-cost flow
             limit = np.minimum(caps, target * (1 + 0.5 * tol)) if limit_share is None else caps * limit_share
             mv = _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, locked)
@@ -423,6 +430,56 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
         else:
             _refine(g, labels, k, target, caps, tol, refine_passes, locked, annealing=(), home=home, churn_w=churn_w)
     return notes
+
+
+def _hand_over_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
+                     loads: np.ndarray, locked: np.ndarray) -> bool:
+    """A grid over capacity by less than one of its compounds hands that compound whole to a neighbour
+    grid, which first passes workload on (a min-cost flow) to make room for it, in place.
+
+    Border flows move units no heavier than twice the flow, so they never move a large compound;
+    two heavy compounds side by side then keep a grid over capacity. Returns whether any moved."""
+    from .._kernels import _connected_without
+    from .rerun import _flow_rebalance
+
+    indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
+    stamp = np.zeros(g.n, dtype=np.int64)
+    queue = np.empty(g.n, dtype=np.int64)
+    moved = False
+    token = 1
+    for a in sorted(over.tolist(), key=lambda v: (-(loads[v] - caps[v]), v)):
+        token += 2
+        excess = loads[a] - caps[a]
+        if excess <= 0:
+            continue
+        units = np.flatnonzero((labels == a) & ~locked & (g.w >= excess))
+        best = None  # (room needed, unit, neighbour grid)
+        for u in units[np.argsort(g.w[units], kind="stable")].tolist():
+            for b in sorted(set(labels[g.neighbours(u)].tolist()) - {a}):
+                need = g.w[u] - (caps[b] - loads[b])
+                if best is None or need < best[0]:
+                    best = (need, u, b)
+            if best is not None:
+                break
+        if best is None:
+            continue
+        need, u, b = best
+        if not _connected_without(u, a, labels, indptr, indices, stamp, token, queue):
+            continue
+        if need > 0:  # make room in b: it passes workload to its own neighbours
+            limit = caps.copy()
+            limit[b] = caps[b] - g.w[u]
+            keep = locked.copy()
+            keep[labels == a] = True
+            _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, keep)
+            loads = np.bincount(labels, weights=g.w, minlength=k)
+            if loads[b] + g.w[u] > caps[b] + 1e-9 or labels[u] != a:
+                continue
+        labels[u] = b
+        loads[a] -= g.w[u]
+        loads[b] += g.w[u]
+        moved = True
+    return moved
 
 
 def _swap_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
