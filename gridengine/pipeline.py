@@ -422,11 +422,28 @@ def plan_city(
             f"{located['workload'].iat[i]:g} is above the {'largest specialist' if roster_sized else 'grid'} capacity "
             f"{cap_:g}; one customer cannot be split "
             f"between specialists ({len(too_heavy)} such customer(s)); check the workload or raise the capacity")
-    split_limit = limit
-    split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk, even=not roster_sized)
+    def split_for_roster(limit: float, chunk: float):
+        # compounds heavier than a grid at this fill get dedicated grids; the specialists those take
+        # leave the rest of the roster, so split again if a place still outweighs every grid left
+        for _ in range(4):
+            index.cells["workload"] = cell_w0
+            index.cells["n_customers"] = cell_n0
+            sg, sc = split_heavy_cells(index, located, limit=limit, chunk=chunk, even=False)
+            pts = _roster_parts(index, located, roster, caps, sizing, sg, sc, bx, by)
+            top = float(pts["capacity"].max()) if len(pts) else limit
+            if float(index.cells["workload"].max()) <= top + 1e-9 or limit <= 1e-9:
+                break
+            limit = min(limit, 0.95 * top)
+            chunk = min(chunk, limit)
+        return sg, sc, pts, limit
+
+    if roster_sized:
+        split_group, split_cell, parts, split_limit = split_for_roster(limit, chunk)
+    else:
+        split_limit = limit
+        split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk)
     n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
     if roster_sized:
-        parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
         n_dedicated_staff = int(sizing.used.size + sizing.n_unstaffed - len(parts))
         if n_dedicated and n_dedicated_staff < n_dedicated:
             sizing_warnings.append(f"{n_dedicated - n_dedicated_staff} dedicated grid(s) of split compounds have no "
@@ -452,15 +469,11 @@ def plan_city(
         attempts = ([(1.0, e, at) for e in (1, 2, 4, 8)] if sizing.n_unstaffed == 0 else []) + \
             [(f, 0, None) for f in (MAX_FILL, 0.9, 0.8, 0.7) if f < sizing.fill - 1e-9]
         for max_fill, extra, where in attempts:
-            index.cells["workload"] = cell_w0
-            index.cells["n_customers"] = cell_n0
             sizing = sized(max_fill, extra, where)
             c_big = float(caps[sizing.used].max())
-            split_limit = min(c_big, sizing.fill * c_big * (1 + pconfig.tolerance))
-            split_group, split_cell = split_heavy_cells(index, located, limit=split_limit, chunk=sizing.fill * c_big,
-                                                        even=False)
+            split_group, split_cell, parts, split_limit = split_for_roster(
+                min(c_big, sizing.fill * c_big * (1 + pconfig.tolerance)), sizing.fill * c_big)
             n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
-            parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
             try:
                 cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed,
                                                   locked=locked, parts=parts, previous=prev_cells)

@@ -187,7 +187,8 @@ def size_to_roster(weights: np.ndarray, x: np.ndarray, y: np.ndarray, capacities
     notes: list[str] = []
     if m == 0:
         raise InfeasibleError("the roster is empty: give specialists, or plan without a roster to size the need")
-    design = float(np.median(caps))
+    counts = np.unique(np.round(caps, 6), return_counts=True)
+    design = float(counts[0][counts[1] == counts[1].max()].max())  # the most common capacity, larger on ties
     n_use = min(int(k), m) if k is not None else m
     got, left = _transport(w, x, y, caps * min(1.0, max(target_fill, total / max(caps.sum(), 1e-12))), base_x,
                            base_y)
