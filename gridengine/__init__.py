@@ -48,6 +48,11 @@ from .plan import Plan as Plan
 from .rollout import RolloutResult as RolloutResult
 from .rollout import RolloutSpec as RolloutSpec
 from .rollout import rollout as rollout
+from .sites import SitesConfig as SitesConfig
+from .sites import SitesResult as SitesResult
+from .sites import site_service_points as site_service_points
+from .pmedian import FacilityLocationResult as FacilityLocationResult
+from .pmedian import capacitated_facility_location as capacitated_facility_location
 
 __all__ = [
     "__version__", "plan_city", "Plan", "Config", "InputConfig", "CellConfig", "PartitionConfig", "AssignConfig",
@@ -56,6 +61,7 @@ __all__ = [
     "GridEngineError", "InputError", "ConfigError", "InfeasibleError", "CapacityShortfallError", "SolverError",
     "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff", "rollout", "RolloutSpec", "RolloutResult",
     "district_units", "DistrictingResult", "capacitated_p_median", "PMedianResult",
+    "site_service_points", "SitesConfig", "SitesResult", "capacitated_facility_location", "FacilityLocationResult",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())
