@@ -149,6 +149,10 @@ class SitesResult:
         The plan's grids (for the map), with ``site_id``.
     warnings
         Things a planner should look at.
+    specialists
+        The plan's roster (drawn on the map).
+    density
+        Occupied cells (``lat``, ``lon``, ``workload``), drawn as the map's density layer.
     """
 
     sites: pd.DataFrame
@@ -160,6 +164,8 @@ class SitesResult:
     run: dict = field(default_factory=dict)
     grids: Any = None
     warnings: list[str] = field(default_factory=list)
+    specialists: pd.DataFrame | None = None
+    density: pd.DataFrame | None = None
 
     def summary(self) -> str:
         """A short human-readable summary (what the CLI prints)."""
@@ -211,7 +217,8 @@ class SitesResult:
             self.changes.to_csv(tmp / "site_changes.csv", **csv)
             (tmp / "metrics.json").write_text(_json_dump(self.metrics), encoding="utf-8")
             (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
-            (tmp / "map.html").write_text(render_sites_map_html(self.grids, self.sites), encoding="utf-8")
+            (tmp / "map.html").write_text(render_sites_map_html(self.grids, self.sites, self.specialists,
+                                                                self.density), encoding="utf-8")
             (tmp / "report.html").write_text(render_sites_report_html(self), encoding="utf-8")
             (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
             for f in tmp.iterdir():
@@ -440,20 +447,22 @@ class _Instance:
 
 
 def _fewest(n_by_region: dict[int, int], cand: pd.DataFrame, cap: np.ndarray) -> int:
-    """Fewest sites holding every grid, each area served from inside when it can be."""
-    total = 0
-    spare: list[float] = []
+    """Fewest sites holding every grid, each area (water, zones) served from inside where its candidates can."""
+    total, short = 0, 0.0
+    region = cand["region"].to_numpy()
     for r, need in sorted(n_by_region.items()):
-        caps = np.sort(cap[(cand["region"] == r).to_numpy()])[::-1]
+        caps = np.sort(cap[region == r])[::-1]
         cum = np.cumsum(caps)
-        k = int(np.searchsorted(cum, need - 1e-9)) + 1 if len(cum) and cum[-1] >= need - 1e-9 else len(caps)
-        total += k
-        if not len(cum) or cum[-1] < need - 1e-9:  # this area needs help from outside
-            total += 0 if not len(spare) else 0
-    p = max(total, 1)
-    # the global capacity must hold everything
+        if len(cum) and cum[-1] >= need - 1e-9:
+            total += int(np.searchsorted(cum, need - 1e-9)) + 1
+        else:  # the area cannot hold its own grids: all its sites, the rest from outside
+            total += len(caps)
+            short += need - (cum[-1] if len(cum) else 0.0)
+    if short > 0:
+        total += 1
     caps_all = np.sort(cap)[::-1]
     need_all = sum(n_by_region.values())
+    p = max(total, 1)
     while p < len(caps_all) and caps_all[:p].sum() < need_all - 1e-9:
         p += 1
     return min(p, len(cap))
@@ -828,8 +837,10 @@ def site_service_points(plan: Any, candidates: str | Path | pd.DataFrame | None 
     changes = pd.DataFrame(changes_rows, columns=["site_id", "change", "reason"])
     g2 = plan.grids.merge(grid_sites[["grid_id", "site_id"]], on="grid_id", how="left")
     logger.info("sites: %d sites for %d grids in %.1fs", len(sites), ng, run["total_s"])
+    density = cells.loc[cells["n_customers"] > 0, ["lat", "lon", "workload"]].reset_index(drop=True)
     return SitesResult(sites=sites, grid_sites=grid_sites, rejects=rejects, changes=changes, metrics=metrics,
-                       manifest=manifest, run=run, grids=g2, warnings=warnings)
+                       manifest=manifest, run=run, grids=g2, warnings=warnings, specialists=plan.specialists,
+                       density=density)
 
 
 # --------------------------------------------------------------------------------------------
@@ -880,8 +891,9 @@ def _sites_svg(grids: Any, sites: pd.DataFrame, width: int = 1000) -> str:
             f'<g id="layer-grids">{"".join(parts)}</g><g id="layer-sites">{"".join(marks)}</g></svg>')
 
 
-def render_sites_map_html(grids: Any, sites: pd.DataFrame) -> str:
-    """A self-contained page: the grids coloured by the site serving them, and the sites.
+def render_sites_map_html(grids: Any, sites: pd.DataFrame, specialists: pd.DataFrame | None = None,
+                          density: pd.DataFrame | None = None) -> str:
+    """The plan's interactive map (:func:`gridengine.report.render_map_html`) with a service-point layer.
 
     Parameters
     ----------
@@ -889,19 +901,21 @@ def render_sites_map_html(grids: Any, sites: pd.DataFrame) -> str:
         The plan's grids (EPSG:4326) with a ``site_id`` column.
     sites
         The open sites (``site_id``, ``lat``, ``lon``, ``n_grids``, ``n_specialists``, ``capacity``, ``workload``).
+    specialists
+        The roster (bases drawn as on the plan's map); ``None``: none drawn.
+    density
+        Occupied cells for the density layer, or ``None``.
 
     Returns
     -------
     str
-        The HTML page (opens offline; a checkbox shows or hides the site layer).
+        The HTML page (opens offline; layer toggles show or hide the sites and the grid-to-site links).
     """
-    return ("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Service points</title>"
-            "<style>body{margin:0;font:14px system-ui,Arial,sans-serif}header{padding:6px 10px;background:#263238;"
-            "color:#fff}</style></head><body><header><label><input type=\"checkbox\" id=\"toggle-sites\" checked> "
-            f"service points ({len(sites)})</label></header>{_sites_svg(grids, sites)}"
-            "<script>document.getElementById('toggle-sites').addEventListener('change',function(e){"
-            "document.getElementById('layer-sites').style.display=e.target.checked?'':'none';});</script>"
-            "</body></html>\n")
+    from .report import render_map_html
+
+    return render_map_html(grids, specialists if specialists is not None else pd.DataFrame(
+        columns=["specialist_id", "lat", "lon", "capacity", "grid_id"]), cells=density,
+        title="gridengine service points", sites=sites)
 
 
 def sites_report_section(result: SitesResult) -> str:
