@@ -204,3 +204,28 @@ def test_cflp_cpmp_path_and_exact_small():
     r2 = capacitated_facility_location(D, np.ones(30), 8, fixed_costs=5.0, must_open=must, k_arcs=30)
     assert r2.proven_optimal and set([0, 5]) <= set(r2.open.tolist())
     assert np.bincount(r2.assignment, minlength=30).max() <= 8
+
+
+def test_zone_border(sample_plan, tmp_path):
+    """With zones, every grid is served from a site in its own zone (where most of its workload is)."""
+    import shapely.geometry as sg
+
+    cells = sample_plan.cells
+    mid = float(np.median(cells["lon"]))
+    lo, hi = cells["lat"].min() - 1, cells["lat"].max() + 1
+    w, e = cells["lon"].min() - 1, cells["lon"].max() + 1
+    zones = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": n}, "geometry": sg.mapping(sg.box(a, lo, b, hi))}
+        for n, a, b in (("west", w, mid), ("east", mid, e))]}
+    path = tmp_path / "zones.geojson"
+    path.write_text(json.dumps(zones))
+    r = site_service_points(sample_plan, config=SitesConfig(max_specialists_per_site=6, zones=str(path)))
+    assert r.metrics["cross_area_grids"] == 0
+    occ = cells[cells["workload"] > 0]
+    side = occ.assign(east=occ["lon"] > mid).groupby("grid_id").apply(
+        lambda d: bool(d.loc[d["east"], "workload"].sum() > d.loc[~d["east"], "workload"].sum()))
+    site_east = r.sites.set_index("site_id")["lon"] > mid
+    for gid, sid in zip(r.grid_sites["grid_id"], r.grid_sites["site_id"]):
+        assert side[gid] == site_east[sid], gid
+    plain = site_service_points(sample_plan, config=SitesConfig(max_specialists_per_site=6))
+    assert r.metrics["n_sites"] >= plain.metrics["n_sites"]
