@@ -150,7 +150,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="cost of opening a site, in workload-km (default: the fewest sites that hold everyone)")
     si.add_argument("--previous-sites", help="sites.csv of an earlier run: those sites stay open where they can")
     si.add_argument("--zones", help="zones file: grids are served from their own zone when it has room")
-    si.add_argument("--time-limit", type=float, default=120.0, help="solver time cap in seconds (default 120)")
+    si.add_argument("--time-limit", type=float, default=30.0, help="solver time cap in seconds (default 30)")
     si.add_argument("--force", action="store_true", help="replace what the output folder holds")
     _output_options(si)
 

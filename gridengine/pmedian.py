@@ -70,6 +70,8 @@ PAIR_NEIGHBOURS = 8
 PAIR_MAX_POINTS = 16
 #: The LP start (:func:`_lp_medians`) runs when clusters average at most this many points.
 LP_START_MAX_CLUSTER = 12
+#: Facility location with equal demands: a swap search with exact assignments up to this many points.
+SWAP_MAX_POINTS = 1500
 #: Smallest decomposition region (points); regions double up to ``max_region_points``.
 MIN_REGION_POINTS = 30
 _SCIP_EXTRA = ("heuristics/rins/freq = -1\nheuristics/rens/freq = -1\nheuristics/alns/freq = -1\n"
@@ -1388,6 +1390,74 @@ def _cflp_greedy(cost: np.ndarray, dem: np.ndarray, cap: np.ndarray, fixed: np.n
     return None
 
 
+def _unit_assign(C: np.ndarray, slots: np.ndarray, opened: np.ndarray) -> tuple[float, np.ndarray | None]:
+    """Exact assignment of equal-demand points to the open sites (``slots`` points per site)."""
+    from scipy.optimize import linear_sum_assignment
+
+    n = C.shape[0]
+    cols = np.repeat(opened, np.minimum(slots[opened], n))
+    if cols.size < n:
+        return np.inf, None
+    r, c = linear_sum_assignment(C[:, cols])
+    a = np.empty(n, dtype=np.int64)
+    a[r] = cols[c]
+    return float(C[r, cols[c]].sum()), a
+
+
+def _swap_search(C: np.ndarray, slots: np.ndarray, fixed: np.ndarray, p: int | None, must: np.ndarray,
+                 start: np.ndarray, deadline: float, n_near: int = 12) -> np.ndarray | None:
+    """Vertex substitution for equal demands: swap an open site for one of the closed sites most like
+    it (and, without ``p``, close or open one), each move judged by the exact assignment; first
+    improvement, until no move improves or the deadline passes. Returns the assignment."""
+    n, m = C.shape
+    is_open = np.zeros(m, dtype=bool)
+    is_open[np.unique(start)] = True
+    is_open |= must
+
+    def value(mask: np.ndarray) -> tuple[float, np.ndarray | None]:
+        ac, a = _unit_assign(C, slots, np.flatnonzero(mask))
+        return ac + float(fixed[mask].sum()), a
+
+    best, a_best = value(is_open)
+    if a_best is None:
+        return None
+    # the closed sites most like each site: the smallest mean cost difference over the points
+    scale = C / np.maximum(C.mean(axis=0, keepdims=True), 1e-12)
+    like = np.empty((m, min(n_near, m - 1)), dtype=np.int64) if m > 1 else np.zeros((m, 0), dtype=np.int64)
+    for j in range(m):
+        d = np.abs(C - C[:, [j]]).mean(axis=0)
+        d[j] = np.inf
+        like[j] = np.argsort(d, kind="stable")[:like.shape[1]]
+    del scale
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        for j_out in np.flatnonzero(is_open & ~must):
+            for j_in in like[j_out]:
+                if is_open[j_in]:
+                    continue
+                trial = is_open.copy()
+                trial[j_out], trial[j_in] = False, True
+                v, a = value(trial)
+                if v < best - 1e-9 * max(1.0, abs(best)):
+                    best, a_best, is_open, improved = v, a, trial, True
+                    break
+            if time.perf_counter() >= deadline:
+                break
+        if p is None and time.perf_counter() < deadline:
+            for j in range(m):  # close a site, or open one
+                if must[j]:
+                    continue
+                trial = is_open.copy()
+                trial[j] = not trial[j]
+                if not trial.any():
+                    continue
+                v, a = value(trial)
+                if v < best - 1e-9 * max(1.0, abs(best)):
+                    best, a_best, is_open, improved = v, a, trial, True
+    return a_best
+
+
 def capacitated_facility_location(
     cost: np.ndarray,
     demands: np.ndarray,
@@ -1501,6 +1571,16 @@ def capacitated_facility_location(
     hint = _cflp_greedy(C, dem, cap, fixed, p, must)
     if hint is not None and p is not None and np.unique(hint).size != p:
         hint = None  # a hint must use exactly p sites; let the MIP find its own
+    equal = dem.size > 0 and np.all(dem == dem[0]) and dem[0] > 0 and n <= SWAP_MAX_POINTS
+    if equal and hint is None and p is not None:  # a start with exactly p sites: the p largest
+        start = np.sort(np.argsort(-cap, kind="stable")[:p])
+        _, hint = _unit_assign(C, np.floor(cap / dem[0] + 1e-9).astype(np.int64), start)
+    if equal and hint is not None:
+        # equal demands (grids counting one specialist each): exact assignments inside a swap search
+        better = _swap_search(C, np.floor(cap / dem[0] + 1e-9).astype(np.int64), fixed, p, must, hint,
+                              deadline=t0 + 0.5 * time_limit)
+        if better is not None:
+            hint = better
     k = max(1, int(k_arcs))
     is_open = a = None
     bound, optimal = -np.inf, False

@@ -107,7 +107,7 @@ class SitesConfig:
     site_cost: float | None = None
     rerun_gain: float = 0.2
     zones: str | None = None
-    time_limit: float = 120.0
+    time_limit: float = 30.0
     seed: int = 0
 
     def __post_init__(self) -> None:
