@@ -16,6 +16,8 @@ Parts (``--parts``, comma separated; default all):
             through ``gridengine.pmedian.capacitated_facility_location`` (the sites' solver entry:
             a CPMP-shaped instance goes to ``capacitated_p_median``), objectives recomputed by
             ``published_cpmp.evaluate``. Time caps as in ``published_cpmp.py`` (27 s; 110 s for p3038).
+``same``    ORLib pmedcap01-06, SJC1, SJC2 (finished before the time cap, so independent of load):
+            ``capacitated_p_median`` called directly and through the sites' entry give the same assignment.
 ``cflp``    Single-source capacitated facility location with fixed costs: the OR-Library ``cap``
             instances (Beasley 1988) in the single-source form of Guastaroba & Speranza (2014),
             24 instances, optimal values in each file (``benchmarks/data/sscflp_orlib``).
@@ -133,9 +135,45 @@ def run_cpmp(sets: list[str], n_jobs: int, time_limit: float | None) -> list[dic
 
 # ------------------------------------------------------------------ cities
 
-def _sites_row(label: str, plan: ge.Plan, cfg: SitesConfig) -> dict:
+def run_same(names: list[tuple[str, str]]) -> list[dict]:
+    """The sites' solver entry and ``capacitated_p_median`` called directly give the same assignment
+    (instances the search finishes before its time cap, so the comparison does not depend on load)."""
+    import published_cpmp as pc
+
+    from gridengine.pmedian import capacitated_p_median
+
+    rows = []
+    for s, name in names:
+        inst = pc.load_instance(s, name)
+        t0 = time.perf_counter()
+        a = capacitated_p_median(None, inst["demands"], inst["p"], inst["capacity"], distances=inst["dist"],
+                                 time_limit=pc.SETS[s][2], seed=0).assignment
+        t1 = time.perf_counter()
+        b = capacitated_facility_location(inst["dist"], inst["demands"], inst["capacity"], p=inst["p"],
+                                          points_are_candidates=True, time_limit=pc.SETS[s][2], seed=0).assignment
+        t2 = time.perf_counter()
+        row = {"set": s, "instance": name, "identical": bool(np.array_equal(a, b)),
+               "objective": pc.evaluate(inst, b)[0], "direct_s": round(t1 - t0, 2), "entry_s": round(t2 - t1, 2)}
+        rows.append(row)
+        print(f"same path {s:6s} {name:12s} identical={row['identical']} objective={row['objective']:.2f} "
+              f"direct {row['direct_s']:.1f}s entry {row['entry_s']:.1f}s", flush=True)
+    return rows
+
+
+def _premises(plan: ge.Plan, n: int, seed: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    occ = plan.cells[plan.cells["n_customers"] > 0].sort_values("cell").reset_index(drop=True)
+    pick = np.sort(rng.choice(len(occ), min(n, len(occ)), replace=False))
+    return pd.DataFrame({"site_id": [f"P{k:04d}" for k in range(len(pick))], "lat": occ["lat"].to_numpy()[pick],
+                         "lon": occ["lon"].to_numpy()[pick], "capacity": rng.integers(6, 11, len(pick)),
+                         "cost": rng.integers(1000, 4001, len(pick))})
+
+
+def _sites_row(label: str, plan: ge.Plan, cfg: SitesConfig, candidates=None) -> dict:
     t0 = time.perf_counter()
-    r = site_service_points(plan, config=cfg)
+    r = site_service_points(plan, candidates, config=cfg)
     el = time.perf_counter() - t0
     m = r.metrics
     return {"case": label, "grids": m["n_grids"], "sites": m["n_sites"], "mode": m["mode"],
@@ -162,7 +200,13 @@ def run_cities(names: list[str], n: int, site_cost: float) -> list[dict]:
                  _sites_row(f"{name} {n // 1000}k n_sites={int(few['sites'] * 1.5)}", plan,
                             SitesConfig(max_specialists_per_site=8, n_sites=int(few["sites"] * 1.5))),
                  _sites_row(f"{name} {n // 1000}k site_cost={site_cost:g}", plan,
-                            SitesConfig(max_specialists_per_site=8, site_cost=site_cost))]
+                            SitesConfig(max_specialists_per_site=8, site_cost=site_cost)),
+                 _sites_row(f"{name} {n // 1000}k 300 premises, fewest", plan, SitesConfig(),
+                            _premises(plan, 300).drop(columns=["cost"])),
+                 _sites_row(f"{name} {n // 1000}k 300 premises, own costs", plan, SitesConfig(),
+                            _premises(plan, 300))]
+        again = _sites_row("again", plan, SitesConfig(max_specialists_per_site=8))
+        few["repeat_identical"] = bool(again["sites"] == few["sites"] and again["mean_km"] == few["mean_km"])
         for c in cases:
             c["plan_s"] = round(t_plan, 1)
             rows.append(c)
@@ -216,7 +260,7 @@ def run_nation(total: int, n_cities: int, workers: int, data: Path | None) -> di
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--parts", default="cflp,cpmp,city,nation")
+    ap.add_argument("--parts", default="cflp,same,cpmp,city,nation")
     ap.add_argument("--cpmp-sets", default="orlib,sjc,p3038")
     ap.add_argument("--jobs", type=int, default=1, help="processes per CPMP instance (region MIPs)")
     ap.add_argument("--cpmp-time-limit", type=float, default=None)
@@ -234,6 +278,8 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = json.loads(args.json.read_text()) if args.json.is_file() else {}
     if "cflp" in parts:
         out["cflp"] = run_cflp(args.cflp_time_limit)
+    if "same" in parts:
+        out["same"] = run_same([("orlib", f"pmedcap0{k}") for k in range(1, 7)] + [("sjc", "SJC1"), ("sjc", "SJC2")])
     if "cpmp" in parts:
         out["cpmp"] = run_cpmp(args.cpmp_sets.split(","), args.jobs, args.cpmp_time_limit)
     if "city" in parts:
