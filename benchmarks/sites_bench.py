@@ -224,20 +224,22 @@ def _city_sites(plan_dir: str) -> dict:
             "cross_area_grids": m["cross_area_grids"], "time_s": round(time.perf_counter() - t0, 2)}
 
 
-def run_nation(total: int, n_cities: int, workers: int, data: Path | None) -> dict:
+def run_nation(total: int, n_cities: int, workers: int, data: Path | None, reuse: bool = False) -> dict:
     from dask.distributed import Client, LocalCluster
 
     from gridengine.synth import generate_nation
 
     data = data or Path(tempfile.mkdtemp(prefix="sites-nation-"))
-    t0 = time.perf_counter()
-    generate_nation(data, total=total, n_cities=n_cities, seed=0)
-    t_gen = time.perf_counter() - t0
     out = data / "out"
-    t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "gridengine", "rollout", str(data / "rollout.toml"), "--out", str(out),
-                    "--workers", str(workers), "-q", "--no-progress"], check=False)
-    t_roll = time.perf_counter() - t0
+    t_gen = t_roll = None
+    if not (reuse and (out / "summary.csv").is_file()):
+        t0 = time.perf_counter()
+        generate_nation(data, total=total, n_cities=n_cities, seed=0)
+        t_gen = round(time.perf_counter() - t0, 1)
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "gridengine", "rollout", str(data / "rollout.toml"), "--out", str(out),
+                        "--workers", str(workers), "-q", "--no-progress"], check=False)
+        t_roll = round(time.perf_counter() - t0, 1)
     plans = sorted(str(p.parent) for p in (out / "cities").glob("*/manifest.json"))
     t0 = time.perf_counter()
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
@@ -250,8 +252,8 @@ def run_nation(total: int, n_cities: int, workers: int, data: Path | None) -> di
     for r in rows:
         print(f"{r['city']:14s} {r['grids']:6d} {r['sites']:5d} {r['mean_km']:7.3f} {r['p95_km']:7.3f} "
               f"{r['fill_mean']:6.1%} {r['cross_area_grids']:5d} {r['time_s']:6.1f}")
-    summary = {"customers": total, "cities": len(plans), "workers": workers, "generate_s": round(t_gen, 1),
-               "rollout_s": round(t_roll, 1), "sites_s": round(t_sites, 1),
+    summary = {"customers": total, "cities": len(plans), "workers": workers, "generate_s": t_gen,
+               "rollout_s": t_roll, "sites_s": round(t_sites, 1),
                "grids": int(sum(r["grids"] for r in rows)), "sites": int(sum(r["sites"] for r in rows)),
                "max_city_sites_s": max(r["time_s"] for r in rows) if rows else None}
     print("nation:", json.dumps(summary))
@@ -272,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nation-cities", type=int, default=51)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--nation-data", type=Path, default=None)
+    ap.add_argument("--nation-reuse", action="store_true",
+                    help="reuse the plans of an earlier rollout in --nation-data (only the sites stage runs)")
     ap.add_argument("--json", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     parts = args.parts.split(",")
@@ -285,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     if "city" in parts:
         out["city"] = run_cities(args.cities.split(","), args.city_customers, args.site_cost)
     if "nation" in parts:
-        out["nation"] = run_nation(args.nation_total, args.nation_cities, args.workers, args.nation_data)
+        out["nation"] = run_nation(args.nation_total, args.nation_cities, args.workers, args.nation_data,
+                                   args.nation_reuse)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(out, indent=1) + "\n")
     return 0

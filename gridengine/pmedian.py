@@ -1558,9 +1558,15 @@ def capacitated_facility_location(
 
     cpmp = (points_are_candidates and n == m and p is not None and np.all(cap == cap[0])
             and not np.any(fixed) and not must.any())
+    res = None
     if cpmp:
-        res = capacitated_p_median(None, dem, p, float(cap[0]), distances=C, time_limit=time_limit,
-                                   seed=seed, n_jobs=n_jobs)
+        try:
+            res = capacitated_p_median(None, dem, p, float(cap[0]), distances=C, time_limit=time_limit,
+                                       seed=seed, n_jobs=n_jobs)
+        except InfeasibleError as exc:  # its construction found no start: the general path below,
+            logger.info("capacitated_facility_location: CPMP path gave up (%s); general path", exc)
+            t0 = time.perf_counter()  # with a time budget of its own
+    if res is not None:
         a = res.assignment.astype(np.int64)
         ac = float(C[np.arange(n), a].sum())
         return FacilityLocationResult(

@@ -229,3 +229,20 @@ def test_zone_border(sample_plan, tmp_path):
         assert side[gid] == site_east[sid], gid
     plain = site_service_points(sample_plan, config=SitesConfig(max_specialists_per_site=6))
     assert r.metrics["n_sites"] >= plain.metrics["n_sites"]
+
+
+def test_cflp_falls_back_when_cpmp_construction_gives_up(monkeypatch):
+    """If the p-median core finds no start (it can, under a tight capacity and a busy machine), the general
+    path still returns a feasible layout."""
+    import gridengine.pmedian as pm
+
+    def give_up(*a, **k):
+        raise ge.InfeasibleError("no feasible assignment found for the capacity (bin packing too tight?)")
+
+    monkeypatch.setattr(pm, "capacitated_p_median", give_up)
+    rng = np.random.default_rng(5)
+    pts = rng.random((40, 2)) * 10
+    D = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))
+    r = capacitated_facility_location(D, np.ones(40), 8, p=5, points_are_candidates=True, time_limit=10)
+    assert r.method == "mip" and r.feasible and r.open.size == 5
+    assert np.bincount(r.assignment, minlength=40).max() <= 8
