@@ -43,11 +43,16 @@ from .partition.districting import DistrictingResult as DistrictingResult
 from .partition.districting import district_units as district_units
 from .pipeline import plan_city as plan_city
 from .plan import Plan as Plan
+from .pmedian import FacilityLocationResult as FacilityLocationResult
 from .pmedian import PMedianResult as PMedianResult
+from .pmedian import capacitated_facility_location as capacitated_facility_location
 from .pmedian import capacitated_p_median as capacitated_p_median
 from .rollout import RolloutResult as RolloutResult
 from .rollout import RolloutSpec as RolloutSpec
 from .rollout import rollout as rollout
+from .sites import SitesConfig as SitesConfig
+from .sites import SitesResult as SitesResult
+from .sites import site_service_points as site_service_points
 from .visits import VisitsConfig as VisitsConfig
 from .visits import VisitsResult as VisitsResult
 from .visits import plan_visits as plan_visits
@@ -60,6 +65,7 @@ __all__ = [
     "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff", "rollout", "RolloutSpec", "RolloutResult",
     "district_units", "DistrictingResult", "capacitated_p_median", "PMedianResult",
     "plan_visits", "VisitsConfig", "VisitsResult",
+    "site_service_points", "SitesConfig", "SitesResult", "capacitated_facility_location", "FacilityLocationResult",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -169,6 +169,25 @@ def _parser() -> argparse.ArgumentParser:
     vi.add_argument("--seed", type=int, help="random seed (default 0)")
     vi.add_argument("--force", action="store_true", help="replace what is in --out")
     _output_options(vi)
+    si = sub.add_parser("sites", help="choose service points (网点) for a plan's grids and the grids each serves",
+                        formatter_class=argparse.RawDescriptionHelpFormatter,
+                        epilog="example:\n  gridengine sites --plan out/sample --out out/sample-sites "
+                               "--max-specialists-per-site 6\n")
+    si.add_argument("--plan", required=True, help="plan folder written by 'gridengine plan'")
+    si.add_argument("--out", required=True, help="folder for sites.csv, sites.geojson, grid_sites.csv, map, report")
+    si.add_argument("--candidates", help="premises file (site_id, lat, lon, optional capacity, cost); "
+                                         "default: any cell of the service area")
+    si.add_argument("--max-specialists-per-site", type=int, default=8,
+                    help="capacity of a site without its own, in specialists (default 8)")
+    sg = si.add_mutually_exclusive_group()
+    sg.add_argument("--n-sites", type=int, help="open exactly this many sites")
+    sg.add_argument("--site-cost", type=float,
+                    help="cost of opening a site, in workload-km (default: the fewest sites that hold everyone)")
+    si.add_argument("--previous-sites", help="sites.csv of an earlier run: those sites stay open where they can")
+    si.add_argument("--zones", help="zones file: grids are served from their own zone when it has room")
+    si.add_argument("--time-limit", type=float, default=30.0, help="solver time cap in seconds (default 30)")
+    si.add_argument("--force", action="store_true", help="replace what the output folder holds")
+    _output_options(si)
 
     sy = sub.add_parser("synth", help="generate a synthetic city (customers, specialists, service area)",
                         epilog=_SYNTH_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -361,6 +380,16 @@ def _cmd_visits(args: argparse.Namespace) -> int:
             print("  stage timings    " + ", ".join(f"{k} {v:.2f}s" for k, v in res.run["timings_s"].items())
                   + f" ({res.run['workers']} worker(s))")
         print(f"visits written to {out}/ in {time.perf_counter() - t0:.1f}s; open {out / 'index.html'}")
+def _cmd_sites(args: argparse.Namespace) -> int:
+    from .sites import SitesConfig, site_service_points
+
+    cfg = SitesConfig(max_specialists_per_site=args.max_specialists_per_site, n_sites=args.n_sites,
+                      site_cost=args.site_cost, zones=args.zones, time_limit=args.time_limit)
+    res = site_service_points(args.plan, args.candidates, cfg, previous_sites=args.previous_sites)
+    out = res.write(args.out, overwrite=args.force)
+    if not args.quiet:
+        print(res.summary())
+        print(f"sites written to {out}/ (open {out / 'map.html'} and {out / 'report.html'} in a browser)")
     return 0
 
 
@@ -410,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_rollout(args)
         if args.command == "visits":
             return _cmd_visits(args)
+        if args.command == "sites":
+            return _cmd_sites(args)
     except GridEngineError as exc:
         print(f"gridengine: error: {exc}", file=sys.stderr)
         return 2

@@ -240,10 +240,12 @@ def _grid_rows(g: gpd.GeoDataFrame) -> list[dict[str, Any]]:
     """Per-grid display values, in ``grid_id`` order."""
     cols = {c: _col(g, c) for c in ("workload", "capacity", "n_customers", "n_cells", "area_km2")}
     rows = []
+    site = _col(g, "site_id", "")
     for i, (gid, spec) in enumerate(zip(g["grid_id"].tolist(), _col(g, "specialist_id", ""))):
         r = {c: cols[c][i] for c in cols}
         unst = _is_unstaffed(spec)
-        r.update(gid=gid, spec="" if unst else str(spec), unstaffed=unst, use=_use(r["workload"], r["capacity"]))
+        r.update(gid=gid, spec="" if unst else str(spec), unstaffed=unst, use=_use(r["workload"], r["capacity"]),
+                 site="" if _missing(site[i]) else str(site[i]))
         rows.append(r)
     return rows
 
@@ -259,6 +261,8 @@ def _grid_layer(rows: list[dict[str, Any]], ds: list[str], colours: dict[str, in
             attrs += (f' data-spec="{_e(spec)}" data-wl="{_num(r["workload"])}" data-nc="{_num(r["n_customers"], 0)}"'
                       f' data-cap="{_num(r["capacity"])}" data-use="{_pct(r["use"], 1)}"'
                       f' data-cells="{_num(r["n_cells"], 0)}" data-area="{_num(r["area_km2"], 2)} km²"')  # fmt: skip
+            if r.get("site"):
+                attrs += f' data-site="{_e(r["site"])}"'
         if r["unstaffed"]:
             attrs += ' data-unstaffed="1"'
         fill = colour_hex(colours.get(r["gid"], 0))
@@ -310,6 +314,28 @@ def _specialist_layer(specialists: pd.DataFrame | None, proj: _Projection, prefi
     return "".join(out)
 
 
+def _site_layers(sites: pd.DataFrame, g: gpd.GeoDataFrame, proj: _Projection, prefix: str, r: float) -> str:
+    """Service points (counter-scaled like specialist bases) and a link from each grid's centre to its site."""
+    s = sites.sort_values("site_id", kind="mergesort")
+    sxy = proj(s[["lon", "lat"]].to_numpy(float)) if len(s) else np.zeros((0, 2))
+    where = {str(k): xy for k, xy in zip(s["site_id"].astype(str), sxy)}
+    links = [f'<g id="{prefix}-site-links" class="slink" pointer-events="none">']
+    if "site_id" in g.columns and {"centre_lat", "centre_lon"} <= set(g.columns):
+        gxy = proj(g[["centre_lon", "centre_lat"]].to_numpy(float))
+        for (x, y), sid in zip(gxy, g["site_id"].astype(str)):
+            if sid in where and math.isfinite(x) and math.isfinite(y):
+                links.append(f'<line x1="{_f(x)}" y1="{_f(y)}" x2="{_f(where[sid][0])}" y2="{_f(where[sid][1])}"/>')
+    links.append("</g>")
+    pts = [f'<g id="{prefix}-sites">']
+    for (x, y), rec in zip(sxy, s.itertuples(index=False)):
+        tip = (f"Service point {rec.site_id} · {rec.n_grids} grids · {rec.n_specialists} specialists of "
+               f"{rec.capacity} · workload {_num(rec.workload)}")
+        pts.append(f'<circle class="spec svc" data-site-id="{_e(rec.site_id)}" cx="{_f(x)}" cy="{_f(y)}" '
+                   f'r="{_f(r)}"><title>{_e(tip)}</title></circle>')
+    pts.append("</g>")
+    return "".join(links) + "".join(pts)
+
+
 def _density_layer(cells: pd.DataFrame, proj: _Projection, prefix: str) -> tuple[str, list[str]]:
     """Occupied cells as small squares in 5 workload classes (one path per class)."""
     c = pd.DataFrame({k: pd.to_numeric(cells[k], errors="coerce") for k in ("lat", "lon", "workload")})
@@ -344,7 +370,9 @@ _SVG_CSS = (".grid{stroke:#37474f;stroke-width:.7;vector-effect:non-scaling-stro
             ".lbl text{fill:#111;font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:.25em;"
             "stroke-linejoin:round;font-family:system-ui,Arial,sans-serif}"
             ".spec{fill:#1a237e;stroke:#fff;stroke-width:1.2;vector-effect:non-scaling-stroke}"
-            ".spec.spare{fill:#fff;stroke:#1a237e;stroke-width:1.8}")  # fmt: skip
+            ".spec.spare{fill:#fff;stroke:#1a237e;stroke-width:1.8}"
+            ".spec.svc{fill:#b71c1c;stroke:#fff;stroke-width:2}"
+            ".slink line{stroke:#b71c1c;stroke-width:1;stroke-opacity:.7;vector-effect:non-scaling-stroke}")  # fmt: skip
 
 
 def render_overview_svg(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | None, *, width: int = 900,
@@ -528,12 +556,12 @@ window.addEventListener('pointermove',function(e){if(!drag)return;var dx=e.clien
 if(!moved&&Math.abs(dx)+Math.abs(dy)<4)return;moved=true;var m=svg.getScreenCTM(),a=m&&m.a?m.a:1;
 tx=drag.tx+dx/a;ty=drag.ty+dy/a;apply();});
 window.addEventListener('pointerup',function(){drag=null;});
-var F=[['Grid','gridId'],['Specialist','spec'],['Workload','wl'],['Capacity','cap'],['Capacity use','use'],
+var F=[['Grid','gridId'],['Service point','site'],['Specialist','spec'],['Workload','wl'],['Capacity','cap'],['Capacity use','use'],
 ['Customers','nc'],['Cells','cells'],['Area','area']];
 function hide(){pop.hidden=true;if(sel){sel.classList.remove('sel');sel=null;}}
 function show(t,e){hide();sel=t;t.classList.add('sel');pop.textContent='';var x=document.createElement('button');
 x.className='x';x.textContent='\\u00d7';x.title='Close';x.addEventListener('click',hide);pop.appendChild(x);
-var tb=document.createElement('table');F.forEach(function(f){var tr=tb.insertRow(),th=document.createElement('th');
+var tb=document.createElement('table');F.forEach(function(f){if(f[1]==='site'&&!t.dataset.site)return;var tr=tb.insertRow(),th=document.createElement('th');
 th.textContent=f[0];tr.appendChild(th);tr.insertCell().textContent=t.dataset[f[1]]||'';});pop.appendChild(tb);
 pop.hidden=false;var r=main.getBoundingClientRect(),px=e.clientX-r.left+12,py=e.clientY-r.top+12;
 px=Math.min(px,r.width-pop.offsetWidth-4);py=Math.min(py,r.height-pop.offsetHeight-4);
@@ -576,7 +604,8 @@ DEFAULT_TILE_ATTRIBUTION = "© OpenStreetMap contributors"
 
 def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells: pd.DataFrame | None = None,
                     title: str = "gridengine plan", tile_url: str | None = DEFAULT_TILE_URL,
-                    tile_attribution: str = DEFAULT_TILE_ATTRIBUTION) -> str:  # fmt: skip
+                    tile_attribution: str = DEFAULT_TILE_ATTRIBUTION, sites: pd.DataFrame | None = None
+                    ) -> str:  # fmt: skip
     """Interactive, self-contained ``map.html`` of a plan.
 
     Parameters
@@ -598,6 +627,10 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
         so the page still works with no network. ``None`` leaves the layer out.
     tile_attribution
         Attribution shown while the base map is on.
+    sites
+        Optional service points (``site_id``, ``lat``, ``lon``, ``n_grids``, ``n_specialists``,
+        ``capacity``, ``workload``; :func:`gridengine.site_service_points`): drawn as a layer with
+        a link from each grid's centre to its site when ``grids`` has a ``site_id`` column.
 
     Returns
     -------
@@ -616,6 +649,8 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
     density, dlegend = ("", []) if cells is None else _density_layer(cells, proj, "ge")
     layers = [_grid_layer(rows, ds, grid_colours(g), "ge", popup=True), density, _unstaffed_layer(rows, ds, "ge"),
               _label_layer(rows, pgeoms, "ge", 11.0), _specialist_layer(specialists, proj, "ge", 4.0)]  # fmt: skip
+    if sites is not None:
+        layers.append(_site_layers(sites, g, proj, "ge", 4.0))
     tiles_attr = ""
     if tile_url:
         proj_attr = ",".join(repr(round(float(v), 9)) for v in (proj.kx, proj.s, proj.ox, proj.oy))
@@ -637,6 +672,8 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
                box("ge-density", "Customer density" + ("" if cells is not None else " (no data)"),
                    on=cells is not None, enabled=cells is not None),
                box("ge-unstaffed", "Unstaffed highlight")]  # fmt: skip
+    if sites is not None:
+        toggles += [box("ge-sites", f"Service points ({len(sites)})"), box("ge-site-links", "Grid to service point")]
     if tile_url:
         toggles.append('<label><input type="checkbox" id="ge-basemap"> Base map (online)</label>'
                        '<div class="hint">Loads map tiles from the network; off by default, the rest of the map '
@@ -646,6 +683,8 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
               '<div><span class="sw h"></span>Unstaffed grid</div>',
               '<div><span class="sw m"></span>Specialist base</div>',
               '<div><span class="sw s"></span>Spare specialist</div>']  # fmt: skip
+    if sites is not None:
+        legend.append('<div><span class="sw m" style="background:#b71c1c"></span>Service point</div>')
     if dlegend:
         legend.append("<div>Customer workload per cell:</div>" + "".join(
             f'<div><span class="sw" style="background:{c}"></span>{_e(t)}</div>' for c, t in zip(_DENSITY, dlegend)))
