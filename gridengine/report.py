@@ -344,7 +344,11 @@ _SVG_CSS = (".grid{stroke:#37474f;stroke-width:.7;vector-effect:non-scaling-stro
             ".lbl text{fill:#111;font-weight:600;paint-order:stroke;stroke:#fff;stroke-width:.25em;"
             "stroke-linejoin:round;font-family:system-ui,Arial,sans-serif}"
             ".spec{fill:#1a237e;stroke:#fff;stroke-width:1.2;vector-effect:non-scaling-stroke}"
-            ".spec.spare{fill:#fff;stroke:#1a237e;stroke-width:1.8}")  # fmt: skip
+            ".spec.spare{fill:#fff;stroke:#1a237e;stroke-width:1.8}"
+            ".zone{fill:none;stroke:#000;stroke-width:2.4;stroke-opacity:.85;vector-effect:non-scaling-stroke}"
+            ".zlbl text{fill:#000;font-weight:700;paint-order:stroke;stroke:#fff;stroke-width:.3em;"
+            "font-family:system-ui,Arial,sans-serif}"
+            ".barrier{fill:none;stroke:#b71c1c;stroke-width:3;stroke-dasharray:8 4;vector-effect:non-scaling-stroke}")  # fmt: skip
 
 
 def render_overview_svg(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | None, *, width: int = 900,
@@ -498,6 +502,8 @@ header h1{font-size:17px;margin:0}#ge-wrap{flex:1;display:flex;min-height:0;colo
 .sw.h{background:repeating-linear-gradient(45deg,#c62828 0 2px,#fff 2px 5px);border-color:#c62828}
 .sw.m{border-radius:50%;background:#1a237e;border-color:#fff}
 .sw.s{border-radius:50%;background:#fff;border:2px solid #1a237e}
+.sw.z{background:none;border:0;border-top:3px solid #000;height:0}
+.sw.b{background:none;border:0;border-top:3px dashed #b71c1c;height:0}
 #ge-main{flex:1;position:relative;min-width:0;background:#eef1f4}
 #ge-svg{width:100%;height:100%;display:block;cursor:grab;touch-action:none;user-select:none}
 .grid{cursor:pointer}.grid:hover{fill-opacity:1;stroke-width:1.6}.grid.sel{stroke:#000;stroke-width:2.6}
@@ -574,9 +580,45 @@ DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_TILE_ATTRIBUTION = "© OpenStreetMap contributors"
 
 
+def _zone_layer(zones: Any, proj: _Projection, prefix: str) -> str:
+    """Zone borders (outlines, not filled) with each zone's name at a point inside it."""
+    if zones is None:
+        return ""
+    geoms = list(zones) if isinstance(zones, (list, tuple)) else list(shapely.get_parts(zones))
+    names = list(getattr(zones, "names", None) or [f"zone {i + 1}" for i in range(len(geoms))])
+    pg = _project_geoms(np.array(geoms, dtype=object), proj, 0.3)
+    paths, texts = [], []
+    for nm, g in zip(names, pg):
+        d = _path_d(g)
+        paths.append(f'<path class="zone" data-zone="{_e(nm)}" d="{d}"><title>{_e("Zone " + str(nm))}</title></path>')
+        if parts := _polygons(g):
+            pt = max(parts, key=lambda p: p.area).point_on_surface()
+            texts.append(f'<text x="{_f(pt.x)}" y="{_f(pt.y)}">{_e(nm)}</text>')
+    return (f'<g id="{prefix}-zones" pointer-events="none">{"".join(paths)}'
+            f'<g class="zlbl" font-size="14" text-anchor="middle" dominant-baseline="middle">{"".join(texts)}</g></g>')
+
+
+def _barrier_layer(barriers: Any, proj: _Projection, prefix: str) -> str:
+    """Barrier lines (and the outlines of barrier polygons) as dashed dark-red lines."""
+    if barriers is None:
+        return ""
+    out = []
+    for part in shapely.get_parts(barriers):
+        lines = shapely.get_parts(part.boundary) if part.geom_type in ("Polygon", "MultiPolygon") else \
+            shapely.get_parts(part)
+        for ln in lines:
+            xy = proj(shapely.get_coordinates(ln))
+            if len(xy) < 2:
+                continue
+            d = "M" + "L".join(f"{_f(x)},{_f(y)}" for x, y in xy)
+            out.append(f'<path class="barrier" d="{d}"><title>Barrier</title></path>')
+    return f'<g id="{prefix}-barriers" pointer-events="none">{"".join(out)}</g>'
+
+
 def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells: pd.DataFrame | None = None,
                     title: str = "gridengine plan", tile_url: str | None = DEFAULT_TILE_URL,
-                    tile_attribution: str = DEFAULT_TILE_ATTRIBUTION) -> str:  # fmt: skip
+                    tile_attribution: str = DEFAULT_TILE_ATTRIBUTION, zones: Any = None,
+                    barriers: Any = None) -> str:  # fmt: skip
     """Interactive, self-contained ``map.html`` of a plan.
 
     Parameters
@@ -598,6 +640,11 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
         so the page still works with no network. ``None`` leaves the layer out.
     tile_attribution
         Attribution shown while the base map is on.
+    zones
+        Optional zone polygons (a list with ``.names``, as :func:`gridengine.ingest.read_zones`
+        gives): their borders and names are drawn as the "Zone borders" layer.
+    barriers
+        Optional barrier geometry: drawn as the "Barriers" layer.
 
     Returns
     -------
@@ -615,6 +662,7 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
     rows = _grid_rows(g)
     density, dlegend = ("", []) if cells is None else _density_layer(cells, proj, "ge")
     layers = [_grid_layer(rows, ds, grid_colours(g), "ge", popup=True), density, _unstaffed_layer(rows, ds, "ge"),
+              _zone_layer(zones, proj, "ge"), _barrier_layer(barriers, proj, "ge"),
               _label_layer(rows, pgeoms, "ge", 11.0), _specialist_layer(specialists, proj, "ge", 4.0)]  # fmt: skip
     tiles_attr = ""
     if tile_url:
@@ -637,6 +685,10 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
                box("ge-density", "Customer density" + ("" if cells is not None else " (no data)"),
                    on=cells is not None, enabled=cells is not None),
                box("ge-unstaffed", "Unstaffed highlight")]  # fmt: skip
+    if zones is not None:
+        toggles.append(box("ge-zones", "Zone borders"))
+    if barriers is not None:
+        toggles.append(box("ge-barriers", "Barriers"))
     if tile_url:
         toggles.append('<label><input type="checkbox" id="ge-basemap"> Base map (online)</label>'
                        '<div class="hint">Loads map tiles from the network; off by default, the rest of the map '
@@ -646,6 +698,10 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
               '<div><span class="sw h"></span>Unstaffed grid</div>',
               '<div><span class="sw m"></span>Specialist base</div>',
               '<div><span class="sw s"></span>Spare specialist</div>']  # fmt: skip
+    if zones is not None:
+        legend.append('<div><span class="sw z"></span>Zone border (grids never cross it)</div>')
+    if barriers is not None:
+        legend.append('<div><span class="sw b"></span>Barrier (grids never cross it)</div>')
     if dlegend:
         legend.append("<div>Customer workload per cell:</div>" + "".join(
             f'<div><span class="sw" style="background:{c}"></span>{_e(t)}</div>' for c, t in zip(_DENSITY, dlegend)))
