@@ -429,11 +429,18 @@ def build_cells(
         keep = np.ones(len(edges[0]), dtype=bool)
         if barriers is not None:
             crossing = _edges_crossing(x, y, edges, barriers, proj)
-            if side is not None:  # two occupied cells on two sides of a line never touch
-                cside = np.full(len(tiled), -1, dtype="int64")
+            if side is not None:
+                # the side a cell is on: its customers' (one side per cell, above), else its centre's; two
+                # cells on two sides never touch. A cell whose centre lies across the line from its own
+                # customers touches by side alone (its centre says nothing about where they are)
+                faces = _barrier_faces(lat, lon, barriers)
+                cside = _zone_of(centres[:, 0], centres[:, 1], faces, nearest=True)
+                centre_side = cside.copy()
                 cside[pos] = side
-                a_, b_ = cside[edges[0]], cside[edges[1]]
-                crossing |= (a_ >= 0) & (b_ >= 0) & (a_ != b_)
+                straddles = cside != centre_side
+                a_, b_ = edges
+                by_side = cside[a_] != cside[b_]
+                crossing = by_side | (crossing & ~straddles[a_] & ~straddles[b_])
             n_barrier_cut = int(crossing.sum())
             keep &= ~crossing
         if zones is not None:
@@ -537,6 +544,17 @@ def _barrier_sides(lat: np.ndarray, lon: np.ndarray, barriers) -> np.ndarray | N
     enlarged), so a line that ends inside the city separates nothing on its own but a line
     crossing the city splits it in two.
     """
+    faces = _barrier_faces(lat, lon, barriers)
+    if faces is None:
+        return None
+    if len(faces) < 2:
+        return np.zeros(len(lat), dtype="int64")
+    return _zone_of(lat, lon, faces, nearest=True)
+
+
+def _barrier_faces(lat: np.ndarray, lon: np.ndarray, barriers) -> list | None:
+    """The faces the barrier lines cut the customers' bounding box (slightly enlarged) into, largest first;
+    None without barrier lines."""
     import shapely
     from shapely.geometry import box
 
@@ -552,11 +570,10 @@ def _barrier_sides(lat: np.ndarray, lon: np.ndarray, barriers) -> np.ndarray | N
     frame = box(float(np.min(lon)) - pad, float(np.min(lat)) - pad, float(np.max(lon)) + pad, float(np.max(lat)) + pad)
     noded = shapely.union_all([frame.boundary, *[shapely.intersection(ln, frame) for ln in lines]])
     faces = list(shapely.get_parts(shapely.polygonize(shapely.get_parts(noded))))
-    if len(faces) < 2:
-        return np.zeros(len(lat), dtype="int64")
-    faces.sort(key=lambda f: (-f.area, f.centroid.x, f.centroid.y))  # deterministic numbering
-    side = _zone_of(lat, lon, faces, nearest=True)
-    return side
+    if not faces:
+        return [frame]
+    faces.sort(key=lambda f: (-round(f.area, 12), round(f.centroid.x, 9), round(f.centroid.y, 9)))  # deterministic
+    return faces
 
 
 def _split_mixed_cells(cells: np.ndarray, lat: np.ndarray, lon: np.ndarray, key: np.ndarray,

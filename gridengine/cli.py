@@ -141,12 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--force", action="store_true", help="replace a plan already in --out")
     _output_options(st)
 
-    df = sub.add_parser("diff", help="what changed between two plans (customers, grids, specialists)",
+    df = sub.add_parser("diff", help="what changed between two plans, per specialist and per customer",
                         epilog="example:\n  gridengine diff out/city-2026-10 out/city-2026-11 --out out/diff",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     df.add_argument("plan_a", help="the earlier plan folder")
     df.add_argument("plan_b", help="the later plan folder")
-    df.add_argument("--out", help="folder for diff.csv and diff.html (default: plan_b)")
+    df.add_argument("--out", help="folder for diff.csv, diff_specialists.csv and diff.html (default: plan_b)")
     df.add_argument("--force", action="store_true", help="replace an existing diff.csv / diff.html")
     df.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
@@ -287,7 +287,9 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                              path=e.path, row=e.row, field=e.field) from None
         if args.include_pii:
             _add_pii(plan, args.customers, cfg)
-        plan.manifest["column_mapping"] = _column_mappings(args, cfg)
+        mappings = _column_mappings(args, cfg)
+        if any(mappings.values()):  # headers read under other names: said in the summary and the manifest
+            plan.manifest["column_mapping"] = mappings
         t1 = time.perf_counter()
         plan.run["timings_s"]["write"] = 0.0
         bar("write")
@@ -363,9 +365,9 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.plan_b)
     d.write(out, overwrite=args.force or not args.out)
     if not args.quiet:
-        for k, v in d.summary.items():
-            print(f"  {k:<22} {v:.2%}" if k == "churn" else f"  {k:<22} {v}")
-        print(f"diff written to {out / 'diff.csv'} and {out / 'diff.html'}")
+        print(d.summary())
+        print(f"diff written to {out / 'diff.csv'} (customers), {out / 'diff_specialists.csv'} (specialists) "
+              f"and {out / 'diff.html'}")
     return 0
 
 

@@ -146,8 +146,8 @@ def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.Dat
                             "some of its grids")
                 continue
             msgs.append(f"separate area around ({lat:.4f}, {lon:.4f}) ({int(m.sum())} cells): workload {area_w[a]:g} "
-                        f"but specialists based there hold {cap[a]:g} ({area_w[a] - cap[a]:g} short); its grids are "
-                        "staffed from across the water")
+                        f"but specialists based there hold {cap[a]:g} ({area_w[a] - cap[a]:g} short); specialists based in "
+                        "other areas (across water, a barrier or land outside the service area) staff some of its grids")
     return msgs
 
 

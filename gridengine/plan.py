@@ -246,9 +246,34 @@ class Plan:
                 lines.append(f"  columns          {src}: " + ", ".join(f"{a} → {b}" for a, b in mapping.items()))
         if m.get("churn") is not None:
             lines.append(f"  churn            {m['churn']:.2%}")
-        for w in self.warnings:
+        shown, quiet = self.planner_warnings()
+        for w in shown:
             lines.append(f"  warning: {w}")
+        if quiet:
+            lines.append(f"  ({quiet} bridge(s) joining empty land to a grid not listed: they change no one's work)")
         return "\n".join(lines)
+
+    def planner_warnings(self) -> tuple[list[str], int]:
+        """The warnings worth a planner's attention, with each bridge's separation said in words
+        (water, a barrier, a zone border, empty land), and how many bridges without workload were left out."""
+        import re
+
+        from .report import describe_separation, planner_warnings
+
+        keep, quiet = planner_warnings(list(self.warnings))
+        if not any(w.startswith("bridge:") for w in keep):
+            return keep, quiet
+        tiled = set(self.cells["cell"].astype(str))
+        given = bool((self.manifest.get("inputs") or {}).get("service_area"))
+        out = []
+        for w in keep:
+            m = re.match(r"bridge: .*\(cell (\w+) to (\w+)\)$", w)
+            if m and "separated by" not in w:
+                what = describe_separation(m.group(1), m.group(2), tiled, zones=self.zones, barriers=self.barriers,
+                                           service_area_given=given)
+                w = f"{w}, separated by {what}"
+            out.append(w)
+        return out, quiet
 
     def __str__(self) -> str:
         return self.summary()
@@ -359,7 +384,7 @@ class Plan:
                 gpd.GeoDataFrame({"kind": ["barrier"]}, geometry=[self.barriers], crs="EPSG:4326").to_file(
                     tmp / "barriers.geojson", driver="GeoJSON")
             (tmp / "report.html").write_text(
-                report.render_report_html(self.grids, self.metrics, warnings=self.warnings,
+                report.render_report_html(self.grids, self.metrics, warnings=self.planner_warnings()[0],
                                           capacity=self.manifest.get("design_capacity"),
                                           overview_png=report.render_overview_png(self.grids, self.specialists)),
                 encoding="utf-8")
