@@ -374,7 +374,7 @@ _SVG_CSS = (".grid{stroke:#37474f;stroke-width:.7;vector-effect:non-scaling-stro
             ".spec.spare{fill:#fff;stroke:#1a237e;stroke-width:1.8}"
             ".zone{fill:none;stroke:#000;stroke-width:2.4;stroke-opacity:.85;vector-effect:non-scaling-stroke}"
             ".zlbl text{fill:#000;font-weight:700;paint-order:stroke;stroke:#fff;stroke-width:.3em;"
-            "font-family:system-ui,Arial,sans-serif}"
+            "font-family:system-ui,'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',Arial,sans-serif}"
             ".changed{fill:#d500f9;fill-opacity:.35;stroke:#aa00ff;stroke-width:1.5;vector-effect:non-scaling-stroke}"
             ".barrier{fill:none;stroke:#b71c1c;stroke-width:3;stroke-dasharray:8 4;vector-effect:non-scaling-stroke}")  # fmt: skip
 
