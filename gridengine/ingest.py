@@ -52,7 +52,7 @@ _EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
 HEADER_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "customers": {
         "customer_id": ("客户编号", "客户号", "客户ID", "客户代码", "客户编码", "客户id", "customerid", "custid",
-                        "clientid", "customer", "客户"),
+                        "clientid"),
         "lat": ("纬度", "latitude", "lat", "y坐标", "纬度wgs84", "纬度gcj02"),
         "lon": ("经度", "longitude", "lng", "long", "lon", "x坐标", "经度wgs84", "经度gcj02"),
         "address": ("地址", "详细地址", "客户地址", "联系地址", "居住地址", "addr", "address"),
@@ -61,7 +61,7 @@ HEADER_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "specialists": {
         "specialist_id": ("专员编号", "工号", "员工编号", "专员ID", "专员工号", "员工号", "专员id", "staffid",
-                          "employeeid", "specialistid", "specialist"),
+                          "employeeid", "specialistid"),
         "lat": ("纬度", "latitude", "lat", "y坐标", "驻点纬度", "基地纬度"),
         "lon": ("经度", "longitude", "lng", "long", "lon", "x坐标", "驻点经度", "基地经度"),
         "capacity": ("产能", "容量", "上限", "服务上限", "产能上限", "cap", "capacity"),
