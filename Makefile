@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (only Python 3.11+ and make needed):
 #   make demo   set up .venv, plan the bundled sample city into out/sample/ and print the summary
-#   make test   set up .venv with the test dependencies (and Debian's chromium for the browser tests)
-#               and run the whole test suite
+#   make test   set up .venv with the test dependencies (and Debian's chromium for the browser tests),
+#               lint with ruff and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -35,6 +35,7 @@ chromium:
 	         $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver; }; }
 
 test: $(VENV)/.test chromium
+	$(BIN)/ruff check gridengine tests benchmarks
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.test

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 import gridengine as ge
-from gridengine.pipeline import _rerun_metrics
+from gridengine.metrics import rerun_metrics
 from gridengine.synth import generate_city
 
 
@@ -43,7 +43,7 @@ def main() -> None:
         print(f"churn_weight = {wgt:<9g} | {m['churn']:6.2%} | {m['customers_moved']:5d} | {m['within_5pct']:11.3f} | "
               f"{m['compactness_km']:.3f}")
     sc = ge.plan_city(c2, sp, service_area=city.service_area)
-    r = _rerun_metrics(base, sc.assignments, sc.cells)
+    r = rerun_metrics(base, sc.assignments, sc.cells)
     print(f"from scratch            | {r['churn']:6.2%} | {r['customers_moved']:5d} | "
           f"{sc.metrics['within_5pct']:11.3f} | {sc.metrics['compactness_km']:.3f}")
 

@@ -46,8 +46,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import gridengine.geocode as gc  # noqa: E402
 from address_corpus import DEV_STYLES, HELD_OUT_STYLES, build_city, build_corpus, gazetteer  # noqa: E402
+
+import gridengine.geocode as gc  # noqa: E402
 from gridengine.cells import haversine_km  # noqa: E402
 
 

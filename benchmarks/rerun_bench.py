@@ -40,7 +40,7 @@ Every scenario is planned twice with the same customers, roster and config:
 * **from scratch**: no ``previous``; for a fair baseline the roster's ``current_grid`` is filled
   from the base plan's specialists table (specialist_id -> grid_id), so staffing gets the same
   continuity information. Its churn is computed against the base plan with the same function the
-  pipeline uses (``gridengine.pipeline._rerun_metrics``: continuing customers whose specialist_id
+  pipeline uses (``gridengine.metrics.rerun_metrics``: continuing customers whose specialist_id
   differs).
 
 Checks on every run (DESIGN.md invariants and the balance target): accounting (assigned + rejected
@@ -170,7 +170,7 @@ def run_pair(name: str, customers: pd.DataFrame, roster: pd.DataFrame, cfg, area
              churn_target: float, out_dir: Path, write_both: bool = False) -> list[dict]:
     """Plan one scenario stability-aware and from scratch; one result row each."""
     import gridengine as ge
-    from gridengine.pipeline import _rerun_metrics
+    from gridengine.metrics import rerun_metrics
 
     rows = []
     runs = (
@@ -191,7 +191,7 @@ def run_pair(name: str, customers: pd.DataFrame, roster: pd.DataFrame, cfg, area
             continue
         secs = time.perf_counter() - t
         m = dict(plan.metrics)
-        rr = _rerun_metrics(base_plan, plan.assignments, plan.cells)
+        rr = rerun_metrics(base_plan, plan.assignments, plan.cells)
         if mode == "stability" and m.get("churn") is not None and abs(m["churn"] - rr["churn"]) > 1e-9:
             print(f"  warning: {name}: plan churn {m['churn']} != recomputed {rr['churn']}", file=sys.stderr)
         m.update(rr)  # same function as the pipeline's; for a scratch run this is the only churn

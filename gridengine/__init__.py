@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0"
-
+from ._version import __version__ as __version__
 from .assign import AssignmentResult as AssignmentResult
 from .assign import assign_specialists as assign_specialists
 from .cells import build_cells as build_cells
@@ -37,25 +36,30 @@ from .ingest import read_customers as read_customers
 from .ingest import read_service_area as read_service_area
 from .ingest import read_specialists as read_specialists
 from .metrics import compute_metrics as compute_metrics
+from .metrics import rerun_metrics as rerun_metrics
 from .partition import partition_cells as partition_cells
 from .partition import partition_units as partition_units
 from .partition.districting import DistrictingResult as DistrictingResult
 from .partition.districting import district_units as district_units
 from .pipeline import plan_city as plan_city
+from .plan import Plan as Plan
 from .pmedian import PMedianResult as PMedianResult
 from .pmedian import capacitated_p_median as capacitated_p_median
-from .plan import Plan as Plan
 from .rollout import RolloutResult as RolloutResult
 from .rollout import RolloutSpec as RolloutSpec
 from .rollout import rollout as rollout
+from .visits import VisitsConfig as VisitsConfig
+from .visits import VisitsResult as VisitsResult
+from .visits import plan_visits as plan_visits
 
 __all__ = [
     "__version__", "plan_city", "Plan", "Config", "InputConfig", "CellConfig", "PartitionConfig", "AssignConfig",
     "read_customers", "read_specialists", "read_service_area", "geocode_customers", "build_cells",
-    "partition_units", "partition_cells", "assign_specialists", "AssignmentResult", "compute_metrics",
+    "partition_units", "partition_cells", "assign_specialists", "AssignmentResult", "compute_metrics", "rerun_metrics",
     "GridEngineError", "InputError", "ConfigError", "InfeasibleError", "CapacityShortfallError", "SolverError",
     "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff", "rollout", "RolloutSpec", "RolloutResult",
     "district_units", "DistrictingResult", "capacitated_p_median", "PMedianResult",
+    "plan_visits", "VisitsConfig", "VisitsResult",
 ]
 
 logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -55,13 +55,13 @@ import pandas as pd
 __all__ = ["Address", "normalise_address", "parse_address", "Gazetteer", "Match", "LEVELS"]
 
 #: Precision levels, finest first.
-LEVELS = ("building", "house_number", "nearest_house_number", "compound", "road", "community", "district")
+from .config import PRECISION_LEVELS as LEVELS  # noqa: E402
 
 _TRAD = str.maketrans({"號": "号", "區": "区", "單": "单", "樓": "楼", "棟": "栋", "門": "门", "縣": "县", "鎮": "镇",
                        "鄉": "乡", "園": "园", "廣": "广", "東": "东", "灣": "湾", "莊": "庄", "華": "华", "龍": "龙",
                        "寶": "宝", "嶺": "岭", "豐": "丰", "鳳": "凤", "葉": "叶", "劉": "刘", "陳": "陈", "橫": "横",
-                       "崗": "岗", "圍": "围", "灣": "湾", "濱": "滨", "興": "兴", "業": "业", "萬": "万", "與": "与",
-                       "廈": "厦", "場": "场", "閣": "阁", "館": "馆", "苑": "苑", "軒": "轩", "灣": "湾", "層": "层",
+                       "崗": "岗", "圍": "围", "濱": "滨", "興": "兴", "業": "业", "萬": "万", "與": "与",
+                       "廈": "厦", "場": "场", "閣": "阁", "館": "馆", "苑": "苑", "軒": "轩", "層": "层",
                        "〇": "零", "—": "-", "－": "-", "–": "-", "~": "-", "～": "-", "#": "#", "＃": "#"})
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 # delivery-label noise: mobile and landline numbers, postcodes, "收件人:王先生"

@@ -229,6 +229,36 @@ def cells_to_polygon(cells: list[str]):
         return Polygon(p.exterior, keep)
 
     polys = [fill(p) for p in shapely.get_parts(geom) if isinstance(p, Polygon)]
+    if len(polys) > 1:
+        # H3 children do not tile their parent exactly: neighbouring cells of different resolutions
+        # can meet at a point or leave a hairline gap, so one territory unions into several parts.
+        # A morphological closing a fraction of the finest cell's edge wide joins them (parts farther
+        # apart, such as an island joined by a bridge, stay separate).
+        eps = 0.3 * h3.average_hexagon_edge_length(finest, "m") / 111_320.0
+        closed = shapely.buffer(shapely.buffer(MultiPolygon(polys), eps, join_style="mitre"), -eps,
+                                join_style="mitre")
+        cparts = [fill(p) for p in shapely.get_parts(closed) if isinstance(p, Polygon) and p.area > 0]
+        if 0 < len(cparts) < len(polys):
+            polys = cparts
+    if len(polys) > 1:
+        # a fine cell beside cells several resolutions coarser can sit a few metres off them: glue
+        # each such part to its nearest part with the small hull between them (gaps within three finest
+        # cell edges and half a coarsest one; farther parts are islands, which the plan reports as bridges)
+        reach = min(3 * h3.average_hexagon_edge_length(finest, "m"),
+                    0.5 * h3.average_hexagon_edge_length(min(by_res), "m")) / 111_320.0
+        polys.sort(key=lambda p: -p.area)
+        main, rest = polys[0], []
+        for p in polys[1:]:
+            d = main.distance(p)
+            if d <= reach:
+                near = main.intersection(p.buffer(d * 1.05 + 1e-7))
+                main = shapely.union_all([main, p, shapely.convex_hull(shapely.union_all([p, near]))])
+            else:
+                rest.append(p)
+        if isinstance(main, MultiPolygon):  # pragma: no cover - the hulls join what they touch
+            rest.extend(list(main.geoms)[1:])
+            main = list(main.geoms)[0]
+        polys = [fill(main)] + rest
     return polys[0] if len(polys) == 1 else MultiPolygon(polys)
 
 
@@ -740,7 +770,7 @@ def _link_zone_parts(zone: np.ndarray, edges: tuple[np.ndarray, np.ndarray], x: 
 
 
 def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float, chunk: float,
-                      order_by: str | None = "address") -> tuple[np.ndarray, np.ndarray]:
+                      order_by: str | None = "address", even: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Split cells that no grid can hold (one location heavier than ``limit``) at customer level.
 
     Refinement cannot split customers who share one location (a large compound geocoded to
@@ -748,6 +778,10 @@ def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float
     units stay together) and cut into groups of about ``chunk`` workload; the groups become
     *dedicated grids* sharing the cell's territory, and the rest stays in the cell. The cell
     table's workload and customer count are reduced accordingly (in place).
+
+    With ``even`` (the default) the dedicated groups and the rest share the cell's workload
+    equally; without it, each dedicated group holds about ``chunk`` (a full grid at the plan's
+    fill, as a roster asks) and the rest stays with the cell.
 
     Returns
     -------
@@ -772,7 +806,7 @@ def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float
         members = members[order]
         total = float(w[members].sum())
         n_groups = max(1, int(math.ceil(total / chunk)) - 1)  # the remainder stays with the cell's territory grid
-        target = total / (n_groups + 1)
+        target = total / (n_groups + 1) if even else chunk
         acc = np.cumsum(w[members])
         g = np.minimum((acc - 1e-9) // target, n_groups).astype("int64")
         dedicated = g < n_groups  # the last share stays in the cell

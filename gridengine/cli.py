@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .config import Config
 from .errors import ConfigError, GridEngineError, InputError, PlanWriteError
 from .progress import PLAN_STAGES, StageBar
@@ -45,6 +45,14 @@ _STAFF_EXAMPLE = """example:
 """
 _SYNTH_EXAMPLE = """example:
   gridengine synth --customers 50000 --seed 1 --out data/city50k
+"""
+_VISITS_EXAMPLE = """examples:
+  gridengine visits --plan out/sample --at-risk risk.csv --out out/sample-visits --start 2026-12-07
+  # next week, keeping the visits already done or booked
+  gridengine visits --plan out/sample --at-risk risk.csv --booked out/sample-visits/visits.csv \\
+      --out out/sample-visits-2 --start 2026-12-14
+
+Open OUT/index.html (the team lead's overview) and OUT/pages/<specialist>.html (one per specialist).
 """
 _ROLLOUT_EXAMPLE = """examples:
   # a national synthetic set (51 cities, 30M customers; --total 3000000 for a tenth), then roll it out
@@ -160,6 +168,34 @@ def _parser() -> argparse.ArgumentParser:
     ro.add_argument("--memory-limit", help="memory per local worker, e.g. 8GiB (default: RAM / workers)")
     ro.add_argument("--force", action="store_true", help="re-plan every city, even those complete and unchanged")
     _output_options(ro)
+
+    vi = sub.add_parser("visits", help="each specialist's week of home visits to the at-risk customers of their grid",
+                        epilog=_VISITS_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    vi.add_argument("--plan", required=True, help="plan folder (gridengine plan --out)")
+    vi.add_argument("--at-risk", required=True, help="risk list (CSV, Parquet, xlsx): customer_id, optional due_date, "
+                                                     "priority, visit_minutes, window_start, window_end, note")
+    vi.add_argument("--out", required=True, help="folder to write (atomically): visits.csv, unscheduled.csv, "
+                                                 "metrics.json, index.html, pages/")
+    vi.add_argument("--start", help="first day, YYYY-MM-DD (default: today)")
+    vi.add_argument("--days", type=int, help="working days in the horizon (default 5; weekends skipped)")
+    vi.add_argument("--weekends", action="store_true", help="count Saturdays and Sundays as working days")
+    vi.add_argument("--day-start", help="leave the base at HH:MM (default 09:00)")
+    vi.add_argument("--day-hours", type=float, help="length of the day, back at the base (default 8)")
+    vi.add_argument("--visit-minutes", type=float, help="default time at a home (default 30)")
+    tr = vi.add_mutually_exclusive_group()
+    tr.add_argument("--speed-kmh", type=float, help="travel speed (default 20), on straight lines times 1.3")
+    tr.add_argument("--road-graph", help="road network (GraphML or edge-list CSV): distances along it (20 km/h)")
+    vi.add_argument("--booked", help="visits done or booked (specialist_id,date,customer_id,arrival; an earlier "
+                                     "visits.csv): kept fixed, the rest re-planned")
+    vi.add_argument("--include-pii", action="store_true",
+                    help="carry name/address/phone columns of the risk list into visits.csv and the pages")
+    vi.add_argument("--jobs", type=int, help="worker processes (default: CPU count; 1 = no Dask)")
+    vi.add_argument("--iterations", type=int, help="routing search iterations per specialist (default 1000)")
+    vi.add_argument("--patience", type=int,
+                    help="stop a specialist's search after this many iterations without improvement (default 100)")
+    vi.add_argument("--seed", type=int, help="random seed (default 0)")
+    vi.add_argument("--force", action="store_true", help="replace what is in --out")
+    _output_options(vi)
 
     sy = sub.add_parser("synth", help="generate a synthetic city (customers, specialists, service area)",
                         epilog=_SYNTH_EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -385,6 +421,28 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_visits(args: argparse.Namespace) -> int:
+    from .visits import VisitsConfig, plan_visits
+
+    out = Path(args.out)
+    _check_out(out, args.force)
+    opts = {"start": args.start, "days": args.days, "day_start": args.day_start, "day_hours": args.day_hours,
+            "visit_minutes": args.visit_minutes, "speed_kmh": args.speed_kmh, "jobs": args.jobs,
+            "iterations": args.iterations, "patience": args.patience, "seed": args.seed}
+    cfg = VisitsConfig(**{k: v for k, v in opts.items() if v is not None}, include_pii=args.include_pii,
+                       weekends=args.weekends)
+    t0 = time.perf_counter()
+    res = plan_visits(args.plan, args.at_risk, cfg, booked=args.booked, road_graph=args.road_graph)
+    res.write(out, overwrite=args.force)
+    if not args.quiet:
+        print(res.summary())
+        if args.verbose:
+            print("  stage timings    " + ", ".join(f"{k} {v:.2f}s" for k, v in res.run["timings_s"].items())
+                  + f" ({res.run['workers']} worker(s))")
+        print(f"visits written to {out}/ in {time.perf_counter() - t0:.1f}s; open {out / 'index.html'}")
+    return 0
+
+
 def _cmd_rollout(args: argparse.Namespace) -> int:
     from .rollout import rollout
 
@@ -429,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_diff(args)
         if args.command == "rollout":
             return _cmd_rollout(args)
+        if args.command == "visits":
+            return _cmd_visits(args)
     except GridEngineError as exc:
         print(f"gridengine: error: {exc}", file=sys.stderr)
         return 2

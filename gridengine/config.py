@@ -265,7 +265,113 @@ class AssignConfig:
         object.__setattr__(self, "rules", tuple(rules))
 
 
-from .geocode import GeocodeConfig  # noqa: E402  (geocode does not import config)
+#: Precision levels of a placed address, most precise first (``gridengine.geocode``).
+PRECISION_LEVELS = ("building", "house_number", "nearest_house_number", "compound", "road", "community", "district")
+
+#: Geocoders a run may chain, in ``geocode.order``.
+GEOCODERS = ("coordinates", "gazetteer", "online")
+
+#: Online providers ``geocode.provider`` may name (through geopy).
+GEOCODE_PROVIDERS = ("nominatim", "arcgis", "baidu", "baiduv3", "photon", "opencage", "mapbox", "tomtom", "here")
+
+
+@dataclass(frozen=True)
+class GeocodeConfig:
+    """How customers with an address only are placed (the ``[geocode]`` section).
+
+    Parameters
+    ----------
+    order
+        Geocoders tried in order, from ``coordinates``, ``gazetteer``, ``online``; one
+        without its settings (no ``gazetteer`` file, no ``provider``) is skipped.
+    gazetteer
+        CSV with columns ``address``, ``lat``, ``lon`` and optionally ``coord_system``.
+    gazetteer_coord_system
+        Coordinate system of the gazetteer rows without a ``coord_system`` of their own.
+    min_score
+        Lowest gazetteer ``geo_score`` accepted, 0-100 (see the module docstring): 100 accepts
+        names only as written, 95 also a compound named by another kind, 85 (default) also one
+        typo. Online answers are not held to it (providers score on scales of their own).
+    accept
+        Precisions accepted, among ``building`` (the building itself), ``house_number`` (the
+        centre of the buildings of the road + number), ``nearest_house_number`` (between the two
+        nearest numbers on the same side of the road), ``compound`` (the compound's centre),
+        ``road``, ``community``, ``district``; a row placed only at a precision not listed is
+        rejected with the reason (the next geocoder may still place it).
+    max_radius_m
+        A point is accepted only if the true one lies within this many metres of it by the
+        gazetteer's own evidence: the farthest building of the number or compound from its
+        centre, half the gap between the two numbers of an interpolation.
+    max_reject_share
+        If more than this share of the rows is rejected by the geocoders, the run stops with an
+        error naming the commonest reasons (see :func:`check_reject_share`).
+    provider, provider_url, api_key_env
+        Online geocoder (``nominatim``, ``arcgis``, ``baidu``, ``baiduv3``, ``photon``,
+        ``opencage``, ``mapbox``, ``tomtom``, ``here``; Baidu's BD-09 answers are converted,
+        the others are taken as WGS-84), an endpoint overriding the provider's (scheme, host,
+        port), and the name of the environment variable holding its key.
+    cache
+        SQLite file of online answers (default ``~/.cache/gridengine/geocode.sqlite``).
+    rate_per_s, timeout_s, retries
+        Requests per second at most, seconds before a request times out, retries after a
+        failed request (back-off doubling from ``1 / rate_per_s``).
+    """
+
+    order: tuple[str, ...] = ("coordinates", "gazetteer", "online")
+    gazetteer: str | None = None
+    gazetteer_coord_system: str = "wgs84"
+    min_score: float = 85.0
+    accept: tuple[str, ...] = ("building", "house_number", "nearest_house_number", "compound")
+    max_radius_m: float = 150.0
+    max_reject_share: float = 0.2
+    provider: str | None = None
+    provider_url: str | None = None
+    api_key_env: str | None = None
+    cache: str | None = None
+    rate_per_s: float = 1.0
+    timeout_s: float = 10.0
+    retries: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("order", "accept"):
+            v = getattr(self, name)
+            _check(isinstance(v, (tuple, list)) and all(isinstance(x, str) for x in v),
+                   f"geocode.{name} must be a list of strings, got {v!r}")
+            object.__setattr__(self, name, tuple(v))
+        _check(len(self.order) > 0 and set(self.order) <= set(GEOCODERS) and len(set(self.order)) == len(self.order),
+               f"geocode.order must list distinct geocoders among {', '.join(GEOCODERS)}, got {list(self.order)}")
+        _check(len(self.accept) > 0 and set(self.accept) <= set(PRECISION_LEVELS),
+               f"geocode.accept must list precisions among {', '.join(PRECISION_LEVELS)}, got {list(self.accept)}")
+        for name in ("gazetteer", "provider", "provider_url", "api_key_env", "cache"):
+            v = getattr(self, name)
+            _check(v is None or (isinstance(v, str) and v != ""), f"geocode.{name} must be a non-empty string, got {v!r}")
+        _check(self.gazetteer_coord_system in COORD_SYSTEMS, f"geocode.gazetteer_coord_system must be one of "
+               f"{', '.join(COORD_SYSTEMS)}, got {self.gazetteer_coord_system!r}")
+        _check(self.provider is None or self.provider in GEOCODE_PROVIDERS,
+               f"geocode.provider must be one of {', '.join(GEOCODE_PROVIDERS)}, got {self.provider!r}")
+        _check(self.provider_url is None or self.provider_url.startswith(("http://", "https://")),
+               f"geocode.provider_url must start with http:// or https://, got {self.provider_url!r}")
+        for name in ("max_radius_m", "max_reject_share"):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 and (name != "max_reject_share" or v <= 1)
+            _check(ok, f"geocode.{name} must be a number {'in (0, 1]' if name == 'max_reject_share' else '> 0'}, got {v!r}")
+        for name, lo, hi in (("min_score", 0.0, 100.0), ("rate_per_s", 0.0, math.inf), ("timeout_s", 0.0, math.inf)):
+            v = getattr(self, name)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and lo <= v <= hi and (name == "min_score" or v > 0)
+            _check(ok, f"geocode.{name} must be a number {'in [0, 100]' if name == 'min_score' else '> 0'}, got {v!r}")
+        _check(isinstance(self.retries, int) and not isinstance(self.retries, bool) and self.retries >= 0,
+               f"geocode.retries must be a non-negative integer, got {self.retries!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeocodeConfig":
+        """Build from a mapping (a TOML ``[geocode]`` table); unknown keys are a :class:`ConfigError`."""
+        _check(isinstance(d, dict), f"geocode must be a table, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        _check(not unknown, f"geocode: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        return cls(**d)
+
+
 
 _GROUPS: dict[str, type] = {
     "input": InputConfig,

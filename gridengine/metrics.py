@@ -17,7 +17,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .cells import haversine_km
 
-__all__ = ["zone_metrics", "compute_metrics", "grid_contiguity", "METRIC_NAMES"]
+__all__ = ["zone_metrics", "compute_metrics", "rerun_metrics", "grid_contiguity", "METRIC_NAMES"]
 
 METRIC_NAMES = (
     "coverage", "capacity_violations", "balance_max_dev", "within_5pct", "contiguous_share",
@@ -76,6 +76,7 @@ def compute_metrics(
     n_rejects: int = 0,
     blocked: set[tuple[str, str]] = frozenset(),
     design_capacity: float | None = None,
+    drawn_parts: dict[str, int] | None = None,
 ) -> dict:
     """Compute the plan metrics.
 
@@ -95,6 +96,11 @@ def compute_metrics(
         Rejected input rows.
     blocked
         Neighbour pairs cut by barriers or zone boundaries (not counted as adjacency).
+    drawn_parts
+        Optional number of polygon parts of each grid as drawn. With it, a grid counts as
+        contiguous only if it is also drawn in one piece, or in one piece per reported bridge
+        more (``contiguous_share`` is measured on what is drawn), and ``unreported_parts`` counts
+        the pieces no bridge explains.
     design_capacity
         The capacity an unstaffed grid is judged against. With it, balance (``balance_max_dev``,
         ``within_5pct``) is measured on fill (grid workload / its specialist's capacity, or this
@@ -126,6 +132,15 @@ def compute_metrics(
     # dedicated grids of a split compound hold no territory of their own: one shared cell
     one_cell = pd.Series(grids["n_cells"].to_numpy() == 1, index=grids["grid_id"].to_numpy())
     contiguous = contiguous.reindex(grids["grid_id"]).fillna(one_cell).astype(bool)
+    unreported = 0
+    if drawn_parts is not None:
+        grid_of_cell = dict(zip(cell_grid["cell"].astype(str), cell_grid["grid_id"].astype(str)))
+        n_br = pd.Series([grid_of_cell.get(a, "") for a, _ in bridges], dtype=object).value_counts()
+        parts = pd.Series(drawn_parts).reindex(grids["grid_id"]).fillna(1).astype("int64")
+        allowed = 1 + n_br.reindex(grids["grid_id"]).fillna(0).astype("int64")
+        extra = np.clip(parts.to_numpy() - allowed.to_numpy(), 0, None)
+        unreported = int(extra.sum())
+        contiguous = contiguous & pd.Series(extra == 0, index=contiguous.index)
     centre = grids.set_index("grid_id")[["centre_lat", "centre_lon"]]
     c = centre.loc[assignments["grid_id"]].to_numpy()
     w = assignments["workload"].to_numpy(dtype="float64")
@@ -168,6 +183,46 @@ def compute_metrics(
         "fill_max": r(float(fill.max())) if len(fill) else None,
         "n_cells": int(len(cell_grid)),
         "n_bridges": int(len(bridges)),
+        "unreported_parts": unreported,
+    }
+
+
+def rerun_metrics(prev, assignments: pd.DataFrame, cell_table: pd.DataFrame) -> dict:
+    """Churn and what changed against a previous plan (DESIGN.md names).
+
+    Parameters
+    ----------
+    prev
+        The previous :class:`~gridengine.plan.Plan` (its ``assignments`` and ``cells``).
+    assignments
+        The new plan's ``customer_id`` → ``specialist_id`` table.
+    cell_table
+        The new plan's ``cell`` → ``grid_id`` table.
+
+    Returns
+    -------
+    dict
+        ``churn`` (share of continuing customers whose specialist changed), ``customers_moved``,
+        ``continuing_customers``, ``new_customers``, ``departed_customers``, ``grids_changed``,
+        ``grids_added``, ``grids_removed``.
+    """
+    before = prev.assignments.set_index("customer_id")
+    after = assignments.set_index("customer_id")
+    common = before.index.intersection(after.index)
+    moved = before.loc[common, "specialist_id"].astype(str) != after.loc[common, "specialist_id"].astype(str)
+    old_cells = prev.cells.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
+    new_cells = cell_table.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
+    ids = set(old_cells.index) | set(new_cells.index)
+    changed = sum(1 for g in ids if old_cells.get(g) != new_cells.get(g))
+    return {
+        "churn": round(float(moved.mean()), 6) if len(common) else 0.0,
+        "customers_moved": int(moved.sum()),
+        "continuing_customers": int(len(common)),
+        "new_customers": int(len(after.index.difference(before.index))),
+        "departed_customers": int(len(before.index.difference(after.index))),
+        "grids_changed": int(changed),
+        "grids_added": int(len(set(new_cells.index) - set(old_cells.index))),
+        "grids_removed": int(len(set(old_cells.index) - set(new_cells.index))),
     }
 
 

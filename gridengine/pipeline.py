@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
-from . import __version__
+from ._version import __version__
 from .assign import assign_specialists, design_capacity, grid_requirements, staffing_plan
 from .cells import build_cells, cells_to_polygon, split_heavy_cells
 from .config import Config
@@ -32,16 +32,16 @@ from .errors import ConfigError, InfeasibleError, InputError
 from .geocode import check_reject_share, geocode_customers
 from .ingest import (
     file_sha256,
-    read_geometry,
-    read_zones,
     read_customers,
+    read_geometry,
     read_service_area,
     read_specialists,
+    read_zones,
     table_sha256,
     validate_customers,
     validate_specialists,
 )
-from .metrics import compute_metrics
+from .metrics import compute_metrics, rerun_metrics
 from .partition import partition_cells
 from .partition.roster import MAX_FILL, size_to_roster
 from .plan import Plan
@@ -178,6 +178,7 @@ def _roster_parts(index, located: pd.DataFrame, roster: pd.DataFrame, caps: np.n
     Columns: ``capacity``, ``x``, ``y`` (anchor, metres), ``current_grid`` (the grid the specialist
     holds, '' for none or an unstaffed grid)."""
     used = [int(j) for j in sizing.used.tolist()]
+    cur = roster["current_grid"].astype(str).to_numpy()
     ded = np.flatnonzero(split_group >= 0)
     if len(ded):
         key = split_cell[ded] * 100_000 + split_group[ded]
@@ -189,9 +190,10 @@ def _roster_parts(index, located: pd.DataFrame, roster: pd.DataFrame, caps: np.n
             fit = [j for j in used if caps[j] + 1e-9 >= wd]
             if not fit:
                 continue
+            held = [j for j in fit if cur[j].endswith(f"-S{int(kk) % 100_000 + 1}")]
+            fit = held or fit  # re-runs: whoever served a dedicated grid keeps serving one
             d = np.hypot(bx[fit] - cx[c], by[fit] - cy[c])
             used.remove(fit[int(np.argmin(d))])
-    cur = roster["current_grid"].astype(str).to_numpy()
     parts = pd.DataFrame({"capacity": caps[used], "x": bx[used], "y": by[used], "current_grid": cur[used],
                           "staffed": True})
     if sizing.n_unstaffed:
@@ -210,28 +212,6 @@ def _churn(prev: Plan, located: pd.DataFrame, grid_of_customer: np.ndarray) -> f
     if not cont.any():
         return 0.0
     return float((before.reindex(ids[cont]).to_numpy() != grid_of_customer[cont].astype(str)).mean())
-
-
-def _rerun_metrics(prev: Plan, assignments: pd.DataFrame, cell_table: pd.DataFrame) -> dict:
-    """churn, customers_moved, grids_changed (DESIGN.md names) against the previous plan."""
-    before = prev.assignments.set_index("customer_id")
-    after = assignments.set_index("customer_id")
-    common = before.index.intersection(after.index)
-    moved = before.loc[common, "specialist_id"].astype(str) != after.loc[common, "specialist_id"].astype(str)
-    old_cells = prev.cells.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
-    new_cells = cell_table.groupby("grid_id")["cell"].apply(lambda c: tuple(sorted(c)))
-    ids = set(old_cells.index) | set(new_cells.index)
-    changed = sum(1 for g in ids if old_cells.get(g) != new_cells.get(g))
-    return {
-        "churn": round(float(moved.mean()), 6) if len(common) else 0.0,
-        "customers_moved": int(moved.sum()),
-        "continuing_customers": int(len(common)),
-        "new_customers": int(len(after.index.difference(before.index))),
-        "departed_customers": int(len(before.index.difference(after.index))),
-        "grids_changed": int(changed),
-        "grids_added": int(len(set(new_cells.index) - set(old_cells.index))),
-        "grids_removed": int(len(set(old_cells.index) - set(new_cells.index))),
-    }
 
 
 def _grid_adjacency(cell_grid: np.ndarray, edges: tuple[np.ndarray, np.ndarray]) -> set[tuple[str, str]]:
@@ -453,7 +433,7 @@ def plan_city(
             f"{located['workload'].iat[i]:g} is above the {'largest specialist' if roster_sized else 'grid'} capacity "
             f"{cap_:g}; one customer cannot be split "
             f"between specialists ({len(too_heavy)} such customer(s)); check the workload or raise the capacity")
-    split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk)
+    split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk, even=not roster_sized)
     n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
     if roster_sized:
         parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
@@ -482,7 +462,7 @@ def plan_city(
             sizing = sized(max_fill)
             c_big = float(caps[sizing.used].max())
             split_group, split_cell = split_heavy_cells(index, located, limit=min(c_big, sizing.fill * c_big * (
-                1 + pconfig.tolerance)), chunk=sizing.fill * c_big)
+                1 + pconfig.tolerance)), chunk=sizing.fill * c_big, even=False)
             n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
             parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
             try:
@@ -605,7 +585,9 @@ def plan_city(
     blocked = _blocked_pairs(cells["cell"].to_numpy(), index.cut_edges)
     zone_links = [(str(cell_str[i]), str(cell_str[j])) for i, j in zip(*index.zone_links)]
     metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges + zone_links,
-                              n_rejects=len(rejects), blocked=blocked, design_capacity=capacity)
+                              n_rejects=len(rejects), blocked=blocked, design_capacity=capacity,
+                              drawn_parts={g: int(shapely.get_num_geometries(geom)) for g, geom in
+                                           zip(grids["grid_id"], grids.geometry)})
     if index.zone_names is not None:  # zones: balance judged within each zone; parts of a zone joined
         from .metrics import zone_metrics
 
@@ -614,7 +596,7 @@ def plan_city(
         metrics["zone_links"] = [{"from_cell": a, "to_cell": b} for a, b in zone_links]
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
     if prev_plan is not None:
-        metrics.update(_rerun_metrics(prev_plan, assignments, cell_table))
+        metrics.update(rerun_metrics(prev_plan, assignments, cell_table))
         if pconfig.max_churn is not None and metrics["churn"] > pconfig.max_churn:
             warnings.append(f"churn {metrics['churn']:.2%} is above partition.max_churn {pconfig.max_churn:.2%}: "
                             "balance and capacity forced these moves even at the highest churn weight")

@@ -82,7 +82,7 @@ from typing import Any, TextIO
 import numpy as np
 import pandas as pd
 
-from . import __version__
+from ._version import __version__
 from .config import Config, read_toml
 from .errors import ConfigError, GridEngineError, InputError
 from .progress import PLAN_STAGES

@@ -1234,7 +1234,8 @@ def generate_nation(
     seed
         Seed; city ``i`` is drawn with seed ``seed * 1000 + i``.
     capacity
-        A contract specialist's capacity (also the rollout's grid capacity); agency specialists get 0.6 of it.
+        A contract specialist's capacity; agency specialists get 0.6 of it. Grids are sized to each
+        city's roster, so the rollout file sets no capacity.
     layout
         ``"per-city"``: ``cities/<name>/customers.parquet`` for each city. ``"national"``: one
         ``customers.parquet`` holding every city's customers with a ``city`` column (one row
@@ -1308,7 +1309,8 @@ def generate_nation(
     ]
     if national is not None:
         lines += ['customers = "customers.parquet"  # one national file, split by its city column', 'city_column = "city"']
-    lines += ["", "[config]", f"seed = {int(seed)}", "", "[config.partition]", f"capacity = {float(capacity)!r}", ""]
+    # the rosters size the grids (one per specialist, within their own capacity): no capacity override
+    lines += ["", "[config]", f"seed = {int(seed)}", ""]
     for name in written:
         lines += ["[[city]]", f'name = "{name}"']
         if national is None:

@@ -28,13 +28,13 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
+from .cells import EARTH_RADIUS_KM, haversine_km  # one Earth model for every distance
 from .errors import InputError
 
 __all__ = ["RoadGraph", "read_road_graph", "travel_matrix", "haversine_km"]
 
 logger = logging.getLogger(__name__)
 
-EARTH_RADIUS_KM = 6371.0088
 _CHUNK_FLOATS = 1 << 24  # dijkstra rows held at once: 16 M floats = 128 MiB
 _ONEWAY = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False, "": False}
 
@@ -78,13 +78,6 @@ class RoadGraph:
     def n_nodes(self) -> int:
         """Number of nodes."""
         return len(self.node_lat)
-
-
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance in km, vectorised and broadcast over numpy arrays (degrees in)."""
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(a, dtype="float64")) for a in (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def _fail(path: Path, what: str, *, row: int | None = None, field: str | None = None) -> InputError:

@@ -2,11 +2,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
 from gridengine.cells import haversine_km
 from gridengine.errors import ConfigError, InputError
-from gridengine.geocode import (Gazetteer, GeocodeConfig, bd09_to_wgs84, gcj02_to_wgs84, geocode_customers,
-                                normalise_address, parse_address, read_gazetteer, wgs84_to_bd09, wgs84_to_gcj02)
+from gridengine.geocode import (
+    Gazetteer,
+    GeocodeConfig,
+    bd09_to_wgs84,
+    gcj02_to_wgs84,
+    geocode_customers,
+    normalise_address,
+    parse_address,
+    read_gazetteer,
+    wgs84_to_bd09,
+    wgs84_to_gcj02,
+)
 from gridengine.synth import build_gazetteer, generate_city, generate_messy_addresses
 
 

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from shapely.geometry import LineString, box
+from test_partition import check, hex_units, lumpy_weights
 
 import gridengine as ge
 from gridengine.partition import partition_units
-from test_partition import check, hex_units, lumpy_weights
 
 
 def test_locked_groups_stay_together_apart_and_fixed():

@@ -3,11 +3,10 @@
 import math
 
 import numpy as np
+from test_partition import hex_units
 
 from gridengine.partition import grid_connectivity, partition_units
 from gridengine.partition.core import _Graph, _repair_capacity
-
-from test_partition import hex_units
 
 
 def within(loads, tol=0.05):

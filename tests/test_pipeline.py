@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
@@ -68,7 +69,8 @@ def test_invariant_3_capacity(sample_plan):
     assert (g["workload"] <= g["specialist_id"].map(cap) + 1e-9).all()
     assert sample_plan.metrics["capacity_violations"] == 0
     # grid workloads are the sums of their customers' workloads
-    raw = pd.read_csv("data/sample/customers.csv", dtype={"customer_id": str}).set_index("customer_id")
+    raw = pd.read_csv(Path(__file__).resolve().parents[1] / "data" / "sample" / "customers.csv",
+                      dtype={"customer_id": str}).set_index("customer_id")
     a = sample_plan.assignments.join(raw["workload"], on="customer_id")
     sums = a.groupby("grid_id")["workload"].sum()
     assert np.allclose(sums.reindex(g["grid_id"]).fillna(0).to_numpy(), g["workload"].to_numpy())
@@ -87,8 +89,9 @@ def test_invariant_4_contiguity(sample_plan):
 
 def test_sample_city_has_islands_and_reports_them(sample_plan):
     # the offshore island is a separate area of the tiling: its own grid or a reported bridge
-    from gridengine.cells import cell_adjacency
     import h3
+
+    from gridengine.cells import cell_adjacency
 
     cells = np.array([h3.str_to_int(c) for c in sample_plan.cells["cell"]], dtype="uint64")
     order = np.argsort(cells)

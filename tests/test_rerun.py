@@ -70,9 +70,9 @@ def test_customers_leave_and_arrive_small_churn_ids_kept(base):
     a = again.assignments
     assert (a["cell"].map(cell_grid) == a["grid_id"]).all()
     scratch = ge.plan_city(c2, city.specialists, service_area=city.service_area)
-    from gridengine.pipeline import _rerun_metrics
+    from gridengine.metrics import rerun_metrics
 
-    assert _rerun_metrics(plan, scratch.assignments, scratch.cells)["churn"] > 5 * max(m["churn"], 0.001)
+    assert rerun_metrics(plan, scratch.assignments, scratch.cells)["churn"] > 5 * max(m["churn"], 0.001)
 
 
 def test_departed_specialist_grid_is_absorbed_by_neighbours(base):

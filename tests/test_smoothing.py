@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gridengine._kernels import smooth_empty
 from gridengine.partition.core import _csr, grid_connectivity, partition_units

@@ -17,8 +17,8 @@ from gridengine.synth import (
     CUSTOMER_COLUMNS,
     SPECIALIST_COLUMNS,
     SyntheticCity,
-    _geography,
     _generate,
+    _geography,
     generate_city,
     write_city,
 )

@@ -586,7 +586,8 @@ REPAIR_ROUNDS = 6
 REPAIR_REGION = 4
 
 
-def _areas_and_bridges(g: _Graph, w: np.ndarray, target: float, bridge_share: float, lock: np.ndarray | None):
+def _areas_and_bridges(g: _Graph, w: np.ndarray, target: float, bridge_share: float, lock: np.ndarray | None,
+                       uneven_tol: float | None = None):
     """Connected areas; small ones joined to the nearest big area through a bridge edge.
 
     Small areas join *before* the search, so bisection and refinement see their workload and
@@ -595,6 +596,17 @@ def _areas_and_bridges(g: _Graph, w: np.ndarray, target: float, bridge_share: fl
     n_areas, area = connected_components(g.adj, directed=False)
     area_w = np.bincount(area, weights=w, minlength=n_areas)
     big = area_w >= bridge_share * target
+    if uneven_tol is not None and big.sum() > 1:
+        # an area whose workload is far from a whole number of grids (an island of 0.6 or 1.3 grids)
+        # would get grids far off the target: it joins its nearest area through a bridge instead,
+        # unless it is the heaviest or large enough (3+ grids) to even out on its own
+        n_best = np.maximum(np.rint(area_w / target), 1)
+        off = np.abs(area_w / (n_best * target) - 1) > uneven_tol
+        light = area_w < 3 * target
+        heaviest = int(np.argmax(area_w))
+        demote = big & off & light
+        demote[heaviest] = False
+        big &= ~demote
     if not big.any():
         big[int(np.argmax(area_w))] = True  # the heaviest area always gets a grid
     bridges = _bridge_edges(g, area, big)

@@ -279,21 +279,21 @@ class _Model:
               ) -> tuple[str, np.ndarray | None, float]:
         inst = self.inst
         n, m = inst.n, len(self.centers)
-        I, P, col = self.I, self.P, self.col
+        iu, P, col = self.I, self.P, self.col
         J = self.centers[P]
         ncol = self.ncol
         rows, cols, vals = [], [], []
         lo, hi = [], []
         r = 0
         # each unit in exactly one district
-        rows.append(I)
+        rows.append(iu)
         cols.append(np.arange(ncol))
         vals.append(np.ones(ncol))
         lo.append(np.ones(n))
         hi.append(np.ones(n))
         r = n
         # x_ij <= x_jj
-        off = I != J
+        off = iu != J
         nl = int(off.sum())
         cc = col[J[off], P[off]]
         rows += [r + np.arange(nl), r + np.arange(nl)]
@@ -303,7 +303,7 @@ class _Model:
         hi.append(np.zeros(nl))
         r += nl
         # balance: lower x_jj <= sum_i w_i x_ij <= upper x_jj
-        wv = inst.w[I].astype("float64")
+        wv = inst.w[iu].astype("float64")
         diag = col[self.centers, np.arange(m)]
         for bound, sign in ((inst.upper, 1), (inst.lower, -1)):
             rows += [r + P, r + np.arange(m)]
@@ -339,7 +339,7 @@ class _Model:
             hi.append(np.zeros(1))
             r += 1
         a = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(r, ncol))
-        c = np.zeros(ncol) if zero_objective else inst.costf[I, J]
+        c = np.zeros(ncol) if zero_objective else inst.costf[iu, J]
         res = milp(c, integrality=np.ones(ncol), bounds=Bounds(0, 1),
                    constraints=LinearConstraint(a, np.concatenate(lo), np.concatenate(hi)),
                    options={"time_limit": max(0.5, time_limit), "mip_rel_gap": gap})
@@ -347,7 +347,7 @@ class _Model:
             return ("infeasible" if res.status == 2 else "timeout"), None, -math.inf
         xs = res.x > 0.5
         owner = np.full(n, -1, dtype=np.int64)
-        owner[I[xs]] = P[xs]
+        owner[iu[xs]] = P[xs]
         bound = getattr(res, "mip_dual_bound", None)
         status = "optimal" if res.status == 0 else "feasible"
         return status, owner, (float(bound) if bound is not None else -math.inf)

@@ -12,9 +12,21 @@ from scipy.sparse.csgraph import connected_components
 
 from .._kernels import _connected_without
 from ..errors import InfeasibleError
-from .core import (Bridge, PartitionResult, _Graph, _allocate_grids, _areas_and_bridges, _csr, _grow_region,
-                   _quality_key, _recursive_bisection, _redraw_region, _refine, _tidy_empty_units,
-                   grid_connectivity)
+from .core import (
+    Bridge,
+    PartitionResult,
+    _allocate_grids,
+    _areas_and_bridges,
+    _csr,
+    _Graph,
+    _grow_region,
+    _quality_key,
+    _recursive_bisection,
+    _redraw_region,
+    _refine,
+    _tidy_empty_units,
+    grid_connectivity,
+)
 
 __all__ = ['partition_from_previous']
 
@@ -158,6 +170,8 @@ def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, l
     flows = None
     if smcf.solve() == smcf.OPTIMAL:
         f_all = smcf.flows(arcs)
+        logger.debug("flow round: excess %.1f, flow x hops %.1f", sup.sum() / scale,
+                     float((f_all[:np_] + f_all[np_:2 * np_]).sum()) / scale)
         flows = (f_all[:np_] + f_all[np_:2 * np_]) / scale
     if flows is None:
         return 0.0, set()

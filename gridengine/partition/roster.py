@@ -35,8 +35,20 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from ..errors import InfeasibleError
-from .core import (CUT_SCORES, Bridge, PartitionResult, _csr, _Graph, _areas_and_bridges, _quality_key,
-                   _recursive_bisection, _refine, _refine_portfolio, _tidy_empty_units, grid_connectivity)
+from .core import (
+    CUT_SCORES,
+    Bridge,
+    PartitionResult,
+    _areas_and_bridges,
+    _csr,
+    _Graph,
+    _quality_key,
+    _recursive_bisection,
+    _refine,
+    _refine_portfolio,
+    _tidy_empty_units,
+    grid_connectivity,
+)
 
 __all__ = ["RosterSizing", "size_to_roster", "partition_roster", "partition_roster_rerun", "MAX_FILL"]
 
@@ -46,6 +58,9 @@ logger = logging.getLogger(__name__)
 #: compounds leave no room), it is re-sized as short: specialists filled to this share, the rest
 #: of the workload drawn as unstaffed grids.
 MAX_FILL = 0.97
+
+#: Share of ``tolerance`` each grid's fill aims within, around its area's fill (see partition_roster).
+AREA_BAND = 0.8
 
 #: Rounds of capacity repair (border flows, then local redraws with growing regions).
 REPAIR_ROUNDS = 8
@@ -345,16 +360,24 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
 
     The flows bring grids down to ``target * (1 + tol / 2)`` (first plans), or to ``limit_share`` of
     their capacity (re-runs: capacity only, the fewest customers moved). Locked units never move;
-    re-runs (``home`` given) redraw nothing."""
+    re-runs (``home`` given) try two rounds of flows before any local redraw."""
     from .rerun import _flow_rebalance
 
     notes: list[str] = []
     for rnd in range(REPAIR_ROUNDS):
         loads = np.bincount(labels, weights=g.w, minlength=k)
         over = np.flatnonzero(loads > caps + 1e-9)
+        logger.debug("repair round %d: %d over, excess %.1f", rnd, len(over), float(np.clip(loads - caps, 0, None).sum()))
         if len(over) == 0:
             break
-        if rnd % 2 == 0 or home is not None:  # pass the excess along a min-cost flow over the grid graph
+        if rnd == 0 and home is None and _swap_heavy(g, labels, k, caps, over, loads):
+            notes.append("a grid holding a compound too heavy for its specialist swapped territory with a "
+                         "neighbouring grid of a larger capacity")
+            loads = np.bincount(labels, weights=g.w, minlength=k)
+            over = np.flatnonzero(loads > caps + 1e-9)
+            if len(over) == 0:
+                break
+        if rnd % 2 == 0 or (home is not None and rnd < 2):  # pass the excess along a min-cost flow
             limit = np.minimum(caps, target * (1 + 0.5 * tol)) if limit_share is None else caps * limit_share
             mv = _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, locked)
             notes.append(f"{len(over)} grid(s) over their specialist's capacity: passed {mv:g} workload to neighbours")
@@ -382,6 +405,29 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
         else:
             _refine(g, labels, k, target, caps, tol, refine_passes, locked, annealing=(), home=home, churn_w=churn_w)
     return notes
+
+
+def _swap_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
+                loads: np.ndarray) -> bool:
+    """Grids over capacity because of one compound too heavy for their (smaller) specialist trade
+    territories with a neighbouring grid whose specialist can hold it, in place. Returns whether any did."""
+    nb = _grid_neighbours(g, labels)
+    swapped = False
+    done: set[int] = set()
+    for a in sorted(over.tolist(), key=lambda v: (-(loads[v] - caps[v]), v)):
+        units = np.flatnonzero(labels == a)
+        if a in done or len(units) == 0 or g.w[units].max() <= 0.8 * caps[a]:
+            continue
+        cand = [b for b in sorted(nb.get(a, ())) if b not in done and caps[b] >= loads[a] + 1e-9
+                and caps[b] > caps[a]]
+        if not cand:
+            continue
+        b = min(cand, key=lambda v: (abs(loads[v] - caps[a] * loads[v] / caps[v]), loads[v] / caps[v], v))
+        ia, ib = labels == a, labels == b
+        labels[ia], labels[ib] = b, a
+        done |= {a, b}
+        swapped = True
+    return swapped
 
 
 def _refine_best(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.ndarray, tol: float,
@@ -452,7 +498,7 @@ def partition_roster(
     fill = total / float(caps.sum())
     g0 = g
     g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share,
-                                                                None)
+                                                                None, uneven_tol=tolerance)
     if big.sum() > m:  # more separate areas than grids: only the heaviest get grids, the others are bridged
         aw = np.sort(np.bincount(area, weights=w, minlength=n_areas))[::-1]
         g, area, big, merged, bridges, n_areas = _areas_and_bridges(g0, w, float(aw[m - 1]) / max(bridge_share, 1e-9)
@@ -475,8 +521,10 @@ def partition_roster(
                                  (target[members], np.asarray(anchor_x, float)[members],
                                   np.asarray(anchor_y, float)[members], members))
         locked = np.zeros(n, dtype=np.bool_)
-        labels = _refine_portfolio(g, labels, m, target, caps, tolerance, refine_passes, locked)
-        key = _quality_key(g, labels, m, target, caps, tolerance)
+        # areas fill a little differently (whole specialists per area), and balance is judged on the
+        # city's mean fill: aim each grid at a band a fifth narrower than the tolerance
+        labels = _refine_portfolio(g, labels, m, target, caps, AREA_BAND * tolerance, refine_passes, locked)
+        key = _quality_key(g, labels, m, target, caps, AREA_BAND * tolerance)
         if best is None or key < best[0]:
             best = (key, labels)
     labels = best[1]
@@ -529,7 +577,14 @@ def _absorb(g: _Graph, labels: np.ndarray, caps: np.ndarray) -> None:
 
     Grids grow into the territory of a departed specialist from every side, each in step with
     the room it has, so the workload is shared out by capacity rather than by who is nearest.
+    A first pass takes only what fits within each grid's capacity; what is left (the neighbours
+    are full) then joins the least full neighbour, and the capacity flows pass it on.
     """
+    _absorb_pass(g, labels, caps, hard=True)
+    _absorb_pass(g, labels, caps, hard=False)
+
+
+def _absorb_pass(g: _Graph, labels: np.ndarray, caps: np.ndarray, hard: bool) -> None:
     import heapq
 
     k = len(caps)
@@ -549,6 +604,8 @@ def _absorb(g: _Graph, labels: np.ndarray, caps: np.ndarray) -> None:
         if now > f + 1e-12:  # stale key: the grid has grown since
             heapq.heappush(heap, (now, u, lab))
             continue
+        if hard and load[lab] + g.w[u] > 0.995 * caps[lab] + 1e-9:
+            continue  # no room: another neighbour may take it, or the second pass
         labels[u] = lab
         load[lab] += g.w[u]
         key = load[lab] / caps[lab]
@@ -557,34 +614,61 @@ def _absorb(g: _Graph, labels: np.ndarray, caps: np.ndarray) -> None:
                 heapq.heappush(heap, (key, t, lab))
 
 
-def _carve(g: _Graph, labels: np.ndarray, part: int, ax: float, ay: float, target: float, keep: np.ndarray) -> None:
+def _carve(g: _Graph, labels: np.ndarray, part: int, ax: float, ay: float, target: float, keep: np.ndarray,
+           limit: float = np.inf) -> None:
     """Give ``part`` a grid grown around (ax, ay), nearest units first, up to ``target`` workload, in place.
 
-    The grid grows through adjacency from the unit nearest the anchor (in its area), taking units
-    by distance to the anchor; units of grids in ``keep`` are not taken. Donor grids broken
-    into pieces keep their heaviest piece; the rest joins the neighbours."""
-    from .rerun import _keep_main_pieces
-
-    start = int(cKDTree(np.c_[g.x, g.y]).query([ax, ay], k=1)[1])
+    The grid grows through adjacency from the unit nearest the anchor, taking units by distance
+    to the anchor; a unit is taken only if its grid stays in one piece without it (so no donor
+    is cut in two and no customer beyond the new grid changes specialist), and units of grids
+    in ``keep`` are not taken. Units skipped for connectivity are tried again as the grid grows."""
     import heapq
 
+    from .._kernels import _connected_without
+
+    indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
+    stamp = np.zeros(g.n, dtype=np.int64)
+    queue = np.empty(g.n, dtype=np.int64)
+    token = 1
+    start = int(cKDTree(np.c_[g.x, g.y]).query([ax, ay], k=1)[1])
     taken = 0.0
     seen = {start}
     heap = [(0.0, start)]
-    grabbed = []
-    while heap and taken < target:
-        _, u = heapq.heappop(heap)
-        if labels[u] >= 0 and keep[labels[u]]:
+    deferred: list[tuple[float, int]] = []
+    first = True
+    progress = True
+    while (heap or deferred) and taken < target:
+        if not heap:  # retry the units that held a donor together: the grid has grown since
+            if not progress:
+                break
+            heap, deferred = deferred, []
+            heapq.heapify(heap)
+            progress = False
+        d, u = heapq.heappop(heap)
+        lab = int(labels[u])
+        if lab == part:
             continue
-        grabbed.append(u)
+        if lab >= 0 and keep[lab]:
+            continue
+        if not first and taken + g.w[u] > limit + 1e-9:  # a compound that would overfill the new grid
+            continue
+        if lab >= 0 and not first:
+            token += 2
+            if not _connected_without(u, lab, labels, indptr, indices, stamp, token, queue):
+                deferred.append((d, u))
+                continue
+        if lab >= 0 and first and np.count_nonzero(labels == lab) <= 1:
+            continue
+        first = False
+        progress = True
+        labels[u] = part
         taken += g.w[u]
         for t in g.neighbours(u).tolist():
             if t not in seen:
                 seen.add(t)
                 heapq.heappush(heap, (math.hypot(g.x[t] - ax, g.y[t] - ay), t))
-    labels[np.array(grabbed, dtype="int64")] = part
-    fixed = _keep_main_pieces(g, labels)
-    labels[:] = _flood_fill(g, fixed)
+    if first:  # nothing could be taken: fall back to the unit nearest the anchor
+        labels[start] = part
 
 
 def partition_roster_rerun(
@@ -660,7 +744,7 @@ def partition_roster_rerun(
     target = caps * fill
     keep = np.zeros(m, dtype=bool)
     for p_ in new_parts.tolist():  # carve each new specialist's grid around their base
-        _carve(g, labels, p_, ax[p_], ay[p_], target[p_], keep)
+        _carve(g, labels, p_, ax[p_], ay[p_], target[p_], keep, limit=0.995 * caps[p_])
         keep[p_] = True
     if (labels < 0).any():  # pragma: no cover - flood fill reaches every connected unit
         raise RuntimeError("internal error: units left without a grid in a re-run")
@@ -673,7 +757,7 @@ def partition_roster_rerun(
     if not present.all():  # a new part whose carve was swallowed: draw it from the largest neighbour region
         for p_ in np.flatnonzero(~present).tolist():
             keep[:] = False
-            _carve(g, labels, p_, ax[p_], ay[p_], target[p_], keep)
+            _carve(g, labels, p_, ax[p_], ay[p_], target[p_], keep, limit=0.995 * caps[p_])
     # per-area targets: capacity times the area's own fill
     grid_area = np.zeros(m, dtype="int64")
     grid_area[labels] = merged
