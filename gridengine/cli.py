@@ -343,7 +343,6 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 def _cmd_staff(args: argparse.Namespace) -> int:
     import dataclasses
-    import math
 
     from .pipeline import plan_city
 

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from shapely.geometry import LineString
+from test_browser import Page, _screenshot, browser  # noqa: F401  (the browser fixture)
 
 import gridengine as ge
-
-from test_browser import Page, _screenshot, browser  # noqa: F401  (the browser fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import lumpy_cities as lc  # noqa: E402
