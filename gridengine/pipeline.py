@@ -409,11 +409,11 @@ def plan_city(
         cell_w0 = cells_["workload"].to_numpy().copy()
         cell_n0 = cells_["n_customers"].to_numpy().copy()
 
-        def sized(max_fill: float):
+        def sized(max_fill: float, extra: int = 0, at: tuple[float, float] | None = None):
             return size_to_roster(cell_w0, cells_["x"].to_numpy(), cells_["y"].to_numpy(), caps, bx, by,
                                   target_fill=pconfig.target_fill, k=pconfig.k,
                                   names=roster["specialist_id"].astype(str).tolist(), max_fill=max_fill,
-                                  tolerance=pconfig.tolerance, keep_first=holds_grid)
+                                  tolerance=pconfig.tolerance, keep_first=holds_grid, extra=extra, extra_at=at)
 
         holds_grid = roster["current_grid"].astype(str).to_numpy() != ""
 
@@ -433,6 +433,7 @@ def plan_city(
             f"{located['workload'].iat[i]:g} is above the {'largest specialist' if roster_sized else 'grid'} capacity "
             f"{cap_:g}; one customer cannot be split "
             f"between specialists ({len(too_heavy)} such customer(s)); check the workload or raise the capacity")
+    split_limit = limit
     split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk, even=not roster_sized)
     n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
     if roster_sized:
@@ -456,13 +457,19 @@ def plan_city(
         # no contiguous plan within every specialist's capacity at this fill (lumpy places leave no
         # room): plan the roster as short, filled less, the rest of the workload in unstaffed grids
         first_exc, done = exc, False
-        for max_fill in [f for f in (MAX_FILL, 0.9, 0.8, 0.7) if f < sizing.fill - 1e-9]:
+        at = getattr(exc, "where", None)
+        # first a few unstaffed grids where the plan failed (the fewest customers left without a
+        # specialist), then the whole roster filled less
+        attempts = ([(1.0, e, at) for e in (1, 2, 4, 8)] if sizing.n_unstaffed == 0 else []) + \
+            [(f, 0, None) for f in (MAX_FILL, 0.9, 0.8, 0.7) if f < sizing.fill - 1e-9]
+        for max_fill, extra, where in attempts:
             index.cells["workload"] = cell_w0
             index.cells["n_customers"] = cell_n0
-            sizing = sized(max_fill)
+            sizing = sized(max_fill, extra, where)
             c_big = float(caps[sizing.used].max())
-            split_group, split_cell = split_heavy_cells(index, located, limit=min(c_big, sizing.fill * c_big * (
-                1 + pconfig.tolerance)), chunk=sizing.fill * c_big, even=False)
+            split_limit = min(c_big, sizing.fill * c_big * (1 + pconfig.tolerance))
+            split_group, split_cell = split_heavy_cells(index, located, limit=split_limit, chunk=sizing.fill * c_big,
+                                                        even=False)
             n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
             parts = _roster_parts(index, located, roster, caps, sizing, split_group, split_cell, bx, by)
             try:
@@ -472,8 +479,9 @@ def plan_city(
                 continue
             done = True
             sizing_warnings.append(f"no contiguous plan keeps every specialist within capacity at a fill of "
-                                   f"{total_w / float(caps.sum()):.1%} ({first_exc}); planned the roster as short, "
-                                   f"filled to {max_fill:.0%}")
+                                   f"{total_w / float(caps.sum()):.1%} ({first_exc}); "
+                                   + (f"{extra} unstaffed grid(s) added there" if extra else
+                                      f"planned the roster as short, filled to {max_fill:.0%}"))
             break
         if not done:
             raise first_exc
@@ -509,8 +517,8 @@ def plan_city(
             members = (split_cell == c) | (index.customer_cell == c)
             warnings.append(
                 f"split compound: cell {cell_str[c]} holds {int(members.sum())} customers (workload "
-                f"{float(located['workload'].to_numpy()[members].sum()):g}) at one location, above the capacity "
-                f"{capacity:g}; {len(names)} dedicated grid(s) {', '.join(names)} serve part of them by address "
+                f"{float(located['workload'].to_numpy()[members].sum()):g}) at one location, more than one grid holds "
+                f"({split_limit:g}); {len(names)} dedicated grid(s) {', '.join(names)} serve part of them by address "
                 f"order, the rest stay with grid {cell_grid.iat[c]}")
     grids, geoms = _grids_table(cells, cell_str, cell_grid.to_numpy(), cust_grid, located, shared)
     timings["grids"] = time.perf_counter() - t

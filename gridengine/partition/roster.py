@@ -142,7 +142,8 @@ def _transport(w: np.ndarray, x: np.ndarray, y: np.ndarray, caps: np.ndarray, bx
 def size_to_roster(weights: np.ndarray, x: np.ndarray, y: np.ndarray, capacities: np.ndarray,
                    base_x: np.ndarray, base_y: np.ndarray, *, target_fill: float = 0.9, k: int | None = None,
                    names: list[str] | None = None, max_fill: float = 1.0, tolerance: float = 0.05,
-                   keep_first: np.ndarray | None = None) -> RosterSizing:
+                   keep_first: np.ndarray | None = None, extra: int = 0,
+                   extra_at: tuple[float, float] | None = None) -> RosterSizing:
     """Decide which specialists get a grid, and how many grids stay unstaffed.
 
     Parameters
@@ -166,6 +167,9 @@ def size_to_roster(weights: np.ndarray, x: np.ndarray, y: np.ndarray, capacities
     keep_first
         Optional mask of specialists to keep before others (re-runs: those who hold a grid), so a
         spare is someone without customers to lose.
+    extra, extra_at
+        Unstaffed grids to add beside everyone used (at ``extra_at``, metres, where given): how a
+        plan makes room around a place the roster's grids could not hold within capacity.
     max_fill
         The highest mean fill the roster is asked to carry. Above it, the roster is *short*: its
         specialists are filled to ``max_fill`` and the rest of the workload is drawn as unstaffed
@@ -218,6 +222,20 @@ def size_to_roster(weights: np.ndarray, x: np.ndarray, y: np.ndarray, capacities
         short = total - max_fill * cap_used
         n_un = max(1, int(math.ceil(short / (target_fill * design) - 1e-9)))
         fill = max_fill
+    if extra and not n_un:  # room around a place no contiguous plan could hold within capacity
+        n_un = int(extra)
+        fill = total / (cap_used + n_un * design)
+        if extra_at is not None:
+            ux = np.full(n_un, float(extra_at[0])) + np.arange(n_un) * 1.0
+            uy = np.full(n_un, float(extra_at[1]))
+        else:
+            pts = np.flatnonzero(w > 0)
+            ux, uy = _weighted_centres(x[pts], y[pts], w[pts], n_un)
+        notes.append(f"{n_un} unstaffed grid(s) of capacity {design:g} make room where the roster's grids could not "
+                     "all stay within capacity (compounds too heavy next to each other); the rest of the roster is "
+                     f"filled to {fill:.1%}")
+        return RosterSizing(used=used, spare=spare, fill=float(fill), n_unstaffed=n_un, unstaffed_capacity=design,
+                            unstaffed_x=ux, unstaffed_y=uy, notes=notes)
     if n_un:
         got2, left2 = _transport(w, x, y, caps[used] * fill, base_x[used], base_y[used])
         lw = left2 if left2.sum() > 0 else w
@@ -377,6 +395,13 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
             over = np.flatnonzero(loads > caps + 1e-9)
             if len(over) == 0:
                 break
+        if rnd >= 2 and rnd % 2 == 0 and _hand_over_heavy(g, labels, k, caps, over, loads, locked):
+            notes.append("a compound that kept its grid over capacity moved whole to a neighbouring grid, which "
+                         "passed workload on to make room")
+            loads = np.bincount(labels, weights=g.w, minlength=k)
+            over = np.flatnonzero(loads > caps + 1e-9)
+            if len(over) == 0:
+                break
         if rnd % 2 == 0 or (home is not None and rnd < 2):  # pass the excess along a min-cost flow
             limit = np.minimum(caps, target * (1 + 0.5 * tol)) if limit_share is None else caps * limit_share
             mv = _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, locked)
@@ -405,6 +430,56 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
         else:
             _refine(g, labels, k, target, caps, tol, refine_passes, locked, annealing=(), home=home, churn_w=churn_w)
     return notes
+
+
+def _hand_over_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
+                     loads: np.ndarray, locked: np.ndarray) -> bool:
+    """A grid over capacity by less than one of its compounds hands that compound whole to a neighbour
+    grid, which first passes workload on (a min-cost flow) to make room for it, in place.
+
+    Border flows move units no heavier than twice the flow, so they never move a large compound;
+    two heavy compounds side by side then keep a grid over capacity. Returns whether any moved."""
+    from .._kernels import _connected_without
+    from .rerun import _flow_rebalance
+
+    indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
+    stamp = np.zeros(g.n, dtype=np.int64)
+    queue = np.empty(g.n, dtype=np.int64)
+    moved = False
+    token = 1
+    for a in sorted(over.tolist(), key=lambda v: (-(loads[v] - caps[v]), v)):
+        token += 2
+        excess = loads[a] - caps[a]
+        if excess <= 0:
+            continue
+        units = np.flatnonzero((labels == a) & ~locked & (g.w >= excess))
+        best = None  # (room needed, unit, neighbour grid)
+        for u in units[np.argsort(g.w[units], kind="stable")].tolist():
+            for b in sorted(set(labels[g.neighbours(u)].tolist()) - {a}):
+                need = g.w[u] - (caps[b] - loads[b])
+                if best is None or need < best[0]:
+                    best = (need, u, b)
+            if best is not None:
+                break
+        if best is None:
+            continue
+        need, u, b = best
+        if not _connected_without(u, a, labels, indptr, indices, stamp, token, queue):
+            continue
+        if need > 0:  # make room in b: it passes workload to its own neighbours
+            limit = caps.copy()
+            limit[b] = caps[b] - g.w[u]
+            keep = locked.copy()
+            keep[labels == a] = True
+            _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, keep)
+            loads = np.bincount(labels, weights=g.w, minlength=k)
+            if loads[b] + g.w[u] > caps[b] + 1e-9 or labels[u] != a:
+                continue
+        labels[u] = b
+        loads[a] -= g.w[u]
+        loads[b] += g.w[u]
+        moved = True
+    return moved
 
 
 def _swap_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
@@ -535,7 +610,12 @@ def partition_roster(
         loads = np.bincount(labels, weights=w, minlength=m)
     over = np.flatnonzero(loads > caps + 1e-9)
     if len(over):
-        raise InfeasibleError(_over_message(g, labels, over, loads, caps, unit_names))
+        exc = InfeasibleError(_over_message(g, labels, over, loads, caps, unit_names))
+        j = int(over[np.argmax(loads[over] - caps[over])])
+        units = np.flatnonzero(labels == j)
+        exc.where = (float(np.average(g.x[units], weights=g.w[units] + 1e-9)),
+                     float(np.average(g.y[units], weights=g.w[units] + 1e-9)))  # the place, in metres
+        raise exc
     _tidy_empty_units(g, labels, bridges, np.zeros(n, dtype=np.bool_))
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
                for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
