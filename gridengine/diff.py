@@ -66,7 +66,8 @@ class PlanDiff:
         ``n_customers``, ``before`` (who held the grid in A, "unstaffed" or "new grid").
     metrics
         The counts (see :meth:`summary` for them in words); ``churn`` and ``customers_moved`` are
-        the plan metrics' (continuing customers whose specialist changed, to none included).
+        the plan metrics' (continuing customers whose specialist changed, to none included);
+        ``specialists_moved`` counts specialists whose grid id differs (resigned and new included).
     changed_areas
         GeoDataFrame of the territory that changed grid, per grid of B.
     plan_b
@@ -295,6 +296,7 @@ def diff_plans(a: str | Path | Plan, b: str | Path | Plan) -> PlanDiff:
         "specialists_resigned": int(st.get("resigned", 0)),
         "specialists_new": int(st.get("new", 0)),
         "specialists_spare": int(st.get("spare", 0)),
+        "specialists_moved": int((specialists["grid_a"] != specialists["grid_b"]).sum()),
         "grids_added": int((grids["status"] == "added").sum()),
         "grids_removed": int((grids["status"] == "removed").sum()),
         "grids_changed": int((grids["status"] == "changed").sum()),
