@@ -308,8 +308,8 @@ def staffing_plan(grids: pd.DataFrame, grid_adjacency: set[tuple[str, str]], *, 
                   districts: dict[str, str] | None = None) -> pd.DataFrame:
     """Where specialists are missing: one row per area.
 
-    The area of a grid is the planner's zone containing its centre when zones are given,
-    else its district (from the customers' ``district`` column), else its cluster: unstaffed
+    The area of a grid is its zone when zones are given (the grids' ``zone`` column, named as
+    in the zones file; else the zone containing its centre), else its district (from the customers' ``district`` column), else its cluster: unstaffed
     grids that touch each other form one cluster (staffed grids are listed as "staffed").
 
     Parameters
@@ -319,7 +319,8 @@ def staffing_plan(grids: pd.DataFrame, grid_adjacency: set[tuple[str, str]], *, 
     grid_adjacency
         Pairs of grid ids that share a border.
     zones
-        Optional sequence of polygons (or one geometry) of the planner's areas.
+        Optional sequence of polygons (or one geometry) of the planner's areas; their names are
+        ``zones.names`` when read by :func:`gridengine.ingest.read_zones`.
     districts
         Optional ``grid_id`` → district name.
 
@@ -331,15 +332,18 @@ def staffing_plan(grids: pd.DataFrame, grid_adjacency: set[tuple[str, str]], *, 
     """
     gid = grids["grid_id"].astype(str).to_numpy()
     unstaffed = (grids["specialist_id"].astype(str) == "").to_numpy()
-    if zones is not None:
+    if "zone" in grids.columns and (grids["zone"].astype(str) != "").all():
+        area = grids["zone"].astype(str).to_numpy(dtype=object)
+    elif zones is not None:
         import shapely
 
         parts = list(zones) if isinstance(zones, (list, tuple)) else list(shapely.get_parts(zones))
+        names = list(getattr(zones, "names", None) or [f"zone {i + 1}" for i in range(len(parts))])
         area = np.array(["outside zones"] * len(gid), dtype=object)
         lat, lon = grids["centre_lat"].to_numpy(), grids["centre_lon"].to_numpy()
         for i, z in enumerate(parts):
             inside = shapely.contains_xy(z, lon, lat) & (area == "outside zones")
-            area[inside] = f"zone {i + 1}"
+            area[inside] = names[i]
     elif districts is not None:
         area = np.array([districts.get(g, "unknown") for g in gid], dtype=object)
     else:

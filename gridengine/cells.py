@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "grid_zones",
     "split_heavy_cells",
     "cell_to_parent_vec",
     "cells_to_polygon",
@@ -279,6 +280,15 @@ class CellIndex:
         The local projection used for ``x``/``y``.
     cut_edges
         Two int arrays (i, j) of the adjacencies that barriers and zone boundaries removed.
+    zone_names
+        With zones: the name of each zone; ``cells`` then has a ``zone`` column (its number,
+        the zone of the customers the cell holds, else of its centre).
+    zone_links
+        With zones: pairs of cells (i, j) of one zone joined though not touching (a part of the
+        zone cut off by water, a barrier or another zone joins the zone's main part); they are
+        also in ``edges``.
+    n_barrier_only_cuts
+        Adjacencies removed by barriers (the rest of ``cut_edges`` are zone borders).
     """
 
     cells: pd.DataFrame
@@ -286,6 +296,9 @@ class CellIndex:
     customer_cell: np.ndarray
     projection: LocalProjection
     cut_edges: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"))
+    zone_names: list[str] | None = None
+    zone_links: tuple[np.ndarray, np.ndarray] = (np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"))
+    n_barrier_only_cuts: int = 0
 
     @property
     def n_barrier_cuts(self) -> int:
@@ -384,12 +397,38 @@ def build_cells(
             lat, lon = lat[inside], lon[inside]
     w_cust = customers["workload"].to_numpy(dtype="float64")
     cust_cells, split = _refine_units(lat, lon, w_cust, res, min(15, res + max_refine), max_cell_workload)
+    zone_parts, zone_names, cust_zone = None, None, None
+    if zones is not None:
+        zone_parts, zone_names = _zone_parts(zones)
+        cust_zone = _zone_of(lat, lon, zone_parts, nearest=True)
+    side = _barrier_sides(lat, lon, barriers) if barriers is not None else None
+    if cust_zone is not None or side is not None:
+        # customer level: a cell holding customers of two zones (or of both sides of a barrier) is
+        # split into its children until each cell holds one zone's customers on one side
+        key = np.zeros(len(lat), dtype="int64")
+        if cust_zone is not None:
+            key = cust_zone.astype("int64")
+        if side is not None:
+            key = key * (int(side.max()) + 1) + side
+        cust_cells, more, key_fixed = _split_mixed_cells(cust_cells, lat, lon, key)
+        split = _merge_split_levels(split, more)
+        if key_fixed:  # the majority of a shared point decided: zone and side follow the key
+            n_side = int(side.max()) + 1 if side is not None else 1
+            if cust_zone is not None:
+                cust_zone = key // n_side
+            if side is not None:
+                side = key % n_side
+        if key_fixed and cust_zone is not None:
+            logger.info("cells: %d customers share a point with customers of another zone; they follow the "
+                        "majority of that point", key_fixed)
     base_cells = cell_to_parent_vec(cust_cells, res)
     tiled = tile_service_area(base_cells, res=res, service_area=service_area, buffer_m=buffer_m)
     if split:
         current = set(tiled.tolist())
         for level in split:
             for c in level.tolist():
+                if c not in current:  # a finer split of a cell outside the tiling (cannot happen; kept safe)
+                    continue
                 current.discard(c)
                 current.update(h3i.cell_to_children(c, h3i.get_resolution(c) + 1))
         tiled = np.array(sorted(current), dtype="uint64")
@@ -414,15 +453,40 @@ def build_cells(
     })
     edges = cell_adjacency(tiled)
     cut = (np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"))
+    links = (np.zeros(0, dtype="int64"), np.zeros(0, dtype="int64"))
+    n_barrier_cut = 0
     if barriers is not None or zones is not None:
         keep = np.ones(len(edges[0]), dtype=bool)
         if barriers is not None:
-            keep &= ~_edges_crossing(x, y, edges, barriers, proj)
+            crossing = _edges_crossing(x, y, edges, barriers, proj)
+            if side is not None:
+                # the side a cell is on: its customers' (one side per cell, above), else its centre's; two
+                # cells on two sides never touch. A cell whose centre lies across the line from its own
+                # customers touches by side alone (its centre says nothing about where they are)
+                faces = _barrier_faces(lat, lon, barriers)
+                cside = _zone_of(centres[:, 0], centres[:, 1], faces, nearest=True)
+                centre_side = cside.copy()
+                cside[pos] = side
+                straddles = cside != centre_side
+                a_, b_ = edges
+                by_side = cside[a_] != cside[b_]
+                crossing = by_side | (crossing & ~straddles[a_] & ~straddles[b_])
+            n_barrier_cut = int(crossing.sum())
+            keep &= ~crossing
         if zones is not None:
-            zone = _zone_of(centres[:, 0], centres[:, 1], zones)
+            zone = _zone_of(centres[:, 0], centres[:, 1], zone_parts, nearest=True)
+            zone[pos] = cust_zone  # an occupied cell is in its customers' zone (one zone per cell, above)
+            zone = _absorb_empty_fragments(zone, edges, keep, workload)
             keep &= zone[edges[0]] == zone[edges[1]]
+            table["zone"] = zone
         cut = (edges[0][~keep], edges[1][~keep])
         edges = (edges[0][keep], edges[1][keep])
+        if zones is not None:
+            links = _link_zone_parts(table["zone"].to_numpy(), edges, x, y, workload)
+            if len(links[0]):
+                pairs = np.unique(np.c_[np.r_[edges[0], links[0]], np.r_[edges[1], links[1]]], axis=0)
+                edges = (pairs[:, 0].copy(), pairs[:, 1].copy())
+                logger.info("cells: %d separate part(s) of zones joined to their zone's main part", len(links[0]))
     customers = customers.copy()
     customers["cell"] = cust_cells
     logger.info("cells: %d customers in %d occupied cells (%d cells refined); %d cells tile the service area, "
@@ -430,7 +494,8 @@ def build_cells(
                 len(tiled), len(edges[0]))
     if len(cut[0]):
         logger.info("cells: barriers and zone boundaries removed %d adjacencies", len(cut[0]))
-    return CellIndex(table, edges, pos, proj, cut), customers, rejects
+    return CellIndex(table, edges, pos, proj, cut, zone_names=zone_names, zone_links=links,
+                     n_barrier_only_cuts=n_barrier_cut), customers, rejects
 
 
 def _drop_barrier_cells(tiled: np.ndarray, occupied: np.ndarray, barriers) -> np.ndarray:
@@ -474,8 +539,18 @@ def _edges_crossing(x: np.ndarray, y: np.ndarray, edges: tuple[np.ndarray, np.nd
     return out
 
 
-def _zone_of(lat: np.ndarray, lon: np.ndarray, zones) -> np.ndarray:
-    """Index of the zone polygon containing each point (-1 outside every zone)."""
+def _zone_parts(zones) -> tuple[list, list[str]]:
+    """The zone polygons and their names (``zones.names`` when read from a file, else "zone 1", "zone 2" …)."""
+    import shapely
+
+    parts = list(zones) if isinstance(zones, (list, tuple)) else list(shapely.get_parts(zones))
+    names = list(getattr(zones, "names", None) or [f"zone {i + 1}" for i in range(len(parts))])
+    return parts, names
+
+
+def _zone_of(lat: np.ndarray, lon: np.ndarray, zones, *, nearest: bool = False) -> np.ndarray:
+    """Index of the zone polygon containing each point (-1 outside every zone, or with ``nearest``
+    the nearest zone; a point on a border goes to the first zone that holds it)."""
     import shapely
 
     parts = list(zones) if isinstance(zones, (list, tuple)) else list(shapely.get_parts(zones))
@@ -483,7 +558,215 @@ def _zone_of(lat: np.ndarray, lon: np.ndarray, zones) -> np.ndarray:
     for i, z in enumerate(parts):
         inside = shapely.contains_xy(z, lon, lat) & (zone < 0)
         zone[inside] = i
+    if nearest and (zone < 0).any() and parts:
+        out = np.flatnonzero(zone < 0)
+        pts = shapely.points(lon[out], lat[out])
+        d = np.stack([shapely.distance(z, pts) for z in parts], axis=1)
+        zone[out] = np.argmin(d, axis=1)
     return zone
+
+
+def _barrier_sides(lat: np.ndarray, lon: np.ndarray, barriers) -> np.ndarray | None:
+    """Which side of the barriers each customer is on: the face of the plane the barrier lines cut
+    (polygon barriers: their boundary), numbered from 0; None without barrier lines.
+
+    The faces are those of the barrier lines within the customers' bounding box (slightly
+    enlarged), so a line that ends inside the city separates nothing on its own but a line
+    crossing the city splits it in two.
+    """
+    faces = _barrier_faces(lat, lon, barriers)
+    if faces is None:
+        return None
+    if len(faces) < 2:
+        return np.zeros(len(lat), dtype="int64")
+    return _zone_of(lat, lon, faces, nearest=True)
+
+
+def _barrier_faces(lat: np.ndarray, lon: np.ndarray, barriers) -> list | None:
+    """The faces the barrier lines cut the customers' bounding box (slightly enlarged) into, largest first;
+    None without barrier lines."""
+    import shapely
+    from shapely.geometry import box
+
+    lines = []
+    for part in shapely.get_parts(barriers):
+        if part.geom_type in ("Polygon", "MultiPolygon"):
+            lines.extend(shapely.get_parts(part.boundary))
+        elif part.geom_type in ("LineString", "MultiLineString", "LinearRing"):
+            lines.extend(shapely.get_parts(part))
+    if not lines or len(lat) == 0:
+        return None
+    pad = 0.01
+    frame = box(float(np.min(lon)) - pad, float(np.min(lat)) - pad, float(np.max(lon)) + pad, float(np.max(lat)) + pad)
+    noded = shapely.union_all([frame.boundary, *[shapely.intersection(ln, frame) for ln in lines]])
+    faces = list(shapely.get_parts(shapely.polygonize(shapely.get_parts(noded))))
+    if not faces:
+        return [frame]
+    faces.sort(key=lambda f: (-round(f.area, 12), round(f.centroid.x, 9), round(f.centroid.y, 9)))  # deterministic
+    return faces
+
+
+def _split_mixed_cells(cells: np.ndarray, lat: np.ndarray, lon: np.ndarray, key: np.ndarray,
+                       max_res: int = 15) -> tuple[np.ndarray, list[np.ndarray], int]:
+    """Refine every cell whose customers differ in ``key`` (zone, side of a barrier) into its children.
+
+    Returns the customers' cells, the cells split at each resolution (coarse first) and the number
+    of customers whose ``key`` was changed to their point's majority (customers of two zones at one
+    point, which no refinement separates; ``key`` is changed in place).
+    """
+    cells = cells.copy()
+    split: list[np.ndarray] = []
+    fine = None
+    for _ in range(16):
+        uniq, inv = np.unique(cells, return_inverse=True)
+        kmin = np.full(len(uniq), np.iinfo("int64").max, dtype="int64")
+        kmax = np.full(len(uniq), np.iinfo("int64").min, dtype="int64")
+        np.minimum.at(kmin, inv, key)
+        np.maximum.at(kmax, inv, key)
+        mixed = kmin != kmax
+        if not mixed.any():
+            return cells, split, 0
+        res = cell_resolution_vec(uniq)
+        can = mixed & (res < max_res)
+        if not can.any():
+            break
+        if fine is None:
+            fine = points_to_cells(lat, lon, max_res)
+        sel = can[inv]
+        split.append(uniq[can])
+        cells[sel] = _child_of(cells[sel], fine[sel], lat[sel], lon[sel], res[inv][sel] + 1)
+    # what refinement cannot separate (one point, two zones): the point's majority
+    uniq, inv = np.unique(cells, return_inverse=True)
+    fixed = 0
+    df = pd.DataFrame({"c": inv, "k": key})
+    counts = df.groupby(["c", "k"]).size().reset_index(name="n").sort_values(["c", "n", "k"], ascending=[True, False, True])
+    top = counts.drop_duplicates("c").set_index("c")["k"]
+    want = top.reindex(inv).to_numpy()
+    fixed = int((want != key).sum())
+    key[:] = want
+    return cells, split, fixed
+
+
+def _child_of(cells: np.ndarray, fine: np.ndarray, lat: np.ndarray, lon: np.ndarray, res: np.ndarray) -> np.ndarray:
+    """The child (at ``res``) of each customer's cell that holds the customer.
+
+    The ancestor of the point's finest cell, where that is a child of the cell (nearly always);
+    else (H3's hierarchy is not exactly geometric) the child of the cell nearest the point.
+    """
+    out = np.empty(len(fine), dtype="uint64")
+    for r in np.unique(res).tolist():
+        m = res == r
+        out[m] = cell_to_parent_vec(fine[m], int(r))
+    off = np.flatnonzero(_parent_mixed(out, res - 1) != cells)
+    for i in off.tolist():
+        kids = h3i.cell_to_children(int(cells[i]), int(res[i]))
+        cen = np.array([h3i.cell_to_latlng(k) for k in kids])
+        out[i] = kids[int(np.argmin(haversine_km(lat[i], lon[i], cen[:, 0], cen[:, 1])))]
+    return out
+
+
+def _parent_mixed(cells: np.ndarray, res: np.ndarray) -> np.ndarray:
+    out = np.empty(len(cells), dtype="uint64")
+    for r in np.unique(res).tolist():
+        m = res == r
+        out[m] = cell_to_parent_vec(cells[m], int(r))
+    return out
+
+
+def _merge_split_levels(a: list[np.ndarray], b: list[np.ndarray]) -> list[np.ndarray]:
+    """Cells split by two refinements, as one list ordered coarse to fine (each cell once)."""
+    cells = np.unique(np.concatenate([*a, *b])) if (a or b) else np.zeros(0, dtype="uint64")
+    if not len(cells):
+        return []
+    res = cell_resolution_vec(cells)
+    return [cells[res == r] for r in np.unique(res).tolist()]
+
+
+def _components(n: int, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import connected_components
+
+    m = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    return connected_components(m, directed=False)[1]
+
+
+def _absorb_empty_fragments(zone: np.ndarray, edges: tuple[np.ndarray, np.ndarray], keep: np.ndarray,
+                            workload: np.ndarray) -> np.ndarray:
+    """Empty cells cut off from the rest of their zone (a centre just across a border) join the zone they touch.
+
+    Only cells without customers move, so every customer stays in the zone its point lies in.
+    """
+    zone = zone.copy()
+    n = len(zone)
+    a, b = edges[0][keep], edges[1][keep]
+    for _ in range(3):
+        same = zone[a] == zone[b]
+        comp = _components(n, a[same], b[same])
+        comp_w = np.bincount(comp, weights=workload, minlength=comp.max() + 1 if n else 0)
+        # the main part of each zone: its heaviest (then largest) component
+        size = np.bincount(comp)
+        order = np.lexsort((-size[comp], -comp_w[comp], zone))
+        main = np.zeros(comp.max() + 1 if n else 0, dtype=bool)
+        seen: set[int] = set()
+        for i in order.tolist():
+            if zone[i] not in seen:
+                seen.add(int(zone[i]))
+                main[comp[i]] = True
+        stray = ~main[comp] & (comp_w[comp] <= 0)
+        if not stray.any():
+            break
+        # each stray empty component takes the zone it shares most borders with
+        cross = ~same & (stray[a] | stray[b])
+        votes: dict[int, dict[int, int]] = {}
+        for i, j in zip(a[cross].tolist(), b[cross].tolist()):
+            for u, v in ((i, j), (j, i)):
+                if stray[u] and not stray[v]:
+                    d = votes.setdefault(int(comp[u]), {})
+                    d[int(zone[v])] = d.get(int(zone[v]), 0) + 1
+        if not votes:
+            break
+        for c, d in votes.items():
+            best = sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+            zone[comp == c] = best
+    return zone
+
+
+def _link_zone_parts(zone: np.ndarray, edges: tuple[np.ndarray, np.ndarray], x: np.ndarray, y: np.ndarray,
+                     workload: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Join each part of a zone cut off from the zone's main part (by water, a barrier or another
+    zone) to the nearest cell of the zone's already joined parts: one link per part, nearest first."""
+    from scipy.spatial import cKDTree
+
+    n = len(zone)
+    comp = _components(n, edges[0], edges[1])
+    n_comp = int(comp.max()) + 1 if n else 0
+    comp_w = np.bincount(comp, weights=workload, minlength=n_comp)
+    size = np.bincount(comp, minlength=n_comp)
+    src: list[int] = []
+    dst: list[int] = []
+    for z in np.unique(zone).tolist():
+        cz = np.unique(comp[zone == z])
+        if len(cz) < 2:
+            continue
+        cz = sorted(cz.tolist(), key=lambda c: (-comp_w[c], -size[c], c))
+        joined = np.flatnonzero(comp == cz[0])
+        rest = set(cz[1:])
+        while rest:
+            tree = cKDTree(np.c_[x[joined], y[joined]])
+            best = None
+            for c in sorted(rest):
+                members = np.flatnonzero(comp == c)
+                d, j = tree.query(np.c_[x[members], y[members]], k=1)
+                k = int(np.argmin(d))
+                cand = (float(d[k]), c, int(members[k]), int(joined[j[k]]))
+                if best is None or cand < best:
+                    best = cand
+            _, c, u, v = best
+            src.append(min(u, v))
+            dst.append(max(u, v))
+            rest.discard(c)
+            joined = np.r_[joined, np.flatnonzero(comp == c)]
+    return np.array(src, dtype="int64"), np.array(dst, dtype="int64")
 
 
 def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float, chunk: float,
@@ -534,3 +817,37 @@ def split_heavy_cells(index: CellIndex, customers: pd.DataFrame, *, limit: float
         index.cells.loc[c, "n_customers"] = int(index.cells.at[c, "n_customers"]) - int(dedicated.sum())
     logger.info("cells: %d location(s) heavier than %g split into dedicated grids", len(heavy), limit)
     return group, cell_of
+
+
+def grid_zones(index: CellIndex, cell_grid: np.ndarray, grid_ids, shared: dict[str, int] | None = None) -> np.ndarray:
+    """The zone name of each grid (the zone of its cells; with hard zones a grid has one), '' without zones.
+
+    Parameters
+    ----------
+    index
+        The cell index (built with zones).
+    cell_grid
+        Grid id of each cell (row order of ``index.cells``).
+    grid_ids
+        The grids to name, in order.
+    shared
+        Dedicated grids of split compounds: grid id → the cell they share.
+    """
+    ids = [str(g) for g in grid_ids]
+    if index.zone_names is None or "zone" not in index.cells.columns:
+        return np.array([""] * len(ids), dtype=object)
+    zone = index.cells["zone"].to_numpy()
+    names = np.asarray(index.zone_names, dtype=object)
+    df = pd.DataFrame({"g": np.asarray(cell_grid).astype(str), "z": zone,
+                       "w": index.cells["workload"].to_numpy() + 1e-9})
+    top = (df.groupby(["g", "z"])["w"].sum().reset_index()
+           .sort_values(["g", "w", "z"], ascending=[True, False, True]).drop_duplicates("g").set_index("g")["z"])
+    out = []
+    for g in ids:
+        if shared and g in shared:
+            out.append(names[zone[shared[g]]])
+        elif g in top.index:
+            out.append(names[int(top[g])])
+        else:
+            out.append("")
+    return np.array(out, dtype=object)

@@ -18,7 +18,7 @@ from .config import Config
 from .errors import ConfigError, GridEngineError, InputError, PlanWriteError
 from .progress import PLAN_STAGES, StageBar
 
-__all__ = ["main"]
+__all__ = ["main", "staff_summary"]
 
 logger = logging.getLogger("gridengine.cli")
 
@@ -68,6 +68,27 @@ names each failure and its reason). The TOML format: python -c "import gridengin
 """
 
 
+def _input_options(p: argparse.ArgumentParser, *, roster: bool = True) -> None:
+    """How the input files are read: encoding, Excel sheet, header mapping, coordinate systems, zone names."""
+    cs = ["wgs84", "gcj02", "bd09"]
+    p.add_argument("--encoding", help="text encoding of CSV inputs (default: auto: UTF-8, then GB18030)")
+    p.add_argument("--sheet", help="worksheet of an .xlsx customers file: name or number from 1 (default: the first)")
+    p.add_argument("--columns", metavar="COL=HEADER,...",
+                   help="read other headers as gridengine's columns, e.g. customer_id=保单号,lat=Y坐标 "
+                        "(common Chinese and English headers such as 客户编号, 纬度, 经度, 工作量, 专员编号, 产能 "
+                        "are recognised without it)")
+    p.add_argument("--coord-system", choices=cs,
+                   help="coordinate system of the customers' lat/lon, and of every other input not given its own "
+                        "(default wgs84)")
+    if roster:
+        p.add_argument("--specialists-sheet", help="worksheet of an .xlsx specialists file (default: the first)")
+        p.add_argument("--specialists-coord-system", choices=cs, help="coordinate system of the specialists' bases")
+    p.add_argument("--zones-coord-system", choices=cs, help="coordinate system of the zones file")
+    p.add_argument("--barriers-coord-system", choices=cs, help="coordinate system of the barriers file")
+    p.add_argument("--zone-name-column", help="column of the zones file naming each zone (default: name, 名称, "
+                                              "district … whichever is present)")
+
+
 def _output_options(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument("-v", "--verbose", action="store_true", help="log each stage and print stage timings")
@@ -100,9 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--capacity", type=float, help="grid capacity in workload units (overrides the config)")
     pl.add_argument("-k", "--grids", type=int, dest="k", help="number of grids (overrides the config)")
     pl.add_argument("--resolution", type=int, help="H3 resolution (overrides the config)")
-    pl.add_argument("--coord-system", choices=["wgs84", "gcj02", "bd09"], help="coordinate system of lat/lon")
+    _input_options(pl)
     pl.add_argument("--gazetteer", help="address master (address,lat,lon) to geocode customers given by address")
-    pl.add_argument("--encoding", help="text encoding of CSV inputs (default: auto: UTF-8, then GB18030)")
+    pl.add_argument("--xlsx", action="store_true",
+                    help="also write plan.xlsx (sheets grids, assignments, specialists, staffing, rejects)")
     pl.add_argument("--require-full-staffing", action="store_true", help="fail if any grid cannot be staffed")
     pl.add_argument("--force", action="store_true", help="replace a plan already in --out")
     pl.add_argument("--include-pii", action="store_true",
@@ -116,18 +138,23 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("--capacity", type=float, required=True, help="one specialist's capacity in workload units")
     st.add_argument("--service-area", help="service-area polygon file")
     st.add_argument("--barriers", help="lines/polygons no grid may cross")
-    st.add_argument("--zones", help="polygons to count the need per zone (one per feature)")
+    st.add_argument("--zones", help="polygons (one per feature, e.g. districts) to count the need per zone, by name; "
+                                    "grids stay inside their zone")
+    st.add_argument("--target-fill", type=float,
+                    help="how full each specialist's grid is planned, as a share of capacity (default: the config's "
+                         "partition.target_fill, 0.9)")
     st.add_argument("--config", help="config TOML file")
+    _input_options(st, roster=False)
     st.add_argument("--out", help="also write the plan (grids, all unstaffed) to this folder")
     st.add_argument("--force", action="store_true", help="replace a plan already in --out")
     _output_options(st)
 
-    df = sub.add_parser("diff", help="what changed between two plans (customers, grids, specialists)",
+    df = sub.add_parser("diff", help="what changed between two plans, per specialist and per customer",
                         epilog="example:\n  gridengine diff out/city-2026-10 out/city-2026-11 --out out/diff",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     df.add_argument("plan_a", help="the earlier plan folder")
     df.add_argument("plan_b", help="the later plan folder")
-    df.add_argument("--out", help="folder for diff.csv and diff.html (default: plan_b)")
+    df.add_argument("--out", help="folder for diff.csv, diff_specialists.csv and diff.html (default: plan_b)")
     df.add_argument("--force", action="store_true", help="replace an existing diff.csv / diff.html")
     df.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
 
@@ -208,7 +235,12 @@ def _config_from_args(args: argparse.Namespace) -> Config:
         cfg = cfg.replace(partition=dataclasses.replace(cfg.partition, **part))
     if args.resolution is not None:
         cfg = cfg.replace(cells=dataclasses.replace(cfg.cells, resolution=args.resolution))
-    inp = {k: v for k, v in (("coord_system", args.coord_system), ("encoding", args.encoding)) if v is not None}
+    inp = {k: getattr(args, a, None) for k, a in (
+        ("coord_system", "coord_system"), ("encoding", "encoding"), ("sheet", "sheet"),
+        ("specialists_sheet", "specialists_sheet"), ("columns", "columns"),
+        ("specialists_coord_system", "specialists_coord_system"), ("zones_coord_system", "zones_coord_system"),
+        ("barriers_coord_system", "barriers_coord_system"), ("zone_name_column", "zone_name_column"))}
+    inp = {k: v for k, v in inp.items() if v is not None}
     if inp:
         cfg = cfg.replace(input=dataclasses.replace(cfg.input, **inp))
     if getattr(args, "gazetteer", None):
@@ -261,6 +293,24 @@ def _write_rejects(out: Path, rejects) -> None:
         out / "rejects.csv", index=False, lineterminator="\n")
 
 
+def _column_mappings(args: argparse.Namespace, cfg: Config) -> dict[str, dict[str, str]]:
+    """Which header of each input file was read as which column (only the renamed ones), by file name."""
+    from .ingest import column_mapping, read_header
+
+    out: dict[str, dict[str, str]] = {}
+    for kind, attr, sheet in (("customers", "customers", cfg.input.sheet),
+                              ("specialists", "specialists", cfg.input.specialists_sheet)):
+        path = getattr(args, attr, None)
+        if not path:
+            continue
+        try:
+            header = read_header(path, encoding=cfg.input.encoding, sheet=sheet)
+        except GridEngineError:  # already read by the plan; a header we cannot re-read says nothing new
+            continue
+        out[Path(path).name] = column_mapping(header, kind, cfg.input.columns)
+    return out
+
+
 def _with_placed_share(summary: str, m: dict) -> str:
     """The coverage line also tells the share of input rows placed in the plan."""
     n_in = m["n_customers"] + m["n_rejects"]
@@ -292,10 +342,13 @@ def _cmd_plan(args: argparse.Namespace) -> int:
                              path=e.path, row=e.row, field=e.field) from None
         if args.include_pii:
             _add_pii(plan, args.customers, cfg)
+        mappings = _column_mappings(args, cfg)
+        if any(mappings.values()):  # headers read under other names: said in the summary and the manifest
+            plan.manifest["column_mapping"] = mappings
         t1 = time.perf_counter()
         plan.run["timings_s"]["write"] = 0.0
         bar("write")
-        plan.write(out, overwrite=args.force)
+        plan.write(out, overwrite=args.force, xlsx=args.xlsx)
     t2 = time.perf_counter()
     if not args.quiet:
         print(_with_placed_share(plan.summary(), plan.metrics))
@@ -316,7 +369,14 @@ def _cmd_staff(args: argparse.Namespace) -> int:
     if out is not None:
         _check_out(out, args.force)
     cfg = Config.from_toml(args.config) if args.config else Config()
-    cfg = cfg.replace(partition=dataclasses.replace(cfg.partition, capacity=args.capacity))
+    part = {"capacity": args.capacity}
+    if args.target_fill is not None:
+        part["target_fill"] = args.target_fill
+    cfg = cfg.replace(partition=dataclasses.replace(cfg.partition, **part))
+    inp = {k: getattr(args, k) for k in ("coord_system", "encoding", "sheet", "columns", "zones_coord_system",
+                                         "barriers_coord_system", "zone_name_column") if getattr(args, k) is not None}
+    if inp:
+        cfg = cfg.replace(input=dataclasses.replace(cfg.input, **inp))
     with _bar(args) as bar:
         plan = plan_city(args.customers, None, cfg, service_area=args.service_area, barriers=args.barriers,
                          zones=args.zones, progress=bar)
@@ -324,14 +384,32 @@ def _cmd_staff(args: argparse.Namespace) -> int:
             bar("write")
             plan.write(out, overwrite=args.force)
     if not args.quiet:
-        m = plan.metrics
-        print(f"at capacity {args.capacity:g} (grids filled to {cfg.partition.target_fill:.0%} on average): "
-              f"{m['n_grids']} specialists needed for {m['n_customers']} customers (workload {m['total_workload']:g})")
-        table = plan.staffing[["area", "grids", "workload"]]
-        width = max(len(str(a)) for a in table["area"]) if len(table) else 4
-        for area, n, w in table.itertuples(index=False):
-            print(f"  {str(area):<{width}}  {n:>5} specialists  workload {w:g}")
+        print(staff_summary(plan, args.capacity, cfg.partition.target_fill))
     return 0
+
+
+def staff_summary(plan, capacity: float, target_fill: float) -> str:
+    """What ``gridengine staff`` prints: the recommended number at the fill, the pure-capacity minimum
+    (workload / capacity, rounded up), and the same per zone or district by name."""
+    import math
+
+    m = plan.metrics
+    total = float(m["total_workload"])
+    minimum = math.ceil(total / capacity - 1e-9) if capacity > 0 else 0
+    lines = [f"at capacity {capacity:g}, grids planned {target_fill:.0%} full: {m['n_grids']} specialists recommended "
+             f"for {m['n_customers']} customers (workload {total:g}); the pure-capacity minimum is {minimum} "
+             "(every specialist filled to 100%, with no room for balance or contiguity)"]
+    table = plan.staffing
+    named = table is not None and len(table) and not any(str(a).startswith(("cluster around", "staffed"))
+                                                       for a in table["area"])
+    if named:
+        width = max(max(len(str(a)) for a in table["area"]), 4)
+        lines.append(f"  {'area':<{width}}  {'recommended':>11}  {'minimum':>7}  workload")
+        for area, n, w in table[["area", "grids", "workload"]].itertuples(index=False):
+            lines.append(f"  {str(area):<{width}}  {n:>11}  {math.ceil(float(w) / capacity - 1e-9):>7}  {w:g}")
+    else:
+        lines.append("  (for the need per area by name, give --zones, or a 'district' column in the customers)")
+    return "\n".join(lines)
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
@@ -341,9 +419,9 @@ def _cmd_diff(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path(args.plan_b)
     d.write(out, overwrite=args.force or not args.out)
     if not args.quiet:
-        for k, v in d.summary.items():
-            print(f"  {k:<22} {v:.2%}" if k == "churn" else f"  {k:<22} {v}")
-        print(f"diff written to {out / 'diff.csv'} and {out / 'diff.html'}")
+        print(d.summary())
+        print(f"diff written to {out / 'diff.csv'} (customers), {out / 'diff_specialists.csv'} (specialists) "
+              f"and {out / 'diff.html'}")
     return 0
 
 

@@ -52,8 +52,23 @@ class InputConfig:
     Parameters
     ----------
     coord_system
-        Coordinate system of ``lat``/``lon`` in the customers and specialists files:
-        ``"wgs84"`` (default), ``"gcj02"`` or ``"bd09"``; converted to WGS-84 on reading.
+        Coordinate system of ``lat``/``lon`` in the customers file (and of every other input
+        not given a system of its own): ``"wgs84"`` (default), ``"gcj02"`` or ``"bd09"``;
+        converted to WGS-84 on reading.
+    specialists_coord_system, zones_coord_system, barriers_coord_system
+        The coordinate system of the roster's bases, of the zones file and of the barriers
+        file, where it differs from ``coord_system`` (``""``: the same as ``coord_system``).
+        The summary prints what each input was taken to be.
+    sheet, specialists_sheet
+        The worksheet of an ``.xlsx`` customers / specialists file to read: its name, or its
+        number from 1 (``""``: the first sheet).
+    columns
+        Extra header mapping, ``"customer_id=保单号,lat=Y坐标"``: the file's column on the right
+        is read as gridengine's column on the left. Common Chinese and English header names
+        (客户编号, 纬度, 经度, 工作量, 专员编号, 产能 …) are recognised without it.
+    zone_name_column
+        The column of the zones file naming each zone (``""``: the first of ``name``, ``名称``,
+        ``district`` … present, else "zone 1", "zone 2" …).
     encoding
         Text encoding of CSV files; ``"auto"`` tries UTF-8 (with or without BOM), then GB18030.
     max_reject_share
@@ -68,6 +83,13 @@ class InputConfig:
     encoding: str = "auto"
     max_reject_share: float = 0.5
     max_distance_km: float = 150.0
+    specialists_coord_system: str = ""
+    zones_coord_system: str = ""
+    barriers_coord_system: str = ""
+    sheet: str = ""
+    specialists_sheet: str = ""
+    columns: str = ""
+    zone_name_column: str = ""
 
     def __post_init__(self) -> None:
         _check(
@@ -75,6 +97,21 @@ class InputConfig:
             f"input.coord_system must be one of {', '.join(COORD_SYSTEMS)}, got {self.coord_system!r}",
         )
         _check(isinstance(self.encoding, str) and self.encoding != "", "input.encoding must be a non-empty string")
+        for name in ("specialists_coord_system", "zones_coord_system", "barriers_coord_system"):
+            v = getattr(self, name)
+            _check(v == "" or v in COORD_SYSTEMS,
+                   f"input.{name} must be one of {', '.join(COORD_SYSTEMS)} (or empty: as coord_system), got {v!r}")
+        _check(isinstance(self.sheet, str), f"input.sheet must be a string, got {self.sheet!r}")
+        _check(isinstance(self.specialists_sheet, str), f"input.specialists_sheet must be a string, got {self.specialists_sheet!r}")
+        _check(isinstance(self.columns, str), f"input.columns must be a string, got {self.columns!r}")
+        _check(isinstance(self.zone_name_column, str), f"input.zone_name_column must be a string, got {self.zone_name_column!r}")
+
+    def coord_system_of(self, kind: str) -> str:
+        """The coordinate system of one input: ``"customers"``, ``"specialists"``, ``"zones"`` or ``"barriers"``."""
+        if kind == "customers":
+            return self.coord_system
+        own = getattr(self, f"{kind}_coord_system")
+        return own or self.coord_system
         _check(0.0 < self.max_reject_share <= 1.0, f"input.max_reject_share must be in (0, 1], got {self.max_reject_share}")
         _check(self.max_distance_km > 0, f"input.max_distance_km must be positive, got {self.max_distance_km}")
 

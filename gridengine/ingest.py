@@ -13,6 +13,13 @@ Specialists
 
 Rows are numbered from 1 for the first data row (the header is not counted), the
 way a planner counts records; in a spreadsheet, row N sits on line N + 1.
+
+Excel and header names
+    ``.xlsx`` files are read through python-calamine (the first sheet, or
+    ``input.sheet``). Common Chinese and English header names are recognised for every
+    column (客户编号 → ``customer_id``, 纬度 → ``lat``, 产能 → ``capacity`` …, see
+    :data:`HEADER_ALIASES`), and ``input.columns`` (``--columns customer_id=保单号,lat=Y坐标``)
+    maps any other header; :func:`column_mapping` tells which mapping a file was read with.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import pandas as pd
 from .config import InputConfig
 from .errors import InputError
 
-__all__ = ["read_customers", "read_specialists", "read_service_area", "read_geometry", "read_zones", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS", "pii_columns", "read_customer_pii"]
+__all__ = ["HEADER_ALIASES", "column_mapping", "parse_column_map", "read_table", "read_header", "read_customers", "read_specialists", "read_service_area", "read_geometry", "read_zones", "Zones", "ZONE_NAME_COLUMNS", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS", "pii_columns", "read_customer_pii"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +44,227 @@ REJECT_COLUMNS = ["customer_id", "row", "reason"]
 _TEXT_SUFFIXES = {".csv", ".txt", ".tsv"}
 _PARQUET_SUFFIXES = {".parquet", ".pq", ".geoparquet"}
 _GEO_SUFFIXES = {".geojson", ".json", ".gpkg", ".shp"}
+_EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xls", ".ods"}
+
+#: Header names recognised for each column, per input kind (compared without case, spaces,
+#: underscores, hyphens and full-width brackets). A column already named as gridengine names
+#: it is never renamed.
+HEADER_ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
+    "customers": {
+        "customer_id": ("客户编号", "客户号", "客户ID", "客户代码", "客户编码", "客户id", "customerid", "custid",
+                        "clientid"),
+        "lat": ("纬度", "latitude", "lat", "y坐标", "纬度wgs84", "纬度gcj02"),
+        "lon": ("经度", "longitude", "lng", "long", "lon", "x坐标", "经度wgs84", "经度gcj02"),
+        "address": ("地址", "详细地址", "客户地址", "联系地址", "居住地址", "addr", "address"),
+        "workload": ("工作量", "权重", "工作负荷", "服务量", "weight", "load", "workload"),
+        "district": ("区", "区县", "行政区", "所属区", "所属区县", "district"),
+    },
+    "specialists": {
+        "specialist_id": ("专员编号", "工号", "员工编号", "专员ID", "专员工号", "员工号", "专员id", "staffid",
+                          "employeeid", "specialistid"),
+        "lat": ("纬度", "latitude", "lat", "y坐标", "驻点纬度", "基地纬度"),
+        "lon": ("经度", "longitude", "lng", "long", "lon", "x坐标", "驻点经度", "基地经度"),
+        "capacity": ("产能", "容量", "上限", "服务上限", "产能上限", "cap", "capacity"),
+        "current_grid": ("当前网格", "现网格", "网格编号", "所属网格", "currentgrid", "grid", "gridid"),
+    },
+    "locked": {
+        "cell": ("单元", "h3", "h3cell", "cell"),
+        "grid_id": ("网格编号", "网格", "grid", "gridid"),
+        "specialist_id": ("专员编号", "工号", "员工编号", "specialistid"),
+    },
+}
+
+
+def _header_key(name: str) -> str:
+    """A header name compared loosely: lower case, without spaces, underscores, hyphens, dots or brackets."""
+    import re
+
+    return re.sub(r"[\s_\-.()（）\[\]【】]", "", str(name).strip().lstrip("\ufeff")).lower()
+
+
+def parse_column_map(spec: str | dict[str, str] | None, *, source: str = "--columns") -> dict[str, str]:
+    """``"customer_id=保单号,lat=Y坐标"`` (or a dict) as ``{gridengine column: file column}``.
+
+    Raises
+    ------
+    InputError
+        An item without ``=`` or with an empty side.
+    """
+    if not spec:
+        return {}
+    if isinstance(spec, dict):
+        return {str(k).strip(): str(v).strip() for k, v in spec.items()}
+    out: dict[str, str] = {}
+    for item in str(spec).replace("，", ",").split(","):
+        if not item.strip():
+            continue
+        if "=" not in item:
+            raise InputError(f"{source}: {item.strip()!r} is not COLUMN=HEADER (e.g. customer_id=保单号)", field=item.strip())
+        ours, theirs = (x.strip() for x in item.split("=", 1))
+        if not ours or not theirs:
+            raise InputError(f"{source}: {item.strip()!r} is not COLUMN=HEADER (e.g. customer_id=保单号)", field=item.strip())
+        out[ours] = theirs
+    return out
+
+
+def column_mapping(columns, kind: str, extra: str | dict[str, str] | None = None) -> dict[str, str]:
+    """Which file column is read as which gridengine column: ``{file header: gridengine column}``.
+
+    Parameters
+    ----------
+    columns
+        The file's header names.
+    kind
+        ``"customers"``, ``"specialists"`` or ``"locked"`` (the alias table of :data:`HEADER_ALIASES`).
+    extra
+        The planner's mapping (``input.columns`` / ``--columns``), applied first; entries naming
+        a column this file does not have are ignored (one mapping may serve several files).
+
+    Returns
+    -------
+    dict
+        Only the columns renamed; a column already named as gridengine names it is kept.
+    """
+    cols = [str(c).strip().lstrip("\ufeff") for c in columns]
+    have = set(cols)
+    mapping: dict[str, str] = {}
+    for ours, theirs in parse_column_map(extra).items():
+        if theirs in have and theirs != ours:
+            mapping[theirs] = ours
+    taken = set(mapping.values()) | {c for c in cols if c not in mapping}
+    keyed: dict[str, list[str]] = {}
+    for c in cols:
+        if c not in mapping:
+            keyed.setdefault(_header_key(c), []).append(c)
+    for ours, names in HEADER_ALIASES.get(kind, {}).items():
+        if ours in taken:
+            continue
+        for alias in names:
+            found = keyed.get(_header_key(alias), [])
+            found = [c for c in found if c not in mapping and c != ours]
+            if len(found) == 1:
+                mapping[found[0]] = ours
+                taken.add(ours)
+                break
+    return mapping
+
+
+def _apply_mapping(df: pd.DataFrame, kind: str, extra: str | dict[str, str] | None, source: str) -> pd.DataFrame:
+    """Rename the recognised headers (logged), after :func:`_normalise_columns`."""
+    mapping = column_mapping(df.columns, kind, extra)
+    if not mapping:
+        return df
+    logger.info("ingest: %s: columns read as %s", source, ", ".join(f"{a} → {b}" for a, b in mapping.items()))
+    df = df.rename(columns=mapping)
+    df.attrs["column_mapping"] = dict(mapping)
+    return _normalise_columns(df, source)
+
+
+def _sheet_rows(path: Path, sheet: str) -> list[list]:
+    """The rows of one worksheet (python-calamine): by name, by number from 1, or the first."""
+    try:
+        from python_calamine import CalamineWorkbook
+    except ImportError:  # pragma: no cover - a declared dependency
+        raise InputError(f"{path}: reading Excel files needs python-calamine (pip install python-calamine)",
+                         path=str(path)) from None
+    try:
+        wb = CalamineWorkbook.from_path(str(path))
+    except Exception as exc:  # calamine raises its own error types for broken files
+        raise InputError(f"{path}: not a readable Excel workbook ({exc})", path=str(path)) from None
+    names = list(wb.sheet_names)
+    if not names:
+        raise InputError(f"{path}: the workbook has no sheets", path=str(path))
+    if sheet == "":
+        name = names[0]
+    elif sheet in names:
+        name = sheet
+    elif sheet.isdigit() and 1 <= int(sheet) <= len(names):
+        name = names[int(sheet) - 1]
+    else:
+        raise InputError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(names)})", path=str(path), field=sheet)
+    return wb.get_sheet_by_name(name).to_python(skip_empty_area=True)
+
+
+def _read_excel(path: Path, sheet: str = "") -> pd.DataFrame:
+    """An Excel sheet as a table: the first non-empty row is the header; text stays text, numbers numbers."""
+    rows = _sheet_rows(path, sheet)
+    rows = [r for r in rows if any(v not in ("", None) for v in r)]
+    if not rows:
+        raise InputError(f"{path}: the sheet is empty", path=str(path))
+    header = [str(v).strip() if v is not None else "" for v in rows[0]]
+    while header and header[-1] == "":
+        header.pop()
+    if any(h == "" for h in header):
+        col = header.index("") + 1
+        raise InputError(f"{path}: column {col} of the header row is empty", path=str(path))
+    body = rows[1:]
+    n = len(header)
+    data = {}
+    for j, h in enumerate(header):
+        data[h] = pd.Series([r[j] if j < len(r) else "" for r in body], dtype=object)
+    for j, h in enumerate(header):
+        vals = data[h]
+        # a column of numbers only (blank cells aside) becomes float64: as a CSV column of numbers would parse
+        if len(vals) and all(isinstance(v, (int, float)) and not isinstance(v, bool) or v == "" or v is None
+                             for v in vals.tolist()):
+            data[h] = pd.to_numeric(vals.replace("", np.nan), errors="coerce").astype("float64")
+    seen: set[str] = set()
+    for h in header:
+        if h in seen:
+            raise InputError(f"{path}: column {h!r} appears more than once in the header", path=str(path), field=h)
+        seen.add(h)
+    df = pd.DataFrame(data, columns=header[:n])
+    return df
+
+
+def read_header(path: str | Path, *, encoding: str = "auto", sheet: str = "") -> list[str]:
+    """The column names of a tabular input, read without its rows where the format allows.
+
+    Raises
+    ------
+    InputError
+        As :func:`read_table`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if path.is_file() and suffix in _PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        try:
+            return [str(c) for c in pq.read_schema(path).names]
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable Parquet file ({exc})", path=str(path)) from None
+    if path.is_file() and (suffix in _TEXT_SUFFIXES or suffix == "") and not _is_zip_workbook(path):
+        import csv
+        import io
+
+        enc = _detect_encoding(path, encoding)
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16).decode(enc, errors="ignore")
+        sep = _sniff_delimiter(head)
+        row = next(csv.reader(io.StringIO(head.lstrip("\ufeff")), delimiter=sep, skipinitialspace=True), [])
+        return [h.strip() for h in row]
+    return [str(c) for c in _read_raw(path, encoding, sheet=sheet).columns]
+
+
+def read_table(path: str | Path, *, encoding: str = "auto", sheet: str = "") -> pd.DataFrame:
+    """Read any tabular input (CSV, Excel, Parquet, GeoParquet, GeoJSON, GeoPackage) as it is written.
+
+    Parameters
+    ----------
+    path
+        The file.
+    encoding
+        Text encoding of a CSV (``"auto"``: UTF-8, then GB18030).
+    sheet
+        The worksheet of an Excel file: name or number from 1 (``""``: the first).
+
+    Raises
+    ------
+    InputError
+        Missing, unreadable or empty file (the path named).
+    """
+    return _read_raw(Path(path), encoding, sheet=sheet)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -143,13 +371,15 @@ def _check_header(text: str, sep: str, path: Path) -> None:
         seen.add(name)
 
 
-def _read_raw(path: Path, encoding: str) -> pd.DataFrame:
+def _read_raw(path: Path, encoding: str, *, sheet: str = "") -> pd.DataFrame:
     """Read a file into a DataFrame; CSV cells stay strings so validation sees what was written."""
     if not path.exists():
         raise InputError(f"{path}: file not found", path=str(path))
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a file", path=str(path))
     suffix = path.suffix.lower()
+    if suffix in _EXCEL_SUFFIXES or _is_zip_workbook(path):
+        return _read_excel(path, sheet)
     if suffix in _PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
@@ -197,6 +427,22 @@ def _read_raw(path: Path, encoding: str) -> pd.DataFrame:
     except (UnicodeDecodeError, LookupError) as exc:  # checked above; kept for safety
         raise InputError(f"{path}: cannot decode as {enc}: {exc}", path=str(path)) from None
     return df
+
+
+def _is_zip_workbook(path: Path) -> bool:
+    """An Excel workbook under another name (a ZIP file holding ``xl/workbook.xml``)."""
+    import zipfile
+
+    if path.suffix.lower() not in _TEXT_SUFFIXES and path.suffix:
+        return False
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(4) != b"PK\x03\x04":
+                return False
+        with zipfile.ZipFile(path) as zf:
+            return "xl/workbook.xml" in zf.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def _points_to_latlon(df: pd.DataFrame, path: Path, *, geo: bool) -> pd.DataFrame:
@@ -368,7 +614,7 @@ def validate_customers(
     InputError
         Missing required column, no data rows, or too many rejected rows.
     """
-    df = _normalise_columns(df, source)
+    df = _apply_mapping(_normalise_columns(df, source), "customers", config.columns, source)
     _require(df, ["customer_id"], source)
     has_address = "address" in df.columns
     if not has_address:
@@ -483,7 +729,8 @@ def read_customer_pii(path: str | Path, *, config: InputConfig = InputConfig()) 
     Read only when a planner asks for personal data in the plan (``--include-pii``).
     """
     path = Path(path)
-    df = _normalise_columns(_read_raw(path, config.encoding), str(path))
+    df = _apply_mapping(_normalise_columns(_read_raw(path, config.encoding, sheet=config.sheet), str(path)),
+                        "customers", config.columns, str(path))
     _require(df, ["customer_id"], str(path))
     cols = pii_columns(df.columns)
     out = pd.DataFrame({"customer_id": _as_text(df["customer_id"]).astype(str).to_numpy(dtype=object)})
@@ -516,11 +763,15 @@ def read_customers(
         are bad. The message starts with the path and names the row and column where one applies.
     """
     path = Path(path)
-    return validate_customers(_read_raw(path, config.encoding), config=config, source=str(path))
+    return validate_customers(_read_raw(path, config.encoding, sheet=config.sheet), config=config, source=str(path))
 
 
-def validate_specialists(df: pd.DataFrame, *, source: str = "specialists") -> pd.DataFrame:
+def validate_specialists(df: pd.DataFrame, *, source: str = "specialists",
+                         config: InputConfig | None = None) -> pd.DataFrame:
     """Validate a roster; any bad row is an error.
+
+    Headers are recognised as in :func:`column_mapping` (专员编号, 工号, 产能 … and
+    ``config.columns``).
 
     Returns
     -------
@@ -534,7 +785,7 @@ def validate_specialists(df: pd.DataFrame, *, source: str = "specialists") -> pd
         On a missing column, no rows, or the first bad value (file, row, column and value named;
         up to five problems are listed).
     """
-    df = _normalise_columns(df, source)
+    df = _apply_mapping(_normalise_columns(df, source), "specialists", config.columns if config else None, source)
     _require(df, ["specialist_id", "lat", "lon", "capacity"], source)
     n = len(df)
     if n == 0:
@@ -597,21 +848,55 @@ def read_specialists(path: str | Path, *, config: InputConfig = InputConfig()) -
         As :func:`validate_specialists`.
     """
     path = Path(path)
-    return validate_specialists(_read_raw(path, config.encoding), source=str(path))
+    return validate_specialists(_read_raw(path, config.encoding, sheet=config.specialists_sheet), source=str(path),
+                                config=config)
 
 
-def read_geometry(path: str | Path, *, kinds: set[str] = frozenset({"Polygon", "MultiPolygon"}), what: str = "polygon"):
+def _convert_geometry(geom, coord_system: str):
+    """A geometry's coordinates from ``coord_system`` (gcj02, bd09) to WGS-84."""
+    if coord_system in ("", "wgs84") or geom is None:
+        return geom
+    import shapely
+
+    from .geocode import to_wgs84
+
+    def fn(xy: np.ndarray) -> np.ndarray:
+        lat, lon = to_wgs84(xy[:, 1].copy(), xy[:, 0].copy(), coord_system)
+        return np.c_[lon, lat]
+
+    return shapely.transform(geom, fn)
+
+
+def read_geometry(path: str | Path, *, kinds: set[str] = frozenset({"Polygon", "MultiPolygon"}), what: str = "polygon",
+                  coord_system: str = "wgs84"):
     """Read a vector file (GeoJSON, GeoPackage, GeoParquet) as one WGS-84 geometry.
+
+    Parameters
+    ----------
+    path
+        The file.
+    kinds
+        Geometry types accepted.
+    what
+        What the file is, for messages.
+    coord_system
+        The system its lon/lat coordinates are in when the file has no projected CRS
+        (``"wgs84"``, ``"gcj02"``, ``"bd09"``); converted to WGS-84.
 
     Raises
     ------
     InputError
         Missing or unreadable file, or features of another geometry type than ``kinds``.
     """
-    import geopandas as gpd
     import shapely
 
-    path = Path(path)
+    gdf = _read_features(Path(path), kinds, what)
+    return _convert_geometry(shapely.union_all(shapely.make_valid(gdf.geometry.to_numpy())), coord_system)
+
+
+def _read_features(path: Path, kinds, what: str):
+    import geopandas as gpd
+
     if not path.exists():
         raise InputError(f"{path}: file not found", path=str(path))
     try:
@@ -620,25 +905,87 @@ def read_geometry(path: str | Path, *, kinds: set[str] = frozenset({"Polygon", "
         raise InputError(f"{path}: not a readable {what} file ({exc})", path=str(path)) from None
     if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
         gdf = gdf.to_crs("EPSG:4326")
-    geoms = gdf.geometry[~gdf.geometry.is_empty & gdf.geometry.notna()]
-    found = set(geoms.geom_type)
-    if not geoms.size or not found <= set(kinds):
+    gdf = gdf[gdf.geometry.notna() & ~gdf.geometry.is_empty]
+    found = set(gdf.geom_type)
+    if not len(gdf) or not found <= set(kinds):
         raise InputError(f"{path}: expected {' or '.join(sorted(kinds))} features, found {sorted(found) or 'none'}",
                          path=str(path), field="geometry")
-    return shapely.union_all(shapely.make_valid(geoms.to_numpy()))
+    return gdf
 
 
-def read_zones(path: str | Path) -> list:
-    """Read a zones file (one polygon feature per zone, e.g. sub-districts) as a list of WGS-84 geometries."""
-    import geopandas as gpd
+#: Columns a zones file may name its zones in (the first found is used), unless one is given.
+ZONE_NAME_COLUMNS = ("name", "名称", "district", "区", "区县", "zone", "zone_name", "NAME", "Name", "街道", "subdistrict")
+
+
+class Zones(list):
+    """The zones of a plan: a list of WGS-84 polygons, one per zone, with their ``names``.
+
+    Parameters
+    ----------
+    geoms
+        One (Multi)Polygon per zone.
+    names
+        One name per zone (from the file's name column, else "zone 1", "zone 2" …).
+    column
+        The column the names came from ('' if none).
+    """
+
+    def __init__(self, geoms, names: list[str] | None = None, column: str = "") -> None:
+        super().__init__(geoms)
+        self.names = list(names) if names is not None else [f"zone {i + 1}" for i in range(len(self))]
+        self.column = column
+
+
+def read_zones(path: str | Path, *, name_column: str | None = None, coord_system: str = "wgs84") -> Zones:
+    """Read a zones file (one polygon feature per zone, e.g. districts or sub-districts).
+
+    Parameters
+    ----------
+    path
+        GeoJSON, GeoPackage or GeoParquet of polygons.
+    name_column
+        The column naming each zone; by default the first of :data:`ZONE_NAME_COLUMNS` present
+        (``name``, ``名称``, ``district`` …), else zones are called "zone 1", "zone 2" ….
+    coord_system
+        The system of the file's lon/lat (converted to WGS-84).
+
+    Returns
+    -------
+    Zones
+        The polygons (a list) with ``.names``.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, features that are not polygons, a ``name_column`` the file
+        does not have, or two zones of one name (the file, row and column named).
+    """
     import shapely
 
     path = Path(path)
-    read_geometry(path, kinds={"Polygon", "MultiPolygon"}, what="zones")  # validates the file
-    gdf = gpd.read_parquet(path) if path.suffix.lower() in _PARQUET_SUFFIXES else gpd.read_file(path)
-    if gdf.crs is not None and not gdf.crs.equals("EPSG:4326"):
-        gdf = gdf.to_crs("EPSG:4326")
-    return [shapely.make_valid(g) for g in gdf.geometry if g is not None and not g.is_empty]
+    gdf = _read_features(path, {"Polygon", "MultiPolygon"}, "zones")
+    cols = [c for c in gdf.columns if c != gdf.geometry.name]
+    if name_column:
+        if name_column not in cols:
+            raise InputError(f"{path}: zone name column {name_column!r} is missing (columns found: {', '.join(map(str, cols))})",
+                             path=str(path), field=name_column)
+        col = name_column
+    else:
+        col = next((c for c in ZONE_NAME_COLUMNS if c in cols), "")
+    geoms = [_convert_geometry(shapely.make_valid(g), coord_system) for g in gdf.geometry]
+    if col:
+        names = [str(v).strip() if v is not None and str(v).strip() not in ("", "nan", "None") else f"zone {i + 1}"
+                 for i, v in enumerate(gdf[col].tolist())]
+        seen: dict[str, int] = {}
+        for i, nm in enumerate(names):
+            if nm in seen:
+                raise InputError(f"{path}: row {i + 1}: column {col!r}: zone name {nm!r} also names row {seen[nm] + 1}; "
+                                 "give each zone one feature (a MultiPolygon for a zone in several parts)",
+                                 path=str(path), row=i + 1, field=col)
+            seen[nm] = i
+    else:
+        names = None
+    return Zones(geoms, names, col)
 
 
 def read_service_area(path: str | Path):

@@ -17,7 +17,7 @@ from scipy.sparse.csgraph import connected_components
 
 from .cells import haversine_km
 
-__all__ = ["compute_metrics", "rerun_metrics", "grid_contiguity", "METRIC_NAMES"]
+__all__ = ["zone_metrics", "compute_metrics", "rerun_metrics", "grid_contiguity", "METRIC_NAMES"]
 
 METRIC_NAMES = (
     "coverage", "capacity_violations", "balance_max_dev", "within_5pct", "contiguous_share",
@@ -224,3 +224,46 @@ def rerun_metrics(prev, assignments: pd.DataFrame, cell_table: pd.DataFrame) -> 
         "grids_added": int(len(set(new_cells.index) - set(old_cells.index))),
         "grids_removed": int(len(set(old_cells.index) - set(new_cells.index))),
     }
+
+
+def zone_metrics(grids: pd.DataFrame, *, design_capacity: float | None = None) -> dict:
+    """Balance judged within each zone (grids never span zones, so each zone is planned on its own).
+
+    Parameters
+    ----------
+    grids
+        ``grid_id``, ``zone``, ``specialist_id``, ``workload``, ``capacity``.
+    design_capacity
+        The capacity unstaffed grids are judged against.
+
+    Returns
+    -------
+    dict
+        ``zone_within_5pct`` (share of grids whose fill is within ±5% of their zone's mean fill),
+        ``zone_balance_max_dev`` and ``zones`` (one record per zone: ``zone``, ``grids``,
+        ``staffed``, ``workload``, ``mean_fill``, ``within_5pct``, ``max_dev``).
+    """
+    if "zone" not in grids.columns or not len(grids):
+        return {}
+    staffed = (grids["specialist_id"].astype(str) != "").to_numpy()
+    cap = grids["capacity"].to_numpy(dtype="float64")
+    gw = grids["workload"].to_numpy(dtype="float64")
+    cap_eff = np.where(staffed & (cap > 0), cap, design_capacity if design_capacity else np.nan)
+    fill = gw / cap_eff
+    zone = grids["zone"].astype(str).to_numpy()
+    dev = np.zeros(len(grids))
+    recs = []
+    for z in sorted(set(zone.tolist())):
+        m = zone == z
+        f = fill[m]
+        mean = float(np.nanmean(f)) if np.isfinite(f).any() else float("nan")
+        d = np.abs(f - mean) / mean if mean > 0 else np.zeros(int(m.sum()))
+        d = np.nan_to_num(d, nan=0.0)
+        dev[m] = d
+        recs.append({"zone": z, "grids": int(m.sum()), "staffed": int(staffed[m].sum()),
+                     "workload": round(float(gw[m].sum()), 6),
+                     "mean_fill": round(mean, 6) if math.isfinite(mean) else None,
+                     "within_5pct": round(float((d <= 0.05 + 1e-12).mean()), 6),
+                     "max_dev": round(float(d.max()), 6)})
+    return {"zone_within_5pct": round(float((dev <= 0.05 + 1e-12).mean()), 6),
+            "zone_balance_max_dev": round(float(dev.max()), 6), "zones": recs}

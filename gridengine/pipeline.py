@@ -139,9 +139,15 @@ def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.Dat
         if area_w[a] > 0 and cap[a] + 1e-9 < area_w[a]:
             m = area_of_unit == a
             lat, lon = cells["lat"].to_numpy()[m].mean(), cells["lon"].to_numpy()[m].mean()
+            if index.zone_names is not None:  # areas are zones: a zone border, not water, separates them
+                zn = sorted({index.zone_names[int(z)] for z in np.unique(cells["zone"].to_numpy()[m]).tolist()})
+                msgs.append(f"zone {'/'.join(zn)}: workload {area_w[a]:g} but specialists based there hold "
+                            f"{cap[a]:g} ({area_w[a] - cap[a]:g} short); specialists based in other zones staff "
+                            "some of its grids")
+                continue
             msgs.append(f"separate area around ({lat:.4f}, {lon:.4f}) ({int(m.sum())} cells): workload {area_w[a]:g} "
-                        f"but specialists based there hold {cap[a]:g} ({area_w[a] - cap[a]:g} short); its grids are "
-                        "staffed from across the water")
+                        f"but specialists based there hold {cap[a]:g} ({area_w[a] - cap[a]:g} short); specialists based in "
+                        "other areas (across water, a barrier or land outside the service area) staff some of its grids")
     return msgs
 
 
@@ -331,8 +337,10 @@ def plan_city(
         had = prev_plan.specialists.set_index("specialist_id")["grid_id"].astype(str)
         roster["current_grid"] = roster["specialist_id"].map(had).fillna("").astype(str)
     area = read_service_area(service_area) if isinstance(service_area, (str, Path)) else service_area
-    barrier_geom = read_geometry(barriers, kinds=_BARRIER_KINDS) if isinstance(barriers, (str, Path)) else barriers
-    zone_geom = read_zones(zones) if isinstance(zones, (str, Path)) else zones
+    barrier_geom = read_geometry(barriers, kinds=_BARRIER_KINDS, coord_system=config.input.coord_system_of("barriers")
+                                 ) if isinstance(barriers, (str, Path)) else barriers
+    zone_geom = read_zones(zones, name_column=config.input.zone_name_column or None,
+                           coord_system=config.input.coord_system_of("zones")) if isinstance(zones, (str, Path)) else zones
     if isinstance(locked, (str, Path)):
         from .ingest import _read_raw
 
@@ -350,10 +358,11 @@ def plan_city(
     except InputError as e:
         e.rejects = pd.concat([r for r in (rejects0, rejects1) if len(r)] or [rejects0], ignore_index=True)
         raise
-    if config.input.coord_system != "wgs84":
+    if config.input.coord_system_of("specialists") != "wgs84" and len(roster):
         from .geocode import to_wgs84
 
-        roster["lat"], roster["lon"] = to_wgs84(roster["lat"].to_numpy(), roster["lon"].to_numpy(), config.input.coord_system)
+        roster["lat"], roster["lon"] = to_wgs84(roster["lat"].to_numpy(), roster["lon"].to_numpy(),
+                                                config.input.coord_system_of("specialists"))
     timings["geocode"] = time.perf_counter() - t
 
     # cells
@@ -387,6 +396,8 @@ def plan_city(
     stage("partition")
     t = time.perf_counter()
     pconfig = config.partition
+    if zone_geom is not None:  # zones are hard: every zone with customers gets grids of its own, never a bridge
+        pconfig = dataclasses.replace(pconfig, bridge_share=min(pconfig.bridge_share, 1e-9))
     cells_ = index.cells
     roster_sized = has_roster and not (locked is not None and len(locked))
     if has_roster and not roster_sized:
@@ -551,6 +562,10 @@ def plan_city(
     grids.insert(1, "specialist_id", ares.grid_specialist.reindex(grids["grid_id"]).to_numpy().astype(str))
     cap_of = staff.set_index("specialist_id")["capacity"]
     grids["capacity"] = grids["specialist_id"].map(cap_of).astype("float64")
+    if index.zone_names is not None:  # zones: each grid's zone by name (a grid never spans two)
+        from .cells import grid_zones
+
+        grids.insert(2, "zone", grid_zones(index, cell_grid.to_numpy(), grids["grid_id"], shared))
     grids = gpd.GeoDataFrame(grids, geometry=geoms, crs="EPSG:4326")
     timings["assign"] = time.perf_counter() - t
 
@@ -589,10 +604,17 @@ def plan_city(
     warnings.extend(ares.messages)
     warnings.extend(_area_staffing_checks(index, pres.area_of_unit, roster))
     blocked = _blocked_pairs(cells["cell"].to_numpy(), index.cut_edges)
-    metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges, n_rejects=len(rejects),
-                              blocked=blocked, design_capacity=capacity,
+    zone_links = [(str(cell_str[i]), str(cell_str[j])) for i, j in zip(*index.zone_links)]
+    metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges + zone_links,
+                              n_rejects=len(rejects), blocked=blocked, design_capacity=capacity,
                               drawn_parts={g: int(shapely.get_num_geometries(geom)) for g, geom in
                                            zip(grids["grid_id"], grids.geometry)})
+    if index.zone_names is not None:  # zones: balance judged within each zone; parts of a zone joined
+        from .metrics import zone_metrics
+
+        metrics["n_bridges"] = len(bridges)
+        metrics.update(zone_metrics(grids, design_capacity=capacity))
+        metrics["zone_links"] = [{"from_cell": a, "to_cell": b} for a, b in zone_links]
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
     if prev_plan is not None:
         metrics.update(rerun_metrics(prev_plan, assignments, cell_table))
@@ -651,4 +673,4 @@ def plan_city(
                 metrics["coverage"], run["total_s"])
     return Plan(grids=grids, assignments=assignments.drop(columns=["workload"]), rejects=rejects,
                 specialists=spec_table, cells=cell_table, metrics=metrics, manifest=manifest, run=run,
-                warnings=warnings, staffing=staffing)
+                warnings=warnings, staffing=staffing, zones=zone_geom, barriers=barrier_geom)

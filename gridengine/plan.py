@@ -22,19 +22,65 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
 from .errors import PlanWriteError
 
-__all__ = ["Plan", "DATA_FILES"]
+__all__ = ["Plan", "DATA_FILES", "CSV_ENCODING", "grids_table", "write_workbook"]
 
 logger = logging.getLogger(__name__)
 
 #: Files whose bytes are identical for identical inputs, config and seed (DESIGN.md invariant 5).
 DATA_FILES = (
-    "grids.parquet", "grids.geojson", "assignments.parquet", "assignments.csv", "rejects.csv",
+    "grids.parquet", "grids.geojson", "grids.csv", "assignments.parquet", "assignments.csv", "rejects.csv",
     "specialists.csv", "cells.parquet", "staffing.csv", "metrics.json", "manifest.json",
 )
+
+#: CSVs are written UTF-8 with a byte-order mark, so Excel opens Chinese text correctly (pandas,
+#: Python's ``utf-8-sig`` and every spreadsheet read it; gridengine reads its own CSVs either way).
+CSV_ENCODING = "utf-8-sig"
+
+
+def _csv(df: pd.DataFrame, path: Path) -> None:
+    df.to_csv(path, index=False, lineterminator="\n", encoding=CSV_ENCODING)
+
+
+def grids_table(grids: pd.DataFrame) -> pd.DataFrame:
+    """The per-grid table without geometry (what ``grids.csv`` and the workbook's grids sheet hold)."""
+    out = pd.DataFrame(grids.drop(columns=[c for c in ("geometry",) if c in grids.columns]))
+    if "capacity" in out.columns and "workload" in out.columns:
+        cap = out["capacity"].to_numpy(dtype="float64")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["fill"] = np.round(out["workload"].to_numpy(dtype="float64") / cap, 6)
+    return out
+
+
+def write_workbook(plan: "Plan", path: str | Path) -> Path:
+    """The plan as one Excel workbook: sheets grids, assignments, specialists, staffing, rejects.
+
+    Written with openpyxl (write-only mode); Excel's limit of 1,048,575 data rows per sheet
+    applies (a larger assignments table is cut there, said in the sheet's last row).
+    """
+    from openpyxl import Workbook
+
+    path = Path(path)
+    wb = Workbook(write_only=True)
+    limit = 1_048_575
+    sheets = [("grids", grids_table(plan.grids)), ("assignments", plan.assignments),
+              ("specialists", plan.specialists), ("staffing", plan.staffing if plan.staffing is not None
+                                                  else pd.DataFrame()), ("rejects", plan.rejects)]
+    for name, df in sheets:
+        ws = wb.create_sheet(name)
+        ws.append([str(c) for c in df.columns])
+        n = min(len(df), limit - 1)
+        for row in df.iloc[:n].itertuples(index=False, name=None):
+            ws.append([None if isinstance(v, float) and v != v else (v.item() if hasattr(v, "item") else v)
+                       for v in row])
+        if len(df) > n:
+            ws.append([f"… {len(df) - n} more rows in the CSV"])
+    wb.save(path)
+    return path
 
 
 #: When this process started writing plans: hidden temporary siblings older than this are leftovers
@@ -137,6 +183,12 @@ class Plan:
         Things a planner should look at (bridges, unstaffed grids, grids added for capacity).
     staffing
         Where specialists are missing, per area (:func:`gridengine.assign.staffing_plan`).
+    zones
+        The zone polygons the plan kept grids inside (a list with ``.names``), or None; written
+        as ``zones.geojson`` and drawn on the map.
+    barriers
+        The barrier geometry the plan kept grids from crossing, or None; written as
+        ``barriers.geojson`` and drawn on the map.
     """
 
     grids: gpd.GeoDataFrame
@@ -149,6 +201,8 @@ class Plan:
     run: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     staffing: pd.DataFrame | None = None
+    zones: Any = None
+    barriers: Any = None
 
     def is_fully_staffed(self) -> bool:
         """Whether every grid has a specialist."""
@@ -179,14 +233,74 @@ class Plan:
             lines.insert(1, f"  NOT COVERED      {n_out} customers ({1 - m['coverage']:.2%}) have no specialist: "
                             f"{m['n_unstaffed_grids']} grid(s) unstaffed, {m['specialists_missing']} specialist(s) "
                             "missing (where: staffing.csv)")
+        if m.get("zone_within_5pct") is not None:
+            zs = m.get("zones") or []
+            lines.append(f"  within zones     {m['zone_within_5pct']:.1%} of grids within ±5% of their zone's mean fill "
+                         f"({len(zs)} zones: {', '.join(str(z['zone']) for z in zs[:12])}{' …' if len(zs) > 12 else ''}; "
+                         "no grid spans two zones)")
+        coords = self.coordinate_systems()
+        if coords:
+            lines.append("  coordinates      " + "; ".join(f"{k} {v}" for k, v in coords.items()))
+        for src, mapping in (self.manifest.get("column_mapping") or {}).items():
+            if mapping:
+                lines.append(f"  columns          {src}: " + ", ".join(f"{a} → {b}" for a, b in mapping.items()))
         if m.get("churn") is not None:
             lines.append(f"  churn            {m['churn']:.2%}")
-        for w in self.warnings:
+        shown, quiet = self.planner_warnings()
+        for w in shown:
             lines.append(f"  warning: {w}")
+        if quiet:
+            lines.append(f"  ({quiet} bridge(s) joining empty land to a grid not listed: they change no one's work)")
         return "\n".join(lines)
+
+    def planner_warnings(self) -> tuple[list[str], int]:
+        """The warnings worth a planner's attention, with each bridge's separation said in words
+        (water, a barrier, a zone border, empty land), and how many bridges without workload were left out."""
+        import re
+
+        from .report import describe_separation, planner_warnings
+
+        keep, quiet = planner_warnings(list(self.warnings))
+        if not any(w.startswith("bridge:") for w in keep):
+            return keep, quiet
+        tiled = set(self.cells["cell"].astype(str))
+        given = bool((self.manifest.get("inputs") or {}).get("service_area"))
+        out = []
+        for w in keep:
+            m = re.match(r"bridge: .*\(cell (\w+) to (\w+)\)$", w)
+            if m and "separated by" not in w:
+                what = describe_separation(m.group(1), m.group(2), tiled, zones=self.zones, barriers=self.barriers,
+                                           service_area_given=given)
+                w = f"{w}, separated by {what}"
+            out.append(w)
+        return out, quiet
 
     def __str__(self) -> str:
         return self.summary()
+
+    def coordinate_systems(self) -> dict[str, str]:
+        """What each input's coordinates were taken to be (from the manifest's config), in words.
+
+        Returns
+        -------
+        dict
+            ``{"customers": "WGS-84 (as given)", "specialists": "GCJ-02, converted to WGS-84", …}``
+            for the inputs the plan was made from.
+        """
+        inp = (self.manifest.get("config") or {}).get("input") or {}
+        given = self.manifest.get("inputs") or {}
+        if not inp:
+            return {}
+        label = {"wgs84": "WGS-84", "gcj02": "GCJ-02", "bd09": "BD-09"}
+        base = inp.get("coord_system", "wgs84")
+        out = {}
+        for kind in ("customers", "specialists", "zones", "barriers"):
+            if kind != "customers" and not given.get(kind):
+                continue
+            cs = base if kind == "customers" else (inp.get(f"{kind}_coord_system") or base)
+            out[kind] = (f"{label.get(cs, cs)} (as given)" if cs == "wgs84"
+                         else f"{label.get(cs, cs)}, converted to WGS-84")
+        return out
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -203,8 +317,11 @@ class Plan:
         return json.dumps({"type": "FeatureCollection", "features": feats}, ensure_ascii=False,
                           separators=(",", ":")) + "\n"
 
-    def write(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+    def write(self, folder: str | Path, *, overwrite: bool = False, xlsx: bool = False) -> Path:
         """Write the plan folder atomically.
+
+        CSVs (``grids.csv``, ``assignments.csv``, ``specialists.csv``, ``staffing.csv``,
+        ``rejects.csv``) are UTF-8 with a byte-order mark, so Excel shows Chinese text correctly.
 
         Parameters
         ----------
@@ -212,6 +329,8 @@ class Plan:
             Target folder. Written complete or not at all.
         overwrite
             Replace a plan already in ``folder``. Without it, a non-empty folder is an error.
+        xlsx
+            Also write ``plan.xlsx`` (sheets grids, assignments, specialists, staffing, rejects).
 
         Returns
         -------
@@ -242,19 +361,30 @@ class Plan:
             self.grids.to_parquet(tmp / "grids.parquet", index=False)
             (tmp / "grids.geojson").write_text(self._grids_geojson(), encoding="utf-8")
             self.assignments.to_parquet(tmp / "assignments.parquet", index=False)
-            self.assignments.to_csv(tmp / "assignments.csv", index=False, lineterminator="\n")
-            self.rejects.to_csv(tmp / "rejects.csv", index=False, lineterminator="\n")
-            self.specialists.to_csv(tmp / "specialists.csv", index=False, lineterminator="\n")
+            _csv(grids_table(self.grids), tmp / "grids.csv")
+            _csv(self.assignments, tmp / "assignments.csv")
+            _csv(self.rejects, tmp / "rejects.csv")
+            _csv(self.specialists, tmp / "specialists.csv")
             self.cells.to_parquet(tmp / "cells.parquet", index=False)
             if self.staffing is not None:
-                self.staffing.to_csv(tmp / "staffing.csv", index=False, lineterminator="\n")
+                _csv(self.staffing, tmp / "staffing.csv")
+            if xlsx:
+                write_workbook(self, tmp / "plan.xlsx")
             (tmp / "metrics.json").write_text(_json_dump(self.metrics), encoding="utf-8")
             (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
             density = self.cells.loc[self.cells["n_customers"] > 0, ["lat", "lon", "workload"]]
             (tmp / "map.html").write_text(
-                report.render_map_html(self.grids, self.specialists, cells=density), encoding="utf-8")
+                report.render_map_html(self.grids, self.specialists, cells=density, zones=self.zones,
+                                       barriers=self.barriers), encoding="utf-8")
+            if self.zones is not None:
+                names = list(getattr(self.zones, "names", None) or [f"zone {i + 1}" for i in range(len(self.zones))])
+                gpd.GeoDataFrame({"name": names}, geometry=list(self.zones), crs="EPSG:4326").to_file(
+                    tmp / "zones.geojson", driver="GeoJSON")
+            if self.barriers is not None:
+                gpd.GeoDataFrame({"kind": ["barrier"]}, geometry=[self.barriers], crs="EPSG:4326").to_file(
+                    tmp / "barriers.geojson", driver="GeoJSON")
             (tmp / "report.html").write_text(
-                report.render_report_html(self.grids, self.metrics, warnings=self.warnings,
+                report.render_report_html(self.grids, self.metrics, warnings=self.planner_warnings()[0],
                                           capacity=self.manifest.get("design_capacity"),
                                           overview_png=report.render_overview_png(self.grids, self.specialists)),
                 encoding="utf-8")
@@ -299,13 +429,21 @@ class Plan:
             raise PlanWriteError(f"{folder}: not a complete plan folder (no manifest.json)")
         grids = gpd.read_parquet(folder / "grids.parquet")
         assignments = pd.read_parquet(folder / "assignments.parquet")
-        rejects = pd.read_csv(folder / "rejects.csv", dtype={"customer_id": str}, keep_default_na=False)
+        rejects = pd.read_csv(folder / "rejects.csv", dtype={"customer_id": str}, keep_default_na=False,
+                              encoding="utf-8-sig")
         specialists = pd.read_csv(folder / "specialists.csv", dtype={"specialist_id": str, "grid_id": str},
-                                  keep_default_na=False)
+                                  keep_default_na=False, encoding="utf-8-sig")
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
         run = json.loads((folder / "run.json").read_text(encoding="utf-8")) if (folder / "run.json").is_file() else {}
         cells = pd.read_parquet(folder / "cells.parquet")
-        staffing = pd.read_csv(folder / "staffing.csv", keep_default_na=False) if (folder / "staffing.csv").is_file() else None
+        staffing = pd.read_csv(folder / "staffing.csv", keep_default_na=False, encoding="utf-8-sig") if (folder / "staffing.csv").is_file() else None
+        zones = barriers = None
+        if (folder / "zones.geojson").is_file():
+            from .ingest import read_zones
+
+            zones = read_zones(folder / "zones.geojson", name_column="name")
+        if (folder / "barriers.geojson").is_file():
+            barriers = gpd.read_file(folder / "barriers.geojson").geometry.union_all()
         return cls(grids, assignments, rejects, specialists, cells, metrics, manifest, run,
-                   list(metrics.get("warnings", [])), staffing)
+                   list(metrics.get("warnings", [])), staffing, zones, barriers)

@@ -29,7 +29,7 @@ import pandas as pd
 import shapely
 
 __all__ = ["PALETTE", "colour_hex", "grid_colours", "render_overview_svg", "render_overview_png", "render_map_html",
-           "render_report_html"]
+           "render_report_html", "planner_warnings", "describe_separation"]
 
 #: Qualitative palette (ColorBrewer Set3, reordered so the red that could be mistaken for the
 #: unstaffed highlight comes last); indices past its end get generated hues.
@@ -53,6 +53,33 @@ _LABELS = {
     "n_staffed_grids": "Staffed grids", "n_unstaffed_grids": "Unstaffed grids",
     "specialists_missing": "Specialists missing", "n_spare_specialists": "Spare specialists",
 }  # fmt: skip
+#: Words for the other metrics (shown in the summary after the main ones).
+_MORE_LABELS = {
+    "total_workload": "Total workload", "n_cells": "Cells tiling the service area",
+    "n_specialists": "Specialists in the roster", "mean_grid_workload": "Mean workload per grid",
+    "mean_fill": "Mean fill (workload / the specialist's capacity)", "fill_min": "Emptiest grid's fill",
+    "fill_max": "Fullest grid's fill", "n_bridges": "Bridges (separate areas joined to a grid)",
+    "barrier_cuts": "Cell borders cut by barriers and zone borders", "design_capacity": "Design capacity per grid",
+    "zone_within_5pct": "Grids within 5% of their zone's mean fill",
+    "zone_balance_max_dev": "Largest fill deviation within a zone",
+    "customers_moved": "Continuing customers whose specialist changed", "continuing_customers": "Continuing customers",
+    "new_customers": "New customers", "departed_customers": "Customers gone since the previous plan",
+    "grids_changed": "Grids whose cells changed", "grids_added": "Grids added", "grids_removed": "Grids removed",
+}  # fmt: skip
+_PCT_KEYS_MORE = {"mean_fill", "fill_min", "fill_max", "zone_within_5pct", "zone_balance_max_dev"}
+
+
+def _label_of(key: str) -> str:
+    """A metric's name in words: the known label, else the key spelt out ("n_" = number of)."""
+    if key in _LABELS:
+        return _LABELS[key]
+    if key in _MORE_LABELS:
+        return _MORE_LABELS[key]
+    words = key.replace("_km", " (km)").replace("_pct", " %").split("_")
+    if words[0] == "n" and len(words) > 1:
+        words = ["number", "of", *words[1:]]
+    text = " ".join(words)
+    return text[:1].upper() + text[1:]
 _SUMMARY_ORDER = tuple(k for k in _LABELS if k not in _STAFF_KEYS)
 
 
@@ -372,7 +399,12 @@ _SVG_CSS = (".grid{stroke:#37474f;stroke-width:.7;vector-effect:non-scaling-stro
             ".spec{fill:#1a237e;stroke:#fff;stroke-width:1.2;vector-effect:non-scaling-stroke}"
             ".spec.spare{fill:#fff;stroke:#1a237e;stroke-width:1.8}"
             ".spec.svc{fill:#b71c1c;stroke:#fff;stroke-width:2}"
-            ".slink line{stroke:#b71c1c;stroke-width:1;stroke-opacity:.7;vector-effect:non-scaling-stroke}")  # fmt: skip
+            ".slink line{stroke:#b71c1c;stroke-width:1;stroke-opacity:.7;vector-effect:non-scaling-stroke}"
+            ".zone{fill:none;stroke:#000;stroke-width:2.4;stroke-opacity:.85;vector-effect:non-scaling-stroke}"
+            ".zlbl text{fill:#000;font-weight:700;paint-order:stroke;stroke:#fff;stroke-width:.3em;"
+            "font-family:system-ui,'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',Arial,sans-serif}"
+            ".changed{fill:#d500f9;fill-opacity:.35;stroke:#aa00ff;stroke-width:1.5;vector-effect:non-scaling-stroke}"
+            ".barrier{fill:none;stroke:#b71c1c;stroke-width:3;stroke-dasharray:8 4;vector-effect:non-scaling-stroke}")  # fmt: skip
 
 
 def render_overview_svg(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | None, *, width: int = 900,
@@ -526,6 +558,9 @@ header h1{font-size:17px;margin:0}#ge-wrap{flex:1;display:flex;min-height:0;colo
 .sw.h{background:repeating-linear-gradient(45deg,#c62828 0 2px,#fff 2px 5px);border-color:#c62828}
 .sw.m{border-radius:50%;background:#1a237e;border-color:#fff}
 .sw.s{border-radius:50%;background:#fff;border:2px solid #1a237e}
+.sw.z{background:none;border:0;border-top:3px solid #000;height:0}
+.sw.b{background:none;border:0;border-top:3px dashed #b71c1c;height:0}
+.sw.c{background:rgba(213,0,249,.35);border-color:#aa00ff}
 #ge-main{flex:1;position:relative;min-width:0;background:#eef1f4}
 #ge-svg{width:100%;height:100%;display:block;cursor:grab;touch-action:none;user-select:none}
 .grid{cursor:pointer}.grid:hover{fill-opacity:1;stroke-width:1.6}.grid.sel{stroke:#000;stroke-width:2.6}
@@ -602,10 +637,54 @@ DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_TILE_ATTRIBUTION = "© OpenStreetMap contributors"
 
 
+def _zone_layer(zones: Any, proj: _Projection, prefix: str) -> str:
+    """Zone borders (outlines, not filled) with each zone's name at a point inside it."""
+    if zones is None:
+        return ""
+    geoms = list(zones) if isinstance(zones, (list, tuple)) else list(shapely.get_parts(zones))
+    names = list(getattr(zones, "names", None) or [f"zone {i + 1}" for i in range(len(geoms))])
+    pg = _project_geoms(np.array(geoms, dtype=object), proj, 0.3)
+    paths, texts = [], []
+    for nm, g in zip(names, pg):
+        d = _path_d(g)
+        paths.append(f'<path class="zone" data-zone="{_e(nm)}" d="{d}"><title>{_e("Zone " + str(nm))}</title></path>')
+        if parts := _polygons(g):
+            pt = max(parts, key=lambda p: p.area).point_on_surface()
+            texts.append(f'<text x="{_f(pt.x)}" y="{_f(pt.y)}">{_e(nm)}</text>')
+    return (f'<g id="{prefix}-zones" pointer-events="none">{"".join(paths)}'
+            f'<g class="zlbl" font-size="14" text-anchor="middle" dominant-baseline="middle">{"".join(texts)}</g></g>')
+
+
+def _changed_layer(changed: Any, proj: _Projection, prefix: str) -> str:
+    """Territory drawn over the grids (outlined in magenta, lightly filled)."""
+    if changed is None:
+        return ""
+    pg = _project_geoms(np.array([changed], dtype=object), proj, 0.15)
+    return (f'<g id="{prefix}-changed" pointer-events="none"><path class="changed" fill-rule="evenodd" '
+            f'd="{_path_d(pg[0])}"/></g>')
+
+
+def _barrier_layer(barriers: Any, proj: _Projection, prefix: str) -> str:
+    """Barrier lines (and the outlines of barrier polygons) as dashed dark-red lines."""
+    if barriers is None:
+        return ""
+    out = []
+    for part in shapely.get_parts(barriers):
+        lines = shapely.get_parts(part.boundary) if part.geom_type in ("Polygon", "MultiPolygon") else \
+            shapely.get_parts(part)
+        for ln in lines:
+            xy = proj(shapely.get_coordinates(ln))
+            if len(xy) < 2:
+                continue
+            d = "M" + "L".join(f"{_f(x)},{_f(y)}" for x, y in xy)
+            out.append(f'<path class="barrier" d="{d}"><title>Barrier</title></path>')
+    return f'<g id="{prefix}-barriers" pointer-events="none">{"".join(out)}</g>'
+
+
 def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells: pd.DataFrame | None = None,
                     title: str = "gridengine plan", tile_url: str | None = DEFAULT_TILE_URL,
-                    tile_attribution: str = DEFAULT_TILE_ATTRIBUTION, sites: pd.DataFrame | None = None
-                    ) -> str:  # fmt: skip
+                    tile_attribution: str = DEFAULT_TILE_ATTRIBUTION, sites: pd.DataFrame | None = None,
+                    zones: Any = None, barriers: Any = None, changed: Any = None) -> str:  # fmt: skip
     """Interactive, self-contained ``map.html`` of a plan.
 
     Parameters
@@ -631,6 +710,14 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
         Optional service points (``site_id``, ``lat``, ``lon``, ``n_grids``, ``n_specialists``,
         ``capacity``, ``workload``; :func:`gridengine.site_service_points`): drawn as a layer with
         a link from each grid's centre to its site when ``grids`` has a ``site_id`` column.
+    zones
+        Optional zone polygons (a list with ``.names``, as :func:`gridengine.ingest.read_zones`
+        gives): their borders and names are drawn as the "Zone borders" layer.
+    barriers
+        Optional barrier geometry: drawn as the "Barriers" layer.
+    changed
+        Optional territory to highlight (``diff.html``: the cells that changed grid), drawn as the
+        "Changed territory" layer.
 
     Returns
     -------
@@ -648,6 +735,7 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
     rows = _grid_rows(g)
     density, dlegend = ("", []) if cells is None else _density_layer(cells, proj, "ge")
     layers = [_grid_layer(rows, ds, grid_colours(g), "ge", popup=True), density, _unstaffed_layer(rows, ds, "ge"),
+              _changed_layer(changed, proj, "ge"), _zone_layer(zones, proj, "ge"), _barrier_layer(barriers, proj, "ge"),
               _label_layer(rows, pgeoms, "ge", 11.0), _specialist_layer(specialists, proj, "ge", 4.0)]  # fmt: skip
     if sites is not None:
         layers.append(_site_layers(sites, g, proj, "ge", 4.0))
@@ -674,6 +762,12 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
                box("ge-unstaffed", "Unstaffed highlight")]  # fmt: skip
     if sites is not None:
         toggles += [box("ge-sites", f"Service points ({len(sites)})"), box("ge-site-links", "Grid to service point")]
+    if zones is not None:
+        toggles.append(box("ge-zones", "Zone borders"))
+    if barriers is not None:
+        toggles.append(box("ge-barriers", "Barriers"))
+    if changed is not None:
+        toggles.append(box("ge-changed", "Changed territory"))
     if tile_url:
         toggles.append('<label><input type="checkbox" id="ge-basemap"> Base map (online)</label>'
                        '<div class="hint">Loads map tiles from the network; off by default, the rest of the map '
@@ -685,6 +779,12 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
               '<div><span class="sw s"></span>Spare specialist</div>']  # fmt: skip
     if sites is not None:
         legend.append('<div><span class="sw m" style="background:#b71c1c"></span>Service point</div>')
+    if zones is not None:
+        legend.append('<div><span class="sw z"></span>Zone border (grids never cross it)</div>')
+    if barriers is not None:
+        legend.append('<div><span class="sw b"></span>Barrier (grids never cross it)</div>')
+    if changed is not None:
+        legend.append('<div><span class="sw c"></span>Territory that changed grid</div>')
     if dlegend:
         legend.append("<div>Customer workload per cell:</div>" + "".join(
             f'<div><span class="sw" style="background:{c}"></span>{_e(t)}</div>' for c, t in zip(_DENSITY, dlegend)))
@@ -716,7 +816,7 @@ def _fmt_metric(key: str, v: Any) -> str:
     if isinstance(v, Real):
         if not math.isfinite(float(v)):
             return "n/a"
-        if key in _PCT_KEYS or key.endswith(("_share", "_pct", "_rate")):
+        if key in _PCT_KEYS or key in _PCT_KEYS_MORE or key.endswith(("_share", "_pct", "_rate")):
             return _pct(v)
         if key in _KM_KEYS or key.endswith("_km"):
             return f"{float(v):,.2f} km"
@@ -737,7 +837,7 @@ def _is_scalar(v: Any) -> bool:
 
 def _metric_rows(metrics: Mapping[str, Any], keys: list[str]) -> str:
     def label(k: str) -> str:
-        return f"{_e(_LABELS[k])} <code>{_e(k)}</code>" if k in _LABELS else f"<code>{_e(k)}</code>"
+        return f'{_e(_label_of(k))} <small class="key">{_e(k)}</small>'
 
     return "".join(f"<tr><th>{label(k)}</th><td>{_fmt_metric(k, metrics[k])}</td></tr>" for k in keys)
 
@@ -804,7 +904,8 @@ max-width:1100px;margin:0 auto;padding:12px 20px}h1{font-size:22px;margin:8px 0}
 h2{font-size:17px;margin:24px 0 8px;border-bottom:1px solid #ddd;padding-bottom:3px}table{border-collapse:collapse}
 th,td{padding:3px 10px;border-bottom:1px solid #eee;text-align:left}
 td.n{text-align:right;font-variant-numeric:tabular-nums}table.kv th{font-weight:normal;color:#444}
-code{color:#888;font-size:11px}nav a{margin-right:12px}
+code{color:#888;font-size:11px}small.key{color:#999;font-size:10px;font-family:monospace;margin-left:4px}
+nav a{margin-right:12px}
 table.sortable th{cursor:pointer;background:#f3f5f7;position:sticky;top:0}
 th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after{content:" \\25BC"}
 tr.unstaffed td{background:#fdecea}td.over{color:#b71c1c;font-weight:600}ul.warn li{margin:2px 0}
@@ -819,6 +920,57 @@ function key(r){var c=r.cells[i],v=c.getAttribute('data-v');if(v===null)return c
 return isNaN(v)?-1e300:v;}
 rows.sort(function(a,b){var x=key(a),y=key(b),s=x<y?-1:x>y?1:0;return asc?s:-s;});
 rows.forEach(function(r){tb.appendChild(r);});});});"""
+
+
+def planner_warnings(warnings: list[str]) -> tuple[list[str], int]:
+    """The warnings worth a planner's attention, and how many were left out.
+
+    A bridge that joins an area without workload (empty land, an islet nobody lives on) to a
+    grid changes no one's work and is left out.
+    """
+    import re
+
+    keep, quiet = [], 0
+    for w in warnings:
+        m = re.match(r"bridge: .*\(workload ([0-9.eE+-]+)\)", w)
+        if m and float(m.group(1)) == 0.0:
+            quiet += 1
+            continue
+        keep.append(w)
+    return keep, quiet
+
+
+def describe_separation(a: str, b: str, tiled: set[str], *, zones: Any = None, barriers: Any = None,
+                        service_area_given: bool = True) -> str:
+    """What separates two cells a bridge joins, in words: "a barrier", "a zone border", "water or land
+    outside the service area", or "land with no customer nearby".
+
+    Parameters
+    ----------
+    a, b
+        The two cells (H3 strings).
+    tiled
+        Every cell of the plan's tiling.
+    zones, barriers
+        The plan's zones (list of polygons) and barriers, if any.
+    service_area_given
+        Whether the service area was a planner's polygon (else a buffer around the customers).
+    """
+    import h3
+    from shapely.geometry import LineString
+
+    (la, lo), (lb, lob) = h3.cell_to_latlng(a), h3.cell_to_latlng(b)
+    seg = LineString([(lo, la), (lob, lb)])
+    if barriers is not None and seg.intersects(barriers.boundary if barriers.geom_type in ("Polygon", "MultiPolygon")
+                                               else barriers):
+        return "a barrier"
+    if zones is not None:
+        za = [i for i, z in enumerate(zones) if z.contains(shapely.Point(lo, la))]
+        zb = [i for i, z in enumerate(zones) if z.contains(shapely.Point(lob, lb))]
+        if za and zb and za[0] != zb[0]:
+            return "a zone border"
+    return "water or land outside the service area" if service_area_given else \
+        "land with no customer nearby (outside the tiled area)"
 
 
 def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list[str], capacity: float | None,
@@ -868,8 +1020,12 @@ def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list
     if unst:
         staff_html += "<p>Unstaffed grids: " + ", ".join(f'<span class="tag">{_e(r["gid"])}</span>' for r in unst)
         staff_html += "</p>"
+    warnings, quiet = planner_warnings(warnings)
     warn_html = "".join(f"<li>{_e(w)}</li>" for w in warnings)
     warn_html = f'<ul class="warn">{warn_html}</ul>' if warnings else "<p>No warnings.</p>"
+    if quiet:
+        warn_html += (f'<p class="hint">{quiet} bridge(s) joining empty land (no workload) to a grid are not '
+                      "listed: they change no one's work (all bridges are in metrics.json).</p>")
     wl = [r["workload"] for r in rows]
     fin = [float(v) for v in wl if not _missing(v)]
     stats = (f"{len(fin)} grids · mean {_num(np.mean(fin))} · median {_num(np.median(fin))} · "

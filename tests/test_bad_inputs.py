@@ -112,7 +112,7 @@ CASES = [
     Case("missing_column", customers="missing_column.csv", error=("required column 'lon' is missing",),
          names="customers", column="lon"),
     Case("misspelt_column", customers="misspelt_column.csv",
-         error=("required column 'lon' is missing", "did you mean 'lng'?"), names="customers", column="lon"),
+         error=("required column 'lon' is missing", "did you mean 'lonn'?"), names="customers", column="lon"),
     Case("duplicate_column", customers="duplicate_column.csv",
          error=("column 'lat' appears more than once in the header",), names="customers", column="lat"),
     Case("gbk_detected", customers="gbk.csv", rows=40, check=lambda out: same_as_base("gbk.csv")),

@@ -87,16 +87,21 @@ def test_barrier_line_cuts_adjacency_and_zones_separate():
     lon = 114.06 + rng.uniform(-0.01, 0.01, 400)
     df = customers(lat, lon)
     river = LineString([(114.00, 22.54), (114.12, 22.54)])  # west-east through the middle (lon, lat)
-    index, _, _ = build_cells(df, res=9, buffer_m=400, barriers=river)
+    index, kept, _ = build_cells(df, res=9, buffer_m=400, barriers=river)
     assert index.n_barrier_cuts > 0
-    lat_c = index.cells["lat"].to_numpy()
+    # a cell's side is its customers' side (one per cell: straddling cells are split finer), else its centre's
+    north = index.cells["lat"].to_numpy() > 22.54
+    cust_north = kept["lat"].to_numpy() > 22.54
+    assert pd.Series(cust_north).groupby(index.customer_cell).nunique().max() == 1
+    north[index.customer_cell] = cust_north
     a, b = index.edges
-    assert not np.any((lat_c[a] > 22.54) != (lat_c[b] > 22.54))  # no edge crosses the line
+    assert not np.any(north[a] != north[b])  # no edge crosses the line
     zones = [box(113.9, 22.3, 114.06, 22.8), box(114.06, 22.3, 114.3, 22.8)]
-    index2, _, _ = build_cells(df, res=9, buffer_m=400, zones=zones)
-    lon_c = index2.cells["lon"].to_numpy()
+    index2, kept2, _ = build_cells(df, res=9, buffer_m=400, zones=zones)
+    zone = index2.cells["zone"].to_numpy()
+    assert (zone[index2.customer_cell] == (kept2["lon"].to_numpy() > 114.06)).all()  # each customer's own zone
     a, b = index2.edges
-    assert not np.any((lon_c[a] > 114.06) != (lon_c[b] > 114.06))
+    assert not np.any(zone[a] != zone[b])
 
 
 def test_barrier_polygon_drops_empty_cells_keeps_customers():

@@ -35,7 +35,7 @@ def test_workload_defaults_to_one(tmp_path):
 
 
 def test_missing_column_names_file_and_suggests(tmp_path):
-    p = write(tmp_path, "c.csv", "customer_id,latitude,lon\nA,22.5,114.0\n")
+    p = write(tmp_path, "c.csv", "customer_id,latt,lon\nA,22.5,114.0\n")
     with pytest.raises(ge.InputError) as exc:
         read_customers(p)
     msg = str(exc.value)

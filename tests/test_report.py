@@ -286,8 +286,9 @@ def test_report_metrics_formatting(grids) -> None:
     assert "<td>1.23 km</td>" in page and "<td>4,321.00 km</td>" in page
     assert "<td>12,345</td>" in page and "<td>OPTIMAL</td>" in page
     assert "n/a (no previous plan)" in page
-    assert "<code>mean_fill_share</code></th><td>81.00%</td>" in page  # extra keys shown
-    assert "<code>objective</code></th><td>12.5</td>" in page
+    # extra keys shown, labelled in words with the key as a small annotation
+    assert 'Mean fill share <small class="key">mean_fill_share</small></th><td>81.00%</td>' in page
+    assert 'Objective <small class="key">objective</small></th><td>12.5</td>' in page
     assert "per_grid" not in page  # non-scalar skipped
     assert "Specialists missing" in page and "Spare specialists" in page
     assert "Warnings (2)" in page and "Bridge joins island G0006" in page

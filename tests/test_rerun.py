@@ -135,10 +135,12 @@ def test_diff_command(base, tmp_path, capsys):
     p1.write(tmp_path / "p1")
     assert main(["diff", str(folder), str(tmp_path / "p1"), "--out", str(tmp_path / "d")]) == 0
     out = capsys.readouterr().out
-    assert "departed_customers" in out and "customers_moved" in out
-    d = pd.read_csv(tmp_path / "d" / "diff.csv", dtype=str)
-    assert list(d.columns) == ["customer_id", "grid_a", "grid_b", "specialist_a", "specialist_b"]
-    assert len(d) == p1.metrics["customers_moved"]
+    assert "continuing customers" in out and "change specialist" in out and "gone" in out
+    d = pd.read_csv(tmp_path / "d" / "diff.csv", dtype=str, keep_default_na=False)
+    assert list(d.columns) == ["customer_id", "change", "grid_a", "grid_b", "specialist_a", "specialist_b"]
+    continuing = d["change"].isin(["changed specialist", "newly without a specialist", "newly with a specialist"])
+    assert continuing.sum() == p1.metrics["customers_moved"]
+    assert (d["change"] == "gone").sum() == len(city.customers) - len(c2)
     page = (tmp_path / "d" / "diff.html").read_text()
     offline = re.sub(r' data-tiles="[^"]*"', "", page)  # the optional online base map, fetched only on request
     assert "http://" not in offline and "https://" not in offline and "What changed" in page

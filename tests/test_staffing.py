@@ -99,9 +99,9 @@ def test_staff_command(city, tmp_path, capsys):
     assert main(["staff", "--customers", str(paths["customers"]), "--capacity", "1000",
                  "--service-area", str(paths["service_area"]), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
-    assert "specialists needed for 5000 customers" in out
+    assert "specialists recommended for 5000 customers" in out and "pure-capacity minimum is 6" in out
     st = pd.read_csv(tmp_path / "o" / "staffing.csv")
-    n = int(out.split("): ")[1].split(" specialists")[0])
+    n = int(out.split("full: ")[1].split(" specialists")[0])
     assert st["grids"].sum() == n == st["specialists_missing"].sum()
     assert main(["staff", "--customers", str(paths["customers"]), "--capacity", "-5"]) == 2
 

@@ -596,7 +596,7 @@ def _areas_and_bridges(g: _Graph, w: np.ndarray, target: float, bridge_share: fl
     n_areas, area = connected_components(g.adj, directed=False)
     area_w = np.bincount(area, weights=w, minlength=n_areas)
     big = area_w >= bridge_share * target
-    if uneven_tol is not None and big.sum() > 1:
+    if uneven_tol is not None and big.sum() > 1 and bridge_share >= 1e-6:  # (hard zones pass ~0: never bridged)
         # an area whose workload is far from a whole number of grids (an island of 0.6 or 1.3 grids)
         # would get grids far off the target: it joins its nearest area through a bridge instead,
         # unless it is the heaviest or large enough (3+ grids) to even out on its own

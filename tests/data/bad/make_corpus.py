@@ -68,7 +68,7 @@ def main() -> None:
     write("blank_lines.csv", "\n   \n\t\n")
     write("header_only.csv", "customer_id,lat,lon,workload\n")
     write("missing_column.csv", csv_text(plain.drop(columns=["lon"])))
-    write("misspelt_column.csv", csv_text(plain.rename(columns={"lon": "lng"})))
+    write("misspelt_column.csv", csv_text(plain.rename(columns={"lon": "lonn"})))
     dup_col = plain.copy()
     write("duplicate_column.csv", csv_text(dup_col).replace("customer_id,lat,lon,workload", "customer_id,lat,lat,workload", 1))
     write("gbk.csv", csv_text(cust).encode("gbk"))
