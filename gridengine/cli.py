@@ -458,6 +458,9 @@ def _cmd_visits(args: argparse.Namespace) -> int:
             print("  stage timings    " + ", ".join(f"{k} {v:.2f}s" for k, v in res.run["timings_s"].items())
                   + f" ({res.run['workers']} worker(s))")
         print(f"visits written to {out}/ in {time.perf_counter() - t0:.1f}s; open {out / 'index.html'}")
+    return 0
+
+
 def _cmd_sites(args: argparse.Namespace) -> int:
     from .sites import SitesConfig, site_service_points
 
