@@ -19,9 +19,19 @@ from scipy.sparse.csgraph import connected_components
 from gridengine.errors import InfeasibleError
 from gridengine.partition.districting import DistrictingResult, district_units
 
-# the published instances sit beside the repository (../shared), or where GRIDENGINE_SHARED points
-SHARED = Path(os.environ.get("GRIDENGINE_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-DATA = SHARED / "benchmarks" / "districting_hess_validi"
+
+def _shared() -> Path:
+    """The published instances: where GRIDENGINE_SHARED points, else a ``shared`` folder beside the
+    repository or beside any folder above it."""
+    if os.environ.get("GRIDENGINE_SHARED"):
+        return Path(os.environ["GRIDENGINE_SHARED"])
+    for parent in Path(__file__).resolve().parents[1:]:
+        if (parent / "shared" / "benchmarks").is_dir():
+            return parent / "shared"
+    return Path(__file__).resolve().parents[2] / "shared"
+
+
+DATA = _shared() / "benchmarks" / "districting_hess_validi"
 needs_data = pytest.mark.skipif(not (DATA / "best_known.csv").exists(), reason="published districting data not present")
 
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -640,19 +639,6 @@ def _over_message(g: _Graph, labels: np.ndarray, over: np.ndarray, loads: np.nda
             "fill: add specialists (or raise capacities) there, or split these compounds at customer level")
 
 
-def _flood_fill(g: _Graph, labels: np.ndarray) -> np.ndarray:
-    """Unlabelled units (-1) take the label of the nearest labelled unit by graph steps (BFS, index order)."""
-    labels = labels.copy()
-    queue = deque(np.flatnonzero(labels >= 0).tolist())
-    while queue:
-        v = queue.popleft()
-        for t in g.neighbours(v).tolist():
-            if labels[t] < 0:
-                labels[t] = labels[v]
-                queue.append(t)
-    return labels
-
-
 def _absorb(g: _Graph, labels: np.ndarray, caps: np.ndarray) -> None:
     """Unlabelled units (-1) join a neighbouring grid, the least full (load / capacity) first, in place.
 
@@ -793,7 +779,7 @@ def partition_roster_rerun(
     PartitionResult
         ``labels[u]`` is the part whose grid holds unit ``u``.
     """
-    from .rerun import _keep_main_pieces
+    from .rerun import _flood_fill, _keep_main_pieces
 
     w = np.asarray(weights, dtype="float64")
     caps = np.asarray(capacities, dtype="float64")
@@ -872,7 +858,7 @@ def partition_roster_rerun(
                for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
     conn = grid_connectivity(labels, src0, dst0, bridges)
     if not conn.all():  # stray pieces (around bridges) join their neighbours; then capacity must still hold
-        from .rerun import _keep_main_pieces
+        from .rerun import _flood_fill, _keep_main_pieces
 
         labels[:] = _flood_fill(g, _keep_main_pieces(g, labels))
         bridges = [b for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
