@@ -10,6 +10,7 @@ write never damages an earlier plan in the same place.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,6 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,6 +152,70 @@ def _round_coords(obj: Any, nd: int = 7) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_round_coords(v, nd) for v in obj]
     return obj
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | Path, *, overwrite: bool, what: str,
+                  occupied: str = "already holds files") -> Iterator[Path]:
+    """Write a folder complete or not at all: yield an empty sibling folder to fill, then swap it in.
+
+    Shared by every writer of an output folder (plans, visits, service points). Stale temporary
+    siblings of interrupted runs are cleaned first; the filled folder's files are synced, and it
+    replaces ``folder`` by an atomic exchange where the system has one (two renames elsewhere).
+
+    Parameters
+    ----------
+    folder
+        The target folder.
+    overwrite
+        Replace what ``folder`` holds. Without it, a non-empty folder is an error.
+    what
+        What is written, for messages ("the plan", "the visits", ...).
+    occupied
+        How a non-empty target is described in the error.
+
+    Raises
+    ------
+    PlanWriteError
+        The folder holds something and ``overwrite`` is False, or it cannot be written; the
+        earlier folder is then left as it was.
+    """
+    folder = Path(folder)
+    _clean_stale(folder)  # first: it may put back a folder an interrupted write had moved aside
+    if folder.exists() and not folder.is_dir():
+        raise PlanWriteError(f"{folder}: exists and is not a folder")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise PlanWriteError(f"{folder}: {occupied}; use --force / overwrite=True to replace it")
+    parent = folder.parent if str(folder.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise PlanWriteError(f"{folder}: cannot write here: {exc.strerror or exc}{where}") from None
+    try:
+        yield tmp
+        for f in tmp.iterdir():
+            if f.is_file():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)
+        if folder.exists():
+            if _exchange(tmp, folder):  # tmp now holds the earlier folder
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:  # two renames: a tiny window without the folder, repaired by the next write
+                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
+                os.rename(folder, old / "plan")
+                os.rename(tmp, folder)
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, folder)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise PlanWriteError(f"{folder}: writing {what} failed: {exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @dataclass
@@ -345,19 +411,8 @@ class Plan:
         from . import report
 
         folder = Path(folder)
-        _clean_stale(folder)  # first: it may put back a plan an interrupted write had moved aside
-        if folder.exists() and not folder.is_dir():
-            raise PlanWriteError(f"{folder}: exists and is not a folder")
-        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-            raise PlanWriteError(f"{folder}: already holds files (a plan?); use --force / overwrite=True to replace it")
-        parent = folder.parent if str(folder.parent) else Path(".")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
-        except OSError as exc:
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise PlanWriteError(f"{folder}: cannot write here: {exc.strerror or exc}{where}") from None
-        try:
+        with atomic_folder(folder, overwrite=overwrite, what="the plan",
+                           occupied="already holds files (a plan?)") as tmp:
             self.grids.to_parquet(tmp / "grids.parquet", index=False)
             (tmp / "grids.geojson").write_text(self._grids_geojson(), encoding="utf-8")
             self.assignments.to_parquet(tmp / "assignments.parquet", index=False)
@@ -390,26 +445,6 @@ class Plan:
                 encoding="utf-8")
             # The manifest goes last: a folder with a manifest is a complete plan.
             (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            os.chmod(tmp, 0o755)
-            if folder.exists():
-                if _exchange(tmp, folder):  # tmp now holds the earlier plan
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:  # two renames: a tiny window without the folder, repaired by the next write
-                    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
-                    os.rename(folder, old / "plan")
-                    os.rename(tmp, folder)
-                    shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, folder)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise PlanWriteError(f"{folder}: writing the plan failed: {exc}") from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         logger.info("report: plan written to %s", folder)
         return folder
 

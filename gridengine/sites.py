@@ -43,11 +43,8 @@ import html
 import json
 import logging
 import math
-import os
 import resource
-import shutil
 import socket
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -62,7 +59,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .errors import ConfigError, InfeasibleError, InputError, PlanWriteError
+from .errors import ConfigError, InfeasibleError, InputError
 from .pmedian import capacitated_facility_location
 
 __all__ = ["SitesConfig", "SitesResult", "site_service_points", "read_candidates", "SITES_DATA_FILES"]
@@ -194,21 +191,10 @@ class SitesResult:
         PlanWriteError
             If the folder holds files and ``overwrite`` is False, or it cannot be written.
         """
-        from .plan import _clean_stale, _exchange, _json_dump
+        from .plan import _json_dump, atomic_folder
 
         folder = Path(folder)
-        _clean_stale(folder)
-        if folder.exists() and not folder.is_dir():
-            raise PlanWriteError(f"{folder}: exists and is not a folder")
-        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-            raise PlanWriteError(f"{folder}: already holds files; use --force / overwrite=True to replace it")
-        parent = folder.parent if str(folder.parent) else Path(".")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
-        except OSError as exc:
-            raise PlanWriteError(f"{folder}: cannot write here: {exc.strerror or exc}") from None
-        try:
+        with atomic_folder(folder, overwrite=overwrite, what="the sites", occupied="already holds files") as tmp:
             csv = dict(index=False, lineterminator="\n")
             self.sites.to_csv(tmp / "sites.csv", **csv)
             (tmp / "sites.geojson").write_text(_sites_geojson(self.sites), encoding="utf-8")
@@ -221,26 +207,6 @@ class SitesResult:
                                                                 self.density), encoding="utf-8")
             (tmp / "report.html").write_text(render_sites_report_html(self), encoding="utf-8")
             (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            os.chmod(tmp, 0o755)
-            if folder.exists():
-                if _exchange(tmp, folder):
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:  # pragma: no cover - non-Linux
-                    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
-                    os.rename(folder, old / "plan")
-                    os.rename(tmp, folder)
-                    shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, folder)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise PlanWriteError(f"{folder}: writing the sites failed: {exc}") from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return folder
 
 

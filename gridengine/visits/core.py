@@ -6,8 +6,6 @@ import datetime as dt
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..errors import InputError, PlanWriteError
+from ..errors import InputError
 from .config import VisitsConfig
 from .inputs import REJECT_COLUMNS, read_table, validate_at_risk, validate_booked
 from .solve import NO_ROOM, NO_WINDOW, SCHEDULED, TOO_MANY, solve_specialist
@@ -120,22 +118,11 @@ class VisitsResult:
         PlanWriteError
             The folder holds files and ``overwrite`` is False, or it cannot be written.
         """
-        from ..plan import _clean_stale, _exchange
+        from ..plan import atomic_folder
         from .pages import _FIXED, render_index, render_specialist
 
         folder = Path(folder)
-        _clean_stale(folder)
-        if folder.exists() and not folder.is_dir():
-            raise PlanWriteError(f"{folder}: exists and is not a folder")
-        if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-            raise PlanWriteError(f"{folder}: already holds files; use --force / overwrite=True to replace them")
-        parent = folder.parent if str(folder.parent) else Path(".")
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=parent))
-        except OSError as exc:
-            raise PlanWriteError(f"{folder}: cannot write here: {exc.strerror or exc}") from None
-        try:
+        with atomic_folder(folder, overwrite=overwrite, what="the visits", occupied="already holds files") as tmp:
             self.visits.to_csv(tmp / "visits.csv", index=False, lineterminator="\n")
             self.unscheduled.to_csv(tmp / "unscheduled.csv", index=False, lineterminator="\n")
             self.rejects.to_csv(tmp / "rejects.csv", index=False, lineterminator="\n")
@@ -160,23 +147,6 @@ class VisitsResult:
                 (pages / f"{_safe(s)}.html").write_text(html, encoding="utf-8")
             (tmp / "index.html").write_text(render_index(self), encoding="utf-8")
             (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
-            os.chmod(tmp, 0o755)
-            if folder.exists():
-                if _exchange(tmp, folder):
-                    shutil.rmtree(tmp, ignore_errors=True)
-                else:
-                    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=parent))
-                    os.rename(folder, old / "plan")
-                    os.rename(tmp, folder)
-                    shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, folder)
-        except OSError as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise PlanWriteError(f"{folder}: writing the visits failed: {exc}") from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         return folder
 
 
