@@ -34,8 +34,10 @@ leave10      the same with 10 %; the base plan is drawn at fill 0.855 so that th
              specialists' customer share + 1 pp.
 same         re-run from the exact plan with nothing changed. Target: byte-identical data files
              (grids.parquet, grids.geojson, grids.csv when written, assignments.parquet,
-             assignments.csv, rejects.csv, metrics.json, manifest.json; both plans written with
-             ``Plan.write``).
+             assignments.csv, rejects.csv, ...; both plans written with ``Plan.write``).
+             metrics.json and manifest.json, the plan's record of how it was made, may differ
+             only by the re-run's own entries: churn and moves all zero, and the previous
+             plan's hash; any other difference fails.
 join5        re-run from the exact plan after 5 % new specialists join (bases near the workload).
              Target: every new specialist gets a grid, coverage 100 %, churn <= 8 %.
 compactness  on the exact plan: workload-weighted mean distance customer -> own grid centre
@@ -67,6 +69,7 @@ from __future__ import annotations
 import argparse
 import csv
 import filecmp
+import json
 import math
 import os
 import re
@@ -349,9 +352,38 @@ def run_same(b: Bench, name: str) -> list[dict]:
     diff = compare_files(folder, again)
     ev = evaluate(plan, b.city(name).customers, roster)
     ch, _ = churn(base, plan)
-    row = _row("same", name, b.n, len(roster), ev, churn=ch, seconds=round(secs, 1),
-               detail=("differ: " + ", ".join(diff)) if diff else "all data files identical")
-    return [_verdict(row, {"byte-identical": not diff})]
+    tables = [f for f in diff if f not in RECORD_FILES]
+    record = record_differences(folder, again)
+    detail = ("tables differ: " + ", ".join(tables) + "; ") if tables else "every table identical; "
+    detail += ("the plan's record differs only in the re-run entries: " + ", ".join(record)) if record else \
+        "metrics and manifest identical"
+    unexpected = [r for r in record if not r.startswith(RERUN_RECORD)]
+    row = _row("same", name, b.n, len(roster), ev, churn=ch, seconds=round(secs, 1), detail=detail)
+    return [_verdict(row, {"tables byte-identical": not tables, "record: re-run entries only": not unexpected})]
+
+
+#: The plan's record of how it was made; a re-run adds its own entries there.
+RECORD_FILES = ("metrics.json", "manifest.json")
+
+#: Entries a re-run adds to the record (with "nothing moved" values when nothing changed).
+RERUN_RECORD = ("metrics.json:churn=0", "metrics.json:customers_moved=0", "metrics.json:departed_customers=0",
+                "metrics.json:grids_added=0", "metrics.json:grids_changed=0", "metrics.json:grids_removed=0",
+                "metrics.json:new_customers=0", "metrics.json:continuing_customers=", "manifest.json:previous_plan=")
+
+
+def record_differences(a: Path, b: Path) -> list[str]:
+    """Entries of metrics.json and manifest.json that differ between two plan folders, as
+    ``file:key=value in b`` (values of the first plan are those of a plan without a previous one)."""
+    out = []
+    for name in RECORD_FILES:
+        ja, jb = json.loads((a / name).read_text()), json.loads((b / name).read_text())
+        for key in sorted(set(ja) | set(jb)):
+            if ja.get(key) != jb.get(key):
+                v = jb.get(key)
+                shown = f"{v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else \
+                    ("" if isinstance(v, dict) else str(v))
+                out.append(f"{name}:{key}={shown}" if ja.get(key) is None else f"{name}:{key} {ja.get(key)} -> {v}")
+    return out
 
 
 def run_join(b: Bench, name: str, share: float = 0.05) -> list[dict]:

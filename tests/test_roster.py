@@ -121,6 +121,49 @@ def test_rerun_absorbs_a_departed_grid_and_carves_one_for_a_newcomer():
     assert (np.bincount(res2.labels, weights=w, minlength=10) <= caps10 + 1e-9).all()
 
 
+def test_rerun_moves_no_staying_customer_when_the_neighbours_have_room():
+    """A departed grid in the middle of a 3 x 3 block city, neighbours filled to 70%: its customers
+    are shared out among the grids around it, and nobody else changes grid."""
+    rng = np.random.default_rng(3)
+    w, x, y, edges = lattice(30, 30, rng)
+    w[:] = 1.0
+    block = (np.arange(30)[None, :] // 10 + 3 * (np.arange(30)[:, None] // 10)).ravel()  # row-major blocks
+    caps = np.full(9, 100.0 / 0.7)
+    initial = np.where(block == 4, -1, np.where(block > 4, block - 1, block))
+    keep = np.r_[0:4, 5:9]
+    res = partition_roster_rerun(w, x, y, edges, initial=initial, capacities=caps[:8],
+                                 anchor_x=x[keep * 100 + 5], anchor_y=y[keep * 100 + 5])
+    stayed = initial >= 0
+    assert (res.labels[stayed] == initial[stayed]).all()
+    loads = np.bincount(res.labels, weights=w, minlength=8)
+    assert (loads <= caps[:8] + 1e-9).all() and grid_connectivity(res.labels, *edges, res.bridges).all()
+    # only the four grids that touch the middle block take its customers
+    took = np.unique(res.labels[block == 4])
+    assert set(took.tolist()) <= {1, 3, 4, 6}
+
+
+def test_rerun_passes_on_the_least_when_the_neighbours_are_full():
+    """A strip of five grids; the one at the end leaves and its neighbour has little room: the
+    workload passes along the strip, and only what must pass moves (a least-churn flow)."""
+    rng = np.random.default_rng(4)
+    w, x, y, edges = lattice(50, 6, rng)
+    w[:] = 1.0
+    part = (np.arange(50)[None, :] // 10 + np.zeros((6, 1), dtype=int)).ravel()
+    caps = np.full(4, 60.0 * 5 / 4 / 0.95)  # 300 customers on 4 specialists: fill 0.95
+    initial = np.where(part == 0, -1, part - 1)
+    res = partition_roster_rerun(w, x, y, edges, initial=initial, capacities=caps,
+                                 anchor_x=np.array([1500.0, 2500, 3500, 4500]), anchor_y=np.full(4, 250.0))
+    loads = np.bincount(res.labels, weights=w, minlength=4)
+    assert (loads <= caps + 1e-9).all() and grid_connectivity(res.labels, *edges, res.bridges).all()
+    stayed = initial >= 0
+    moved = int((res.labels[stayed] != initial[stayed]).sum())
+    # least churn: 60 customers leave with the first grid; each grid keeps room r = cap - 60 and
+    # the flow passes 60 - r, 60 - 2r, 60 - 3r across the three inner borders
+    r = caps[0] * 0.995 - 60
+    need = sum(max(60 - i * r, 0) for i in (1, 2, 3))
+    assert moved <= need * 1.25 + 6
+
+
 def test_cli_rerun_honours_k_and_says_so(sample_paths, tmp_path, capsys):
     base = tmp_path / "base"
     args = ["plan", "--customers", str(sample_paths["customers"]), "--specialists", str(sample_paths["specialists"]),

@@ -79,16 +79,17 @@ BORDER_LAYERS = 3.0
 
 
 def _flow_rebalance(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, limit: np.ndarray,
-                    locked: np.ndarray, rounds: int = 6) -> float:
+                    locked: np.ndarray, rounds: int = 6, border_layers: float = BORDER_LAYERS) -> float:
     """Flow rebalance (:func:`_flow_round`), re-planned from the new loads while borders stall.
 
     A border whose flow could not be realised (units that hold the sender together, a bridge)
-    is avoided by the next round's flow. Returns the workload moved.
+    is avoided by the next round's flow. ``border_layers`` bounds what a border passes cheaply
+    (``np.inf``: no bound, the least workload moved). Returns the workload moved.
     """
     stalled: set[tuple[int, int]] = set()
     moved = 0.0
     for _ in range(rounds):
-        mv, left = _flow_round(g, dense, n_grids, lower, limit, locked, stalled)
+        mv, left = _flow_round(g, dense, n_grids, lower, limit, locked, stalled, border_layers)
         moved += mv
         if not left or mv == 0:
             break
@@ -97,7 +98,8 @@ def _flow_rebalance(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarra
 
 
 def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, limit: np.ndarray,
-                locked: np.ndarray, stalled: set[tuple[int, int]]) -> tuple[float, set[tuple[int, int]]]:
+                locked: np.ndarray, stalled: set[tuple[int, int]],
+                border_layers: float = BORDER_LAYERS) -> tuple[float, set[tuple[int, int]]]:
     """Pass workload from grids above ``limit`` to grids below ``lower`` (or with room), hop by hop, in place.
 
     The excess travels along a min-cost flow on the grid adjacency graph (one unit of cost per
@@ -156,7 +158,8 @@ def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, l
     tails = np.r_[OUT + pairs[:, 0], OUT + pairs[:, 0], t_x, gi, gi]
     heads = np.r_[pairs[:, 1], pairs[:, 1], h_x, OUT + gi, OUT + gi]
     thr = np.floor(THROUGH_SHARE * loads * scale).astype(np.int64)
-    caps = np.r_[np.ceil(BORDER_LAYERS * bw * scale).astype(np.int64), np.full(np_, big), c_x, thr,
+    cheap = np.full(np_, big) if not np.isfinite(border_layers) else np.ceil(border_layers * bw * scale)
+    caps = np.r_[cheap.astype(np.int64), np.full(np_, big), c_x, thr,
                  np.full(n_grids, big)]
     costs = np.r_[np.where(bad, 1000, 10), np.where(bad, 20000, 200), np.zeros(len(rg)), np.zeros(n_grids),
                   np.full(n_grids, 300)].astype(np.int64)
@@ -176,6 +179,20 @@ def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, l
     if flows is None:
         return 0.0, set()
     edges = [(int(u), int(v), float(f)) for (u, v), f in zip(pairs.tolist(), flows.tolist()) if f > 0]
+    moved, remaining = _realise_flows(g, dense, n_grids, edges, locked)
+    return moved, {e for e, f in remaining.items() if f > 0.5 * scale ** -1}
+
+
+def _realise_flows(g: _Graph, dense: np.ndarray, n_grids: int, edges: list[tuple[int, int, float]],
+                   locked: np.ndarray) -> tuple[float, dict[tuple[int, int], float]]:
+    """Move units across grid borders to carry the flows ``edges`` (sender, receiver, workload), in place.
+
+    Each border's flow is realised by moving the sender's units that touch the receiving grid,
+    the best-fitting first, never breaking the sender's connectivity or emptying it, and never
+    overshooting the flow by more than the unit's own weight. Returns the workload moved and
+    the flow left unrealised per border.
+    """
+    w = g.w
     # senders first in flow order: a grid passes workload on after it has received its own
     order_in = np.zeros(n_grids)
     for u, v, f in edges:
@@ -221,7 +238,7 @@ def _flow_round(g: _Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray, l
         remaining = {e: f for e, f in remaining.items() if f > 0}
         if not remaining or not progress:
             break
-    return moved, {e for e, f in remaining.items() if f > 0.5 * scale ** -1}
+    return moved, remaining
 
 
 def partition_from_previous(

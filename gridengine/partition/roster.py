@@ -64,6 +64,17 @@ AREA_BAND = 0.8
 #: Rounds of capacity repair (border flows, then local redraws with growing regions).
 REPAIR_ROUNDS = 8
 
+#: Slices of each grid's room (of rising cost) when a departed specialist's territory is shared
+#: out, so that it goes to the grids around it in step with their room.
+ABSORB_STEPS = 4
+
+#: Cost of passing a unit of workload across one border between staying grids, against the
+#: slices' costs 0 .. ABSORB_STEPS - 1 (passing on moves a staying specialist's customers).
+PASS_COST = 100
+
+#: Compounds (and receiving grids) tried per over-full grid when a compound is handed over whole.
+HAND_OVER_TRIES = 12
+
 
 @dataclass
 class RosterSizing:
@@ -373,13 +384,16 @@ def _grid_neighbours(g: _Graph, labels: np.ndarray) -> dict[int, set[int]]:
 
 def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.ndarray, tol: float,
             n_trees: int, refine_passes: int, locked: np.ndarray, rng: np.random.Generator,
-            home: np.ndarray | None = None, churn_w: float = 0.0, limit_share: float | None = None) -> list[str]:
+            home: np.ndarray | None = None, churn_w: float = 0.0, limit_share: float | None = None,
+            settled: np.ndarray | None = None) -> list[str]:
     """Bring every grid within its capacity: border flows, then local redraws with growing regions.
 
     The flows bring grids down to ``target * (1 + tol / 2)`` (first plans), or to ``limit_share`` of
-    their capacity (re-runs: capacity only, the fewest customers moved). Locked units never move;
-    re-runs (``home`` given) try two rounds of flows before any local redraw."""
-    from .rerun import _flow_rebalance
+    their capacity (re-runs: capacity only, the fewest customers moved, along borders of any width).
+    Locked units never move; re-runs (``home`` given) try five rounds of flows (and, from the
+    second, whole compounds handed to a neighbour) before any local redraw, and their balance passes leave ``settled`` units (customers who keep their specialist)
+    where they are."""
+    from .rerun import BORDER_LAYERS, _flow_rebalance
 
     notes: list[str] = []
     for rnd in range(REPAIR_ROUNDS):
@@ -395,16 +409,17 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
             over = np.flatnonzero(loads > caps + 1e-9)
             if len(over) == 0:
                 break
-        if rnd >= 2 and rnd % 2 == 0 and _hand_over_heavy(g, labels, k, caps, over, loads, locked):
+        if (rnd >= 1 if home is not None else rnd >= 2 and rnd % 2 == 0) and _hand_over_heavy(g, labels, k, caps, over, loads, locked):
             notes.append("a compound that kept its grid over capacity moved whole to a neighbouring grid, which "
                          "passed workload on to make room")
             loads = np.bincount(labels, weights=g.w, minlength=k)
             over = np.flatnonzero(loads > caps + 1e-9)
             if len(over) == 0:
                 break
-        if rnd % 2 == 0 or (home is not None and rnd < 2):  # pass the excess along a min-cost flow
+        if rnd % 2 == 0 or (home is not None and rnd < 5):  # pass the excess along a min-cost flow
             limit = np.minimum(caps, target * (1 + 0.5 * tol)) if limit_share is None else caps * limit_share
-            mv = _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, locked)
+            mv = _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, locked,
+                                 border_layers=np.inf if home is not None else BORDER_LAYERS)
             notes.append(f"{len(over)} grid(s) over their specialist's capacity: passed {mv:g} workload to neighbours")
         else:  # redraw each with its neighbouring grids
             size = 2 + rnd
@@ -428,7 +443,8 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
         if home is None:
             _refine_best(g, labels, k, target, caps, tol, refine_passes, locked)
         else:
-            _refine(g, labels, k, target, caps, tol, refine_passes, locked, annealing=(), home=home, churn_w=churn_w)
+            hold = locked if settled is None else (locked | (settled & (home == labels)))
+            _refine(g, labels, k, target, caps, tol, refine_passes, hold, annealing=(), home=home, churn_w=churn_w)
     return notes
 
 
@@ -448,37 +464,36 @@ def _hand_over_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, ov
     moved = False
     token = 1
     for a in sorted(over.tolist(), key=lambda v: (-(loads[v] - caps[v]), v)):
-        token += 2
         excess = loads[a] - caps[a]
         if excess <= 0:
             continue
         units = np.flatnonzero((labels == a) & ~locked & (g.w >= excess))
-        best = None  # (room needed, unit, neighbour grid)
-        for u in units[np.argsort(g.w[units], kind="stable")].tolist():
+        cands = []  # (room needed, weight, unit, neighbour grid): the least room to make first
+        for u in units.tolist():
             for b in sorted(set(labels[g.neighbours(u)].tolist()) - {a}):
-                need = g.w[u] - (caps[b] - loads[b])
-                if best is None or need < best[0]:
-                    best = (need, u, b)
-            if best is not None:
-                break
-        if best is None:
-            continue
-        need, u, b = best
-        if not _connected_without(u, a, labels, indptr, indices, stamp, token, queue):
-            continue
-        if need > 0:  # make room in b: it passes workload to its own neighbours
-            limit = caps.copy()
-            limit[b] = caps[b] - g.w[u]
-            keep = locked.copy()
-            keep[labels == a] = True
-            _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, keep)
-            loads = np.bincount(labels, weights=g.w, minlength=k)
-            if loads[b] + g.w[u] > caps[b] + 1e-9 or labels[u] != a:
+                cands.append((g.w[u] - (caps[b] - loads[b]), g.w[u], u, b))
+        cands.sort()
+        for need, wu, u, b in cands[:HAND_OVER_TRIES]:
+            token += 2
+            if not _connected_without(u, a, labels, indptr, indices, stamp, token, queue):
                 continue
-        labels[u] = b
-        loads[a] -= g.w[u]
-        loads[b] += g.w[u]
-        moved = True
+            if need > 0:  # make room in b: it passes workload to its own neighbours (tried on a copy)
+                limit = np.minimum(caps * 0.995, np.maximum(loads, caps * 0.98))  # margin for lumpy moves
+                limit[b] = caps[b] - wu
+                keep = locked.copy()
+                keep[labels == a] = True
+                trial = labels.copy()
+                _flow_rebalance(g, trial, k, np.full(k, -np.inf), limit, keep)
+                tl = np.bincount(trial, weights=g.w, minlength=k)
+                if tl[b] + wu > caps[b] + 1e-9 or trial[u] != a or (tl > np.maximum(caps, loads) + 1e-9).any():
+                    continue
+                labels[:] = trial
+                loads = tl
+            labels[u] = b
+            loads[a] -= wu
+            loads[b] += wu
+            moved = True
+            break
     return moved
 
 
@@ -651,6 +666,110 @@ def _absorb(g: _Graph, labels: np.ndarray, caps: np.ndarray) -> None:
     _absorb_pass(g, labels, caps, hard=False)
 
 
+def _absorb_by_flow(g: _Graph, labels: np.ndarray, limit: np.ndarray) -> bool:
+    """Share the unlabelled units (-1) out among neighbouring grids by a least-churn flow, in place.
+
+    Each connected piece of unlabelled units (the territory of one or more departed specialists)
+    is a source of its workload; every grid can keep up to ``limit``. A min-cost flow on the grid
+    adjacency graph (OR-Tools) sends the workload to grids with room: taking it from the piece
+    costs nothing (those customers change specialist whatever happens), passing it on from one
+    staying grid to the next costs one unit per unit of workload (each such hand-over moves a
+    staying specialist's customers). The flow out of each piece becomes a quota per receiving
+    grid, and the receiving grids then grow into the piece together, each in step with its quota,
+    so the piece is divided where the room is reachable with the least onward passing; the
+    capacity flows afterwards pass on what a grid took beyond its own room.
+
+    Returns False (labels untouched) when the flow has no solution: the caller then absorbs by
+    room alone.
+    """
+    import heapq
+
+    from ortools.graph.python import min_cost_flow
+
+    k = len(limit)
+    free = labels < 0
+    if not free.any():
+        return True
+    both = free[g.src] & free[g.dst]
+    _, comp = connected_components(_csr(g.n, g.src[both], g.dst[both]), directed=False)
+    pieces, piece_of = np.unique(comp[free], return_inverse=True)
+    hole = np.full(g.n, -1, dtype=np.int64)
+    hole[free] = piece_of
+    n_h = len(pieces)
+    scale = 10.0
+    load = np.bincount(labels[~free], weights=g.w[~free], minlength=k)
+    supply = np.ceil(np.bincount(hole[free], weights=g.w[free], minlength=n_h) * scale).astype(np.int64)
+    room = np.floor(np.clip(limit - load, 0, None) * scale).astype(np.int64)
+    if room.sum() < supply.sum():
+        return False
+    node = np.where(free, k + hole, labels)
+    a = np.r_[node[g.src], node[g.dst]]  # both directions of every adjacency
+    b = np.r_[node[g.dst], node[g.src]]
+    cross = (a != b) & (b < k)  # into a grid: from a piece, or from another grid
+    pairs = np.unique(np.c_[a[cross], b[cross]], axis=0)
+    sink = k + n_h
+    big = int(supply.sum()) + 1
+    # each grid's room in ABSORB_STEPS slices of rising (small) cost: a piece is shared out in
+    # step with the room around it; passing on (cost PASS_COST per border) always costs more
+    steps = ABSORB_STEPS
+    part = room // steps
+    slices = np.r_[np.repeat(part[None, :], steps - 1, axis=0).ravel(), room - part * (steps - 1)]
+    tails = np.r_[pairs[:, 0], np.tile(np.arange(k), steps)]
+    heads = np.r_[pairs[:, 1], np.full(k * steps, sink)]
+    caps_ = np.r_[np.full(len(pairs), big), slices]
+    costs = np.r_[np.where(pairs[:, 0] >= k, 0, PASS_COST), np.repeat(np.arange(steps), k)]
+    smcf = min_cost_flow.SimpleMinCostFlow()
+    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32),
+                                                     caps_.astype(np.int64), costs.astype(np.int64))
+    supplies = np.zeros(sink + 1, dtype=np.int64)
+    supplies[k:k + n_h] = supply
+    supplies[sink] = -int(supply.sum())
+    smcf.set_nodes_supplies(np.arange(sink + 1, dtype=np.int32), supplies)
+    if smcf.solve() != smcf.OPTIMAL:
+        return False
+    flows = smcf.flows(arcs)[:len(pairs)]
+    quota: dict[tuple[int, int], float] = {}
+    for (p, q), f in zip(pairs.tolist(), flows.tolist()):
+        if p >= k and f > 0:
+            quota[(p - k, q)] = f / scale
+    onward = sum(f for (p, _), f in zip(pairs.tolist(), flows.tolist()) if p < k) / scale
+    logger.debug("absorb by flow: %d piece(s), workload %.1f, onward passing %.1f", n_h, supply.sum() / scale, onward)
+    taken: dict[tuple[int, int], float] = {key: 0.0 for key in quota}
+    heap: list[tuple[float, int, int]] = []
+    for u in np.flatnonzero(free).tolist():
+        h = int(hole[u])
+        for t in g.neighbours(u).tolist():
+            lab = int(labels[t])
+            if lab >= 0 and (h, lab) in quota:
+                heap.append((0.0, u, lab))
+    heapq.heapify(heap)
+    while heap:
+        f, u, lab = heapq.heappop(heap)
+        if labels[u] >= 0:
+            continue
+        key = (int(hole[u]), lab)
+        now = taken[key] / quota[key]
+        if now > f + 1e-12:  # stale key: the grid has taken more since
+            heapq.heappush(heap, (now, u, lab))
+            continue
+        if now >= 1.0 - 1e-9 and g.w[u] > 0:
+            continue  # quota met: the piece's other neighbours take the rest
+        rem = quota[key] - taken[key]
+        if g.w[u] > rem + 1e-9:  # beyond the quota: only if no neighbour has more quota left
+            h = key[0]
+            others = [quota[(h, o)] - taken[(h, o)] for o in set(labels[g.neighbours(u)].tolist()) - {lab, -1}
+                      if (h, o) in quota]
+            if any(r >= g.w[u] or r > rem for r in others):
+                continue
+        labels[u] = lab
+        taken[key] += g.w[u]
+        nxt = taken[key] / quota[key]
+        for t in g.neighbours(u).tolist():
+            if labels[t] < 0:
+                heapq.heappush(heap, (nxt, t, lab))
+    return True
+
+
 def _absorb_pass(g: _Graph, labels: np.ndarray, caps: np.ndarray, hard: bool) -> None:
     import heapq
 
@@ -758,6 +877,11 @@ def partition_roster_rerun(
 ) -> PartitionResult:
     """Re-plan from a previous plan for a changed roster, moving as few customers as capacity allows.
 
+    The territory of departed specialists is shared out two ways (see :data:`RERUN_ABSORBS`): by a
+    least-churn flow on the grid adjacency graph, and by the neighbours' room alone; each is
+    brought within capacity by border flows, and the plan that moves fewer staying customers'
+    workload is kept.
+
     Parameters
     ----------
     weights, x, y, edges
@@ -779,6 +903,38 @@ def partition_roster_rerun(
     PartitionResult
         ``labels[u]`` is the part whose grid holds unit ``u``.
     """
+    kw = dict(initial=initial, capacities=capacities, anchor_x=anchor_x, anchor_y=anchor_y, tolerance=tolerance,
+              n_trees=n_trees, bridge_share=bridge_share, refine_passes=refine_passes, churn_weight=churn_weight,
+              seed=seed, unit_names=unit_names)
+    w = np.asarray(weights, dtype="float64")
+    home = np.asarray(initial, dtype="int64")
+    best: tuple[float, int, PartitionResult] | None = None
+    error: InfeasibleError | None = None
+    for rank, absorb in enumerate(RERUN_ABSORBS):
+        try:
+            res = _rerun(weights, x, y, edges, absorb=absorb, **kw)
+        except InfeasibleError as exc:
+            error = error or exc
+            continue
+        moved = float(w[(home >= 0) & (res.labels != home)].sum())
+        if best is None or moved < best[0] - 1e-9:
+            best = (moved, rank, res)
+    if best is None:
+        raise error  # type: ignore[misc]
+    return best[2]
+
+
+#: How a re-run shares out the territory of departed specialists, each tried; the plan that moves
+#: the least workload of staying specialists is kept (ties: the first). "flow": a least-churn flow
+#: decides how much each neighbouring grid takes; "room": the neighbours grow into it, least full first.
+RERUN_ABSORBS = ("flow", "room")
+
+
+def _rerun(weights: np.ndarray, x: np.ndarray, y: np.ndarray, edges: tuple[np.ndarray, np.ndarray], *,
+           initial: np.ndarray, capacities: np.ndarray, anchor_x: np.ndarray, anchor_y: np.ndarray,
+           tolerance: float, n_trees: int, bridge_share: float, refine_passes: int, churn_weight: float, seed: int,
+           unit_names: list[str] | None, absorb: str) -> PartitionResult:
+    """One re-run of :func:`partition_roster_rerun` with the given way of sharing out departed territory."""
     from .rerun import _flood_fill, _keep_main_pieces
 
     w = np.asarray(weights, dtype="float64")
@@ -803,7 +959,9 @@ def partition_roster_rerun(
     notes: list[str] = []
     labels = _keep_main_pieces(g, initial)
     absorbed = int(np.count_nonzero((labels < 0) & (w > 0)))
-    _absorb(g, labels, caps)
+    if absorb == "flow":
+        _absorb_by_flow(g, labels, 0.995 * caps)
+    _absorb(g, labels, caps)  # what no quota reached (or all of it)
     labels = _flood_fill(g, labels)
     present = np.zeros(m, dtype=bool)
     present[labels[labels >= 0]] = True
@@ -840,7 +998,7 @@ def partition_roster_rerun(
     if (loads > caps + 1e-9).any():
         notes.extend(_repair(g, labels, m, target, caps, tolerance, n_trees, refine_passes,
                              np.zeros(n, dtype=np.bool_), np.random.default_rng(seed), home=home,
-                             churn_w=churn_weight * span, limit_share=0.995))
+                             churn_w=churn_weight * span, limit_share=0.995, settled=stay))
     if roster_changed:
         stay = (home >= 0) & (home == labels)
     before = labels.copy()
