@@ -191,7 +191,7 @@ class SitesResult:
         PlanWriteError
             If the folder holds files and ``overwrite`` is False, or it cannot be written.
         """
-        from .plan import _json_dump, atomic_folder
+        from .plan import atomic_folder, json_dump
 
         folder = Path(folder)
         with atomic_folder(folder, overwrite=overwrite, what="the sites", occupied="already holds files") as tmp:
@@ -201,12 +201,12 @@ class SitesResult:
             self.grid_sites.to_csv(tmp / "grid_sites.csv", **csv)
             self.rejects.to_csv(tmp / "rejects.csv", **csv)
             self.changes.to_csv(tmp / "site_changes.csv", **csv)
-            (tmp / "metrics.json").write_text(_json_dump(self.metrics), encoding="utf-8")
-            (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
+            (tmp / "metrics.json").write_text(json_dump(self.metrics), encoding="utf-8")
+            (tmp / "run.json").write_text(json_dump(self.run), encoding="utf-8")
             (tmp / "map.html").write_text(render_sites_map_html(self.grids, self.sites, self.specialists,
                                                                 self.density), encoding="utf-8")
             (tmp / "report.html").write_text(render_sites_report_html(self), encoding="utf-8")
-            (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
+            (tmp / "manifest.json").write_text(json_dump(self.manifest), encoding="utf-8")
         return folder
 
 

@@ -180,13 +180,13 @@ def _run_jobs(jobs: list[dict[str, Any]], n_workers: int, progress: Callable[[in
             if progress:
                 progress(k + 1, len(jobs))
         return out
-    from ..rollout import _start_client
+    from .._dask import start_client
 
     # bigger problems first, in batches so the scheduler is not flooded with tiny tasks
     order = sorted(range(len(jobs)), key=lambda k: -len(jobs[k]["cid"]))
     n_batches = min(len(jobs), n_workers * 16)
     batches = [order[b::n_batches] for b in range(n_batches)]
-    client, cluster = _start_client(None, n_workers, None)
+    client, cluster = start_client(None, n_workers, None)
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     try:
         from distributed import as_completed
