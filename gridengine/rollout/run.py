@@ -17,7 +17,7 @@ from .._version import __version__
 from ..config import Config
 from ..errors import ConfigError, GridEngineError, InputError
 from ..plan import clean_stale
-from ..progress import PLAN_STAGES
+from ..progress import PLAN_STAGES, RolloutProgress
 from .spec import INPUT_KINDS, CitySpec, RolloutSpec
 from .split import atomic_write_text, sha256_if_file, split_if_needed
 from .summary import RolloutResult, metrics_row, summary_table
@@ -72,87 +72,6 @@ def plan_city_job(job: dict[str, Any]) -> dict[str, Any]:
     out["seconds"] = round(time.perf_counter() - t0, 3)
     _emit(name, "done")
     return out
-
-
-class _Reporter:
-    """Progress of a rollout: a rich display on a terminal, plain lines otherwise, or nothing."""
-
-    def __init__(self, mode: str, stream: TextIO, n: int, verbose: bool = False) -> None:
-        self.mode, self.stream, self.n, self.verbose = mode, stream, n, verbose
-        self.stage_of: dict[str, str] = {}
-        self.finished = 0
-        self.counts = {"planned": 0, "failed": 0}
-        self.t0 = time.monotonic()
-        self._progress = None
-        if mode == "rich" and n:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(TextColumn("{task.description:<40}"), BarColumn(bar_width=30),
-                                      MofNCompleteColumn(), TimeElapsedColumn(),
-                                      console=Console(file=stream), refresh_per_second=4, transient=False)
-            self._overall = self._progress.add_task("overall", total=n)
-            self._stages = {s: self._progress.add_task(f"  {s}", total=n) for s in PLAN_STAGES}
-            self._progress.start()
-
-    def line(self, text: str) -> None:
-        if self.mode == "lines":
-            self.stream.write(f"{time.strftime('%H:%M:%S')} rollout: {text}\n")
-            self.stream.flush()
-        elif self._progress is not None:
-            self._progress.console.print(f"rollout: {text}", markup=False, highlight=False)
-
-    def _advance_to(self, city: str, stage: str | None) -> None:
-        """Count the stages ``city`` finished before ``stage`` (all remaining ones with None)."""
-        order = list(PLAN_STAGES)
-        prev = self.stage_of.get(city)
-        start = order.index(prev) if prev is not None else 0
-        end = order.index(stage) if stage is not None else len(order)
-        if self._progress is not None:
-            for s in order[start:end]:
-                self._progress.advance(self._stages[s])
-        if stage is not None:
-            self.stage_of[city] = stage
-
-    def stage(self, city: str, stage: str) -> None:
-        prev = self.stage_of.get(city)
-        if stage not in PLAN_STAGES or (prev is not None and PLAN_STAGES.index(stage) <= PLAN_STAGES.index(prev)):
-            return
-        self._advance_to(city, stage)
-        if self.mode == "lines" and self.verbose:
-            self.line(f"{city}: {stage}")
-        self._describe()
-
-    def done(self, res: dict[str, Any]) -> None:
-        city = res["city"]
-        self._advance_to(city, None)
-        self.stage_of.pop(city, None)
-        self.finished += 1
-        self.counts[res["status"]] = self.counts.get(res["status"], 0) + 1
-        if res["status"] == "planned":
-            text = (f"[{self.finished}/{self.n}] {city}: planned in {res['seconds']:.1f}s "
-                    f"({res['customers']} customers, {res['grids']} grids)")
-        else:
-            text = f"[{self.finished}/{self.n}] {city}: FAILED: {res['message']}"
-        if self.mode == "lines" or res["status"] != "planned" or self.verbose:
-            self.line(text)
-        if self._progress is not None:
-            self._progress.advance(self._overall)
-            self._describe()
-
-    def _describe(self) -> None:
-        if self._progress is None:
-            return
-        running = ", ".join(f"{c} ({s})" for c, s in list(self.stage_of.items())[:3])
-        more = f" +{len(self.stage_of) - 3}" if len(self.stage_of) > 3 else ""
-        self._progress.update(self._overall, description=(
-            f"overall: {self.counts['planned']} planned, {self.counts['failed']} failed"
-            + (f"; {running}{more}" if running else "")))
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-            self._progress = None
 
 
 def _json_norm(obj: Any) -> Any:
@@ -285,19 +204,8 @@ def rollout(
         False if progress is False else ("rich" if getattr(stream, "isatty", lambda: False)() else "lines"))
     if mode not in ("rich", "lines", False):
         raise ConfigError(f"progress must be 'rich', 'lines', True, False or None, got {progress!r}")
-    if mode == "rich":
-        try:
-            import rich  # noqa: F401
-        except ImportError:  # pragma: no cover - rich is a dependency
-            mode = "lines"
-
-    def say(text: str) -> None:
-        if mode == "lines":
-            stream.write(f"{time.strftime('%H:%M:%S')} rollout: {text}\n")
-            stream.flush()
-        elif mode == "rich":
-            stream.write(f"rollout: {text}\n")
-            stream.flush()
+    reporter = RolloutProgress(mode or "off", stream, verbose=verbose)
+    say = reporter.line
 
     # 1. the national files, split per city (workers read their own city's file)
     named = [c.name for c in spec.cities] if spec.cities else None
@@ -340,7 +248,7 @@ def rollout(
         from distributed import as_completed
 
         client, cluster = start_client(scheduler, n_workers, memory_limit)
-        reporter = _Reporter(mode or "off", stream, len(jobs), verbose)
+        reporter.start(len(jobs))
         try:
             n_used = len(client.scheduler_info(n_workers=-1).get("workers", {})) if scheduler else (n_workers or os.cpu_count() or 1)
             address = client.scheduler.address
