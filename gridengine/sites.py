@@ -26,7 +26,7 @@ its own workload-weighted distance, so the instance is a capacitated p-median pr
 by :func:`gridengine.capacitated_p_median`; each open site then moves to the best cell of the
 territory it serves and the grids are re-assigned exactly (unit demands: an assignment
 problem). With premises, fixed costs or a previous site list, the problem goes to
-:func:`gridengine.pmedian.capacitated_facility_location` (a MIP).
+:func:`gridengine.capacitated_facility_location` (a MIP).
 
 Re-runs
 -------
@@ -60,7 +60,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .errors import ConfigError, InfeasibleError, InputError
-from .pmedian import capacitated_facility_location
+from .solvers.facility import capacitated_facility_location
 
 __all__ = ["SitesConfig", "SitesResult", "site_service_points", "read_candidates", "SITES_DATA_FILES"]
 

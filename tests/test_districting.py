@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from gridengine.errors import InfeasibleError
-from gridengine.partition.districting import DistrictingResult, district_units
+from gridengine.solvers.districting import DistrictingResult, district_units
 
 
 def _shared() -> Path:
@@ -137,7 +137,7 @@ def test_toy_grid_feasible_and_deterministic():
 def test_spanning_tree_search_finds_tight_county_plans(state, k_gap):
     # +-0.5% bounds on 75-77 counties: the exact model found no plan in 60 s; random spanning-tree
     # cuts find feasible plans at once (AR 2.1%, OK 1.6% above the published optimum, best of 40)
-    from gridengine.partition.districting import _Inst, _tree_best
+    from gridengine.solvers.districting import _Inst, _tree_best
 
     pop, x, y, edges, row = _load(state, "county")
     k, lo, hi = int(row["k"]), float(row["L"]), float(row["U"])
