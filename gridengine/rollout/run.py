@@ -201,10 +201,10 @@ def rollout(
     scheduler = scheduler or spec.scheduler
     n_workers = n_workers or spec.workers
     mode = progress if isinstance(progress, str) else (
-        False if progress is False else ("rich" if getattr(stream, "isatty", lambda: False)() else "lines"))
-    if mode not in ("rich", "lines", False):
+        "off" if progress is False else ("rich" if getattr(stream, "isatty", lambda: False)() else "lines"))
+    if mode not in ("rich", "lines", "off") or (mode == "off" and progress is not False):
         raise ConfigError(f"progress must be 'rich', 'lines', True, False or None, got {progress!r}")
-    reporter = RolloutProgress(mode or "off", stream, verbose=verbose)
+    reporter = RolloutProgress(mode, stream, verbose=verbose)
     say = reporter.line
 
     # 1. the national files, split per city (workers read their own city's file)
@@ -278,7 +278,7 @@ def rollout(
                     return max(1, n_used)
 
             def submit(n: int) -> list[Any]:
-                new = []
+                new: list[Any] = []
                 while todo and len(new) < n:
                     job = todo.pop(0)
                     f = client.submit(plan_city_job, job, key=f"plan-city-{job['name']}-{time.time_ns()}",
