@@ -825,20 +825,20 @@ def _sites_geojson(sites: pd.DataFrame) -> str:
 
 
 def _sites_svg(grids: Any, sites: pd.DataFrame, width: int = 1000) -> str:
-    from .report import _bounds, _fit_size, _path_d, _project_geoms, _Projection, colour_hex
+    from .report import SvgProjection, city_bounds, colour_hex, fit_size, project_geoms, svg_path_d
 
-    b = _bounds(grids, sites)
-    w, h = _fit_size(b, width)
-    proj = _Projection(b, w, h, 12)
+    b = city_bounds(grids, sites)
+    w, h = fit_size(b, width)
+    proj = SvgProjection(b, w, h, 12)
     g = grids.sort_values("grid_id", kind="stable").reset_index(drop=True)
-    pg = _project_geoms(g.geometry.values, proj, 0.4)
+    pg = project_geoms(g.geometry.values, proj, 0.4)
     sidx = {s: k for k, s in enumerate(sites["site_id"].tolist())}
     parts = []
     for rec, geom in zip(g[["grid_id", "site_id", "workload"]].itertuples(index=False), pg):
         k = sidx.get(rec.site_id, -1)
         fill = colour_hex(k) if k >= 0 else "#eeeeee"
         parts.append(f'<path class="grid" data-grid-id="{html.escape(str(rec.grid_id))}" '
-                     f'data-site-id="{html.escape(str(rec.site_id))}" fill="{fill}" d="{_path_d(geom)}">'
+                     f'data-site-id="{html.escape(str(rec.site_id))}" fill="{fill}" d="{svg_path_d(geom)}">'
                      f'<title>grid {html.escape(str(rec.grid_id))}: site {html.escape(str(rec.site_id))}, '
                      f'workload {float(rec.workload):g}</title></path>')
     xy = proj(sites[["lon", "lat"]].to_numpy(float)) if len(sites) else np.zeros((0, 2))
