@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (only Python 3.11+ and make needed):
 #   make demo   set up .venv, plan the bundled sample city into out/sample/ and print the summary
 #   make test   set up .venv with the test dependencies (and Debian's chromium for the browser tests),
-#               lint with ruff and run the whole test suite
+#               lint with ruff, type-check the public API with mypy and run the whole test suite
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -36,10 +36,11 @@ chromium:
 
 test: $(VENV)/.test chromium
 	$(BIN)/ruff check gridengine tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.test
 	$(BIN)/python benchmarks/partition_bench.py --sizes S
 
 clean:
-	rm -rf $(VENV) out build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) out build *.egg-info .pytest_cache .hypothesis .mypy_cache

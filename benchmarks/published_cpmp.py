@@ -1,4 +1,4 @@
-"""Capacitated p-median benchmark: ``gridengine.pmedian.capacitated_p_median`` on published sets.
+"""Capacitated p-median benchmark: ``gridengine.solvers.pmedian.capacitated_p_median`` on published sets.
 
 Sets (data in ``/work/shared/benchmarks``, override with ``$GRIDENGINE_BENCHMARKS``):
 
@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gridengine.pmedian import capacitated_p_median  # noqa: E402
+from gridengine.solvers.pmedian import capacitated_p_median  # noqa: E402
 
 DATA = Path(os.environ.get("GRIDENGINE_BENCHMARKS", "/work/shared/benchmarks"))
 RESULTS = ROOT / "benchmarks" / "results" / "published_cpmp.csv"

@@ -1,6 +1,6 @@
 """Districting against published optima: Validi, Buchanan & Lykhovyd (2022), Hess model.
 
-Runs :func:`gridengine.partition.districting.district_units` on every row of
+Runs :func:`gridengine.solvers.districting.district_units` on every row of
 ``/work/shared/benchmarks/districting_hess_validi/best_known.csv`` (50 county rows, 9 tract
 rows) and scores every plan **independently of the solver**: the objective is recomputed from
 the labels alone with the README's formula (``d_ij = round(hypot(dx, dy) / 1000)``, district cost
@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gridengine.errors import InfeasibleError  # noqa: E402
-from gridengine.partition.districting import district_units  # noqa: E402
+from gridengine.solvers.districting import district_units  # noqa: E402
 
 DATA = Path(os.environ.get("GRIDENGINE_DISTRICTING_DATA", "/work/shared/benchmarks/districting_hess_validi"))
 OUT = ROOT / "benchmarks" / "results" / "published_districting.csv"

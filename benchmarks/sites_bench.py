@@ -13,7 +13,7 @@ Parts (``--parts``, comma separated; default all):
             ``gridengine rollout`` on a local Dask cluster (``--workers``), then the sites stage
             per city on the same kind of cluster (one task per city, ``client.map``).
 ``cpmp``    The capacitated p-median sets of ``/work/shared/benchmarks`` (ORLib pmedcap1, SJC, p3038)
-            through ``gridengine.pmedian.capacitated_facility_location`` (the sites' solver entry:
+            through ``gridengine.solvers.facility.capacitated_facility_location`` (the sites' solver entry:
             a CPMP-shaped instance goes to ``capacitated_p_median``), objectives recomputed by
             ``published_cpmp.evaluate``. Time caps as in ``published_cpmp.py`` (27 s; 110 s for p3038).
 ``same``    ORLib pmedcap01-06, SJC1, SJC2 (finished before the time cap, so independent of load):
@@ -51,8 +51,8 @@ for p in (str(ROOT), str(HERE)):
         sys.path.insert(0, p)
 
 import gridengine as ge  # noqa: E402
-from gridengine.pmedian import capacitated_facility_location  # noqa: E402
 from gridengine.sites import SitesConfig, site_service_points  # noqa: E402
+from gridengine.solvers.facility import capacitated_facility_location  # noqa: E402
 
 CAP_DIR = HERE / "data" / "sscflp_orlib"
 RESULTS = HERE / "results" / "sites_bench.json"
@@ -140,7 +140,7 @@ def run_same(names: list[tuple[str, str]]) -> list[dict]:
     (instances the search finishes before its time cap, so the comparison does not depend on load)."""
     import published_cpmp as pc
 
-    from gridengine.pmedian import capacitated_p_median
+    from gridengine.solvers.pmedian import capacitated_p_median
 
     rows = []
     for s, name in names:

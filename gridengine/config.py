@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -382,7 +383,7 @@ _GROUPS: dict[str, type] = {
 }
 
 
-def _hint(unknown: list[str], known) -> str:
+def _hint(unknown: list[str], known: Iterable[str]) -> str:
     """' (did you mean 'x'?)' for a misspelt key, or ''."""
     import difflib
 
@@ -402,7 +403,7 @@ def _coerce(group: str, cls: type, values: Any) -> Any:
         raise ConfigError(
             f"unknown key(s) in [{group}]: {', '.join(unknown)}{_hint(unknown, fields)}; known keys: {', '.join(fields)}"
         )
-    out = {}
+    out: dict[str, Any] = {}
     for name, value in values.items():
         default = getattr(cls(), name)
         expected = type(default) if default is not None else None

@@ -173,10 +173,10 @@ def read_gazetteer(path: str | Path, *, coord_system: str = "wgs84") -> Gazettee
 
 @functools.lru_cache(maxsize=4)
 def _read_gazetteer(path: str, _mtime: int, _size: int, coord_system: str) -> Gazetteer:
-    from .ingest import _read_raw
+    from .ingest import read_raw
 
     try:
-        df = _read_raw(Path(path), "auto")
+        df = read_raw(Path(path), "auto")
     except InputError as e:
         raise InputError(f"gazetteer {e}", path=path) from None
     df.columns = [str(c).strip().lower() for c in df.columns]

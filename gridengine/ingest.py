@@ -150,14 +150,14 @@ def column_mapping(columns, kind: str, extra: str | dict[str, str] | None = None
 
 
 def _apply_mapping(df: pd.DataFrame, kind: str, extra: str | dict[str, str] | None, source: str) -> pd.DataFrame:
-    """Rename the recognised headers (logged), after :func:`_normalise_columns`."""
+    """Rename the recognised headers (logged), after :func:`normalise_columns`."""
     mapping = column_mapping(df.columns, kind, extra)
     if not mapping:
         return df
     logger.info("ingest: %s: columns read as %s", source, ", ".join(f"{a} → {b}" for a, b in mapping.items()))
     df = df.rename(columns=mapping)
     df.attrs["column_mapping"] = dict(mapping)
-    return _normalise_columns(df, source)
+    return normalise_columns(df, source)
 
 
 def _sheet_rows(path: Path, sheet: str) -> list[list]:
@@ -244,7 +244,7 @@ def read_header(path: str | Path, *, encoding: str = "auto", sheet: str = "") ->
         sep = _sniff_delimiter(head)
         row = next(csv.reader(io.StringIO(head.lstrip("\ufeff")), delimiter=sep, skipinitialspace=True), [])
         return [h.strip() for h in row]
-    return [str(c) for c in _read_raw(path, encoding, sheet=sheet).columns]
+    return [str(c) for c in read_raw(path, encoding, sheet=sheet).columns]
 
 
 def read_table(path: str | Path, *, encoding: str = "auto", sheet: str = "") -> pd.DataFrame:
@@ -264,7 +264,7 @@ def read_table(path: str | Path, *, encoding: str = "auto", sheet: str = "") -> 
     InputError
         Missing, unreadable or empty file (the path named).
     """
-    return _read_raw(Path(path), encoding, sheet=sheet)
+    return read_raw(Path(path), encoding, sheet=sheet)
 
 
 def file_sha256(path: str | Path) -> str:
@@ -371,7 +371,7 @@ def _check_header(text: str, sep: str, path: Path) -> None:
         seen.add(name)
 
 
-def _read_raw(path: Path, encoding: str, *, sheet: str = "") -> pd.DataFrame:
+def read_raw(path: Path, encoding: str, *, sheet: str = "") -> pd.DataFrame:
     """Read a file into a DataFrame; CSV cells stay strings so validation sees what was written."""
     if not path.exists():
         raise InputError(f"{path}: file not found", path=str(path))
@@ -429,6 +429,10 @@ def _read_raw(path: Path, encoding: str, *, sheet: str = "") -> pd.DataFrame:
     return df
 
 
+#: The name gridengine.pipeline imports.
+_read_raw = read_raw
+
+
 def _is_zip_workbook(path: Path) -> bool:
     """An Excel workbook under another name (a ZIP file holding ``xl/workbook.xml``)."""
     import zipfile
@@ -472,7 +476,8 @@ def _points_to_latlon(df: pd.DataFrame, path: Path, *, geo: bool) -> pd.DataFram
     return out
 
 
-def _normalise_columns(df: pd.DataFrame, path: str) -> pd.DataFrame:
+def normalise_columns(df: pd.DataFrame, path: str) -> pd.DataFrame:
+    """The table with stripped header names (a byte-order mark removed); a repeated name is an InputError."""
     cols = [str(c).strip().lstrip("\ufeff") for c in df.columns]
     seen: dict[str, int] = {}
     for c in cols:
@@ -485,7 +490,8 @@ def _normalise_columns(df: pd.DataFrame, path: str) -> pd.DataFrame:
     return df
 
 
-def _require(df: pd.DataFrame, required: list[str], path: str) -> None:
+def require_columns(df: pd.DataFrame, required: list[str], path: str) -> None:
+    """Raise an InputError naming the first required column the table lacks (and the nearest header)."""
     for col in required:
         if col not in df.columns:
             near = difflib.get_close_matches(col, list(map(str, df.columns)), n=1, cutoff=0.6)
@@ -497,7 +503,7 @@ def _require(df: pd.DataFrame, required: list[str], path: str) -> None:
             )
 
 
-def _as_text(s: pd.Series) -> pd.Series:
+def as_text(s: pd.Series) -> pd.Series:
     """Values as stripped strings, missing values as ''."""
     if isinstance(s.dtype, pd.StringDtype):  # CSV columns: vectorised, no Python object per cell
         return s.fillna("").str.strip()
@@ -505,13 +511,13 @@ def _as_text(s: pd.Series) -> pd.Series:
     return out.map(lambda v: v if isinstance(v, str) else (str(int(v)) if isinstance(v, (float, np.floating)) and float(v).is_integer() else str(v))).str.strip()
 
 
-def _numeric(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parse_numeric(s: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Parse a column to float64. Returns values, is_empty and is_unparseable masks."""
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         vals = s.to_numpy(dtype="float64", na_value=np.nan)
         empty = np.isnan(vals)
         return vals, empty, np.zeros(len(s), dtype=bool)
-    text = _as_text(s)
+    text = as_text(s)
     empty = (text == "").to_numpy()
     vals = pd.to_numeric(text.where(~empty, None), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     bad = np.isnan(vals) & ~empty & ~text.str.lower().isin(["nan"]).to_numpy()
@@ -551,10 +557,10 @@ def _fmt_values(template: str, values, mask: np.ndarray) -> np.ndarray:
 
 
 def _check_coordinates(df: pd.DataFrame, reasons: _Reasons, *, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    lat, lat_empty, lat_bad = _numeric(df["lat"])
-    lon, lon_empty, lon_bad = _numeric(df["lon"])
-    raw_lat = _as_text(df["lat"]) if lat_bad.any() else None
-    raw_lon = _as_text(df["lon"]) if lon_bad.any() else None
+    lat, lat_empty, lat_bad = parse_numeric(df["lat"])
+    lon, lon_empty, lon_bad = parse_numeric(df["lon"])
+    raw_lat = as_text(df["lat"]) if lat_bad.any() else None
+    raw_lon = as_text(df["lon"]) if lon_bad.any() else None
     if raw_lat is not None:
         reasons.add(lat_bad, _fmt_values("column 'lat': value {!r} is not a number", raw_lat, lat_bad))
     if raw_lon is not None:
@@ -614,20 +620,20 @@ def validate_customers(
     InputError
         Missing required column, no data rows, or too many rejected rows.
     """
-    df = _apply_mapping(_normalise_columns(df, source), "customers", config.columns, source)
-    _require(df, ["customer_id"], source)
+    df = _apply_mapping(normalise_columns(df, source), "customers", config.columns, source)
+    require_columns(df, ["customer_id"], source)
     has_address = "address" in df.columns
     if not has_address:
-        _require(df, ["lat", "lon"], source)
+        require_columns(df, ["lat", "lon"], source)
     elif ("lat" in df.columns) != ("lon" in df.columns):
-        _require(df, ["lat", "lon"], source)
+        require_columns(df, ["lat", "lon"], source)
     n = len(df)
     if n == 0:
         raise InputError(f"{source}: no data rows (header only)", path=source)
     reasons = _Reasons(n)
-    ids = _as_text(df["customer_id"])
+    ids = as_text(df["customer_id"])
     reasons.add((ids == "").to_numpy(), "column 'customer_id': empty")
-    address = _as_text(df["address"]) if has_address else pd.Series([""] * n)
+    address = as_text(df["address"]) if has_address else pd.Series([""] * n)
     has_addr = (address != "").to_numpy()
     if "lat" in df.columns:
         lat, lon = _check_coordinates(df, reasons, needed=~has_addr)
@@ -637,9 +643,9 @@ def validate_customers(
     no_location = np.isnan(lat) & np.isnan(lon) & ~has_addr
     reasons.add(no_location, "no coordinates and no address")
     if "workload" in df.columns:
-        w, w_empty, w_bad = _numeric(df["workload"])
+        w, w_empty, w_bad = parse_numeric(df["workload"])
         if w_bad.any():
-            reasons.add(w_bad, _fmt_values("column 'workload': value {!r} is not a number", _as_text(df["workload"]), w_bad))
+            reasons.add(w_bad, _fmt_values("column 'workload': value {!r} is not a number", as_text(df["workload"]), w_bad))
         reasons.add(w_empty, "column 'workload': empty or NaN")
         with np.errstate(invalid="ignore"):
             reasons.add(~np.isfinite(w) & ~np.isnan(w), "column 'workload': infinite")
@@ -729,13 +735,13 @@ def read_customer_pii(path: str | Path, *, config: InputConfig = InputConfig()) 
     Read only when a planner asks for personal data in the plan (``--include-pii``).
     """
     path = Path(path)
-    df = _apply_mapping(_normalise_columns(_read_raw(path, config.encoding, sheet=config.sheet), str(path)),
+    df = _apply_mapping(normalise_columns(read_raw(path, config.encoding, sheet=config.sheet), str(path)),
                         "customers", config.columns, str(path))
-    _require(df, ["customer_id"], str(path))
+    require_columns(df, ["customer_id"], str(path))
     cols = pii_columns(df.columns)
-    out = pd.DataFrame({"customer_id": _as_text(df["customer_id"]).astype(str).to_numpy(dtype=object)})
+    out = pd.DataFrame({"customer_id": as_text(df["customer_id"]).astype(str).to_numpy(dtype=object)})
     for c in cols:
-        out[c] = _as_text(df[c]).to_numpy(dtype=object)
+        out[c] = as_text(df[c]).to_numpy(dtype=object)
     return out.drop_duplicates("customer_id", keep="first").reset_index(drop=True)
 
 
@@ -763,7 +769,7 @@ def read_customers(
         are bad. The message starts with the path and names the row and column where one applies.
     """
     path = Path(path)
-    return validate_customers(_read_raw(path, config.encoding, sheet=config.sheet), config=config, source=str(path))
+    return validate_customers(read_raw(path, config.encoding, sheet=config.sheet), config=config, source=str(path))
 
 
 def validate_specialists(df: pd.DataFrame, *, source: str = "specialists",
@@ -785,18 +791,18 @@ def validate_specialists(df: pd.DataFrame, *, source: str = "specialists",
         On a missing column, no rows, or the first bad value (file, row, column and value named;
         up to five problems are listed).
     """
-    df = _apply_mapping(_normalise_columns(df, source), "specialists", config.columns if config else None, source)
-    _require(df, ["specialist_id", "lat", "lon", "capacity"], source)
+    df = _apply_mapping(normalise_columns(df, source), "specialists", config.columns if config else None, source)
+    require_columns(df, ["specialist_id", "lat", "lon", "capacity"], source)
     n = len(df)
     if n == 0:
         raise InputError(f"{source}: no specialists (header only)", path=source)
     reasons = _Reasons(n)
-    ids = _as_text(df["specialist_id"])
+    ids = as_text(df["specialist_id"])
     reasons.add((ids == "").to_numpy(), "column 'specialist_id': empty")
     lat, lon = _check_coordinates(df, reasons, needed=np.ones(n, dtype=bool))
-    cap, c_empty, c_bad = _numeric(df["capacity"])
+    cap, c_empty, c_bad = parse_numeric(df["capacity"])
     if c_bad.any():
-        reasons.add(c_bad, _fmt_values("column 'capacity': value {!r} is not a number", _as_text(df["capacity"]), c_bad))
+        reasons.add(c_bad, _fmt_values("column 'capacity': value {!r} is not a number", as_text(df["capacity"]), c_bad))
     reasons.add(c_empty, "column 'capacity': empty")
     with np.errstate(invalid="ignore"):
         reasons.add(~np.isfinite(cap) & ~np.isnan(cap), "column 'capacity': infinite")
@@ -822,7 +828,7 @@ def validate_specialists(df: pd.DataFrame, *, source: str = "specialists",
         "lat": lat,
         "lon": lon,
         "capacity": cap,
-        "current_grid": _as_text(df["current_grid"]).to_numpy(dtype=object) if "current_grid" in df.columns else "",
+        "current_grid": as_text(df["current_grid"]).to_numpy(dtype=object) if "current_grid" in df.columns else "",
         "row": np.arange(1, n + 1),
     })
     for c in df.columns:
@@ -848,7 +854,7 @@ def read_specialists(path: str | Path, *, config: InputConfig = InputConfig()) -
         As :func:`validate_specialists`.
     """
     path = Path(path)
-    return validate_specialists(_read_raw(path, config.encoding, sheet=config.specialists_sheet), source=str(path),
+    return validate_specialists(read_raw(path, config.encoding, sheet=config.specialists_sheet), source=str(path),
                                 config=config)
 
 

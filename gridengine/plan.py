@@ -115,7 +115,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(a))
 
 
-def _clean_stale(folder: Path) -> None:
+def clean_stale(folder: Path) -> None:
     """Remove ``.{name}.tmp-*`` / ``.{name}.old-*`` siblings left by interrupted earlier runs.
 
     Only those last touched before this process started are removed (a concurrent writer's
@@ -142,7 +142,8 @@ def _clean_stale(folder: Path) -> None:
             continue
 
 
-def _json_dump(obj: Any) -> str:
+def json_dump(obj: Any) -> str:
+    """``obj`` as the indented JSON text of a plan's metrics, run and manifest files (no NaN, ends with a newline)."""
     return json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False, allow_nan=False) + "\n"
 
 
@@ -181,7 +182,7 @@ def atomic_folder(folder: str | Path, *, overwrite: bool, what: str,
         earlier folder is then left as it was.
     """
     folder = Path(folder)
-    _clean_stale(folder)  # first: it may put back a folder an interrupted write had moved aside
+    clean_stale(folder)  # first: it may put back a folder an interrupted write had moved aside
     if folder.exists() and not folder.is_dir():
         raise PlanWriteError(f"{folder}: exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
@@ -425,8 +426,8 @@ class Plan:
                 _csv(self.staffing, tmp / "staffing.csv")
             if xlsx:
                 write_workbook(self, tmp / "plan.xlsx")
-            (tmp / "metrics.json").write_text(_json_dump(self.metrics), encoding="utf-8")
-            (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
+            (tmp / "metrics.json").write_text(json_dump(self.metrics), encoding="utf-8")
+            (tmp / "run.json").write_text(json_dump(self.run), encoding="utf-8")
             density = self.cells.loc[self.cells["n_customers"] > 0, ["lat", "lon", "workload"]]
             (tmp / "map.html").write_text(
                 report.render_map_html(self.grids, self.specialists, cells=density, zones=self.zones,
@@ -444,7 +445,7 @@ class Plan:
                                           overview_png=report.render_overview_png(self.grids, self.specialists)),
                 encoding="utf-8")
             # The manifest goes last: a folder with a manifest is a complete plan.
-            (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
+            (tmp / "manifest.json").write_text(json_dump(self.manifest), encoding="utf-8")
         logger.info("report: plan written to %s", folder)
         return folder
 

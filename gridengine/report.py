@@ -134,7 +134,7 @@ def _col(df: pd.DataFrame, name: str, default: Any = math.nan) -> list[Any]:
     return df[name].tolist() if name in df.columns else [default] * len(df)
 
 
-class _Projection:
+class SvgProjection:
     """Local equirectangular projection of lon/lat onto a ``width`` x ``height`` SVG plane."""
 
     def __init__(self, bounds: tuple[float, float, float, float], width: float, height: float, pad: float) -> None:
@@ -151,7 +151,7 @@ class _Projection:
         return np.column_stack([self.ox + xy[:, 0] * self.kx * self.s, self.oy - xy[:, 1] * self.s])
 
 
-def _bounds(grids: gpd.GeoDataFrame, *frames: pd.DataFrame | None) -> tuple[float, float, float, float]:
+def city_bounds(grids: gpd.GeoDataFrame, *frames: pd.DataFrame | None) -> tuple[float, float, float, float]:
     """Bounds of the city: the grids, else the first point table with finite coordinates."""
     geoms = grids.geometry[~(grids.geometry.isna() | grids.geometry.is_empty)] if len(grids) else grids.geometry
     if len(geoms):
@@ -167,7 +167,7 @@ def _bounds(grids: gpd.GeoDataFrame, *frames: pd.DataFrame | None) -> tuple[floa
     return (-0.01, -0.01, 0.01, 0.01)
 
 
-def _fit_size(bounds: tuple[float, float, float, float], longest: float = 1000.0) -> tuple[float, float]:
+def fit_size(bounds: tuple[float, float, float, float], longest: float = 1000.0) -> tuple[float, float]:
     """ViewBox size with the city's aspect ratio and the longest side ``longest``."""
     minx, miny, maxx, maxy = bounds
     dx = max((maxx - minx) * math.cos(math.radians((miny + maxy) / 2.0)), 1e-9)
@@ -209,7 +209,7 @@ def _polygons(geom: Any) -> list[Any]:
     return [p for part in getattr(geom, "geoms", []) for p in _polygons(part)]
 
 
-def _project_geoms(geoms: Any, proj: _Projection, tol: float) -> list[Any]:
+def project_geoms(geoms: Any, proj: SvgProjection, tol: float) -> list[Any]:
     """Project (and, for ``tol > 0``, topology-preserving simplify in pixels) each geometry."""
     arr = np.asarray(list(geoms), dtype=object)
     if len(arr) == 0:
@@ -220,7 +220,8 @@ def _project_geoms(geoms: Any, proj: _Projection, tol: float) -> list[Any]:
     return list(out)
 
 
-def _path_d(pgeom: Any) -> str:
+def svg_path_d(pgeom: Any) -> str:
+    """The SVG path data (``d``) of a projected polygon or multipolygon, holes included."""
     d = "".join(_ring_d(np.asarray(r.coords)) for p in _polygons(pgeom) for r in (p.exterior, *p.interiors))
     return d or "M0,0z"
 
@@ -324,7 +325,7 @@ def _specialist_points(specialists: pd.DataFrame) -> tuple[pd.DataFrame, np.ndar
     return s, lon, lat, np.isfinite(lat) & np.isfinite(lon)
 
 
-def _specialist_layer(specialists: pd.DataFrame | None, proj: _Projection, prefix: str, r: float) -> str:
+def _specialist_layer(specialists: pd.DataFrame | None, proj: SvgProjection, prefix: str, r: float) -> str:
     out = [f'<g id="{prefix}-specs">']
     if specialists is not None and len(specialists):
         s, lon, lat, ok = _specialist_points(specialists)
@@ -341,7 +342,7 @@ def _specialist_layer(specialists: pd.DataFrame | None, proj: _Projection, prefi
     return "".join(out)
 
 
-def _site_layers(sites: pd.DataFrame, g: gpd.GeoDataFrame, proj: _Projection, prefix: str, r: float) -> str:
+def _site_layers(sites: pd.DataFrame, g: gpd.GeoDataFrame, proj: SvgProjection, prefix: str, r: float) -> str:
     """Service points (counter-scaled like specialist bases) and a link from each grid's centre to its site."""
     s = sites.sort_values("site_id", kind="mergesort")
     sxy = proj(s[["lon", "lat"]].to_numpy(float)) if len(s) else np.zeros((0, 2))
@@ -363,7 +364,7 @@ def _site_layers(sites: pd.DataFrame, g: gpd.GeoDataFrame, proj: _Projection, pr
     return "".join(links) + "".join(pts)
 
 
-def _density_layer(cells: pd.DataFrame, proj: _Projection, prefix: str) -> tuple[str, list[str]]:
+def _density_layer(cells: pd.DataFrame, proj: SvgProjection, prefix: str) -> tuple[str, list[str]]:
     """Occupied cells as small squares in 5 workload classes (one path per class)."""
     c = pd.DataFrame({k: pd.to_numeric(cells[k], errors="coerce") for k in ("lat", "lon", "workload")})
     c = c.dropna().sort_values(["lat", "lon", "workload"], kind="mergesort")
@@ -429,9 +430,9 @@ def render_overview_svg(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | Non
         is one ``<path class="grid" data-grid-id=...>`` with a ``<title>`` tooltip.
     """
     g = _sorted_grids(grids)
-    proj = _Projection(_bounds(g, specialists), width, height, 10)
-    pgeoms = _project_geoms(g.geometry.values, proj, 0.4)
-    ds = [_path_d(p) for p in pgeoms]
+    proj = SvgProjection(city_bounds(g, specialists), width, height, 10)
+    pgeoms = project_geoms(g.geometry.values, proj, 0.4)
+    ds = [svg_path_d(p) for p in pgeoms]
     rows = _grid_rows(g)
     sizes = [math.sqrt(p.area) for p in pgeoms if p is not None and not p.is_empty]
     font = float(np.clip(0.28 * np.median(sizes), 6, 12)) if sizes else 10.0
@@ -476,7 +477,7 @@ def render_overview_png(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | Non
     from matplotlib.path import Path as MplPath
 
     g = _sorted_grids(grids)
-    minx, miny, maxx, maxy = _bounds(g, specialists)
+    minx, miny, maxx, maxy = city_bounds(g, specialists)
     kx = math.cos(math.radians((miny + maxy) / 2.0))
     m_per_deg = 111_320.0
 
@@ -637,16 +638,16 @@ DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
 DEFAULT_TILE_ATTRIBUTION = "© OpenStreetMap contributors"
 
 
-def _zone_layer(zones: Any, proj: _Projection, prefix: str) -> str:
+def _zone_layer(zones: Any, proj: SvgProjection, prefix: str) -> str:
     """Zone borders (outlines, not filled) with each zone's name at a point inside it."""
     if zones is None:
         return ""
     geoms = list(zones) if isinstance(zones, (list, tuple)) else list(shapely.get_parts(zones))
     names = list(getattr(zones, "names", None) or [f"zone {i + 1}" for i in range(len(geoms))])
-    pg = _project_geoms(np.array(geoms, dtype=object), proj, 0.3)
+    pg = project_geoms(np.array(geoms, dtype=object), proj, 0.3)
     paths, texts = [], []
     for nm, g in zip(names, pg):
-        d = _path_d(g)
+        d = svg_path_d(g)
         paths.append(f'<path class="zone" data-zone="{_e(nm)}" d="{d}"><title>{_e("Zone " + str(nm))}</title></path>')
         if parts := _polygons(g):
             pt = max(parts, key=lambda p: p.area).point_on_surface()
@@ -655,16 +656,16 @@ def _zone_layer(zones: Any, proj: _Projection, prefix: str) -> str:
             f'<g class="zlbl" font-size="14" text-anchor="middle" dominant-baseline="middle">{"".join(texts)}</g></g>')
 
 
-def _changed_layer(changed: Any, proj: _Projection, prefix: str) -> str:
+def _changed_layer(changed: Any, proj: SvgProjection, prefix: str) -> str:
     """Territory drawn over the grids (outlined in magenta, lightly filled)."""
     if changed is None:
         return ""
-    pg = _project_geoms(np.array([changed], dtype=object), proj, 0.15)
+    pg = project_geoms(np.array([changed], dtype=object), proj, 0.15)
     return (f'<g id="{prefix}-changed" pointer-events="none"><path class="changed" fill-rule="evenodd" '
-            f'd="{_path_d(pg[0])}"/></g>')
+            f'd="{svg_path_d(pg[0])}"/></g>')
 
 
-def _barrier_layer(barriers: Any, proj: _Projection, prefix: str) -> str:
+def _barrier_layer(barriers: Any, proj: SvgProjection, prefix: str) -> str:
     """Barrier lines (and the outlines of barrier polygons) as dashed dark-red lines."""
     if barriers is None:
         return ""
@@ -727,11 +728,11 @@ def render_map_html(grids: gpd.GeoDataFrame, specialists: pd.DataFrame, *, cells
         layer toggles, legend and the list of unstaffed grids.
     """
     g = _sorted_grids(grids)
-    bounds = _bounds(g, cells, specialists)
-    w, h = _fit_size(bounds)
-    proj = _Projection(bounds, w, h, 12)
-    pgeoms = _project_geoms(g.geometry.values, proj, 0.15)
-    ds = [_path_d(p) for p in pgeoms]
+    bounds = city_bounds(g, cells, specialists)
+    w, h = fit_size(bounds)
+    proj = SvgProjection(bounds, w, h, 12)
+    pgeoms = project_geoms(g.geometry.values, proj, 0.15)
+    ds = [svg_path_d(p) for p in pgeoms]
     rows = _grid_rows(g)
     density, dlegend = ("", []) if cells is None else _density_layer(cells, proj, "ge")
     layers = [_grid_layer(rows, ds, grid_colours(g), "ge", popup=True), density, _unstaffed_layer(rows, ds, "ge"),

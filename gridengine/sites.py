@@ -26,7 +26,7 @@ its own workload-weighted distance, so the instance is a capacitated p-median pr
 by :func:`gridengine.capacitated_p_median`; each open site then moves to the best cell of the
 territory it serves and the grids are re-assigned exactly (unit demands: an assignment
 problem). With premises, fixed costs or a previous site list, the problem goes to
-:func:`gridengine.pmedian.capacitated_facility_location` (a MIP).
+:func:`gridengine.capacitated_facility_location` (a MIP).
 
 Re-runs
 -------
@@ -60,7 +60,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from .errors import ConfigError, InfeasibleError, InputError
-from .pmedian import capacitated_facility_location
+from .solvers.facility import capacitated_facility_location
 
 __all__ = ["SitesConfig", "SitesResult", "site_service_points", "read_candidates", "SITES_DATA_FILES"]
 
@@ -191,7 +191,7 @@ class SitesResult:
         PlanWriteError
             If the folder holds files and ``overwrite`` is False, or it cannot be written.
         """
-        from .plan import _json_dump, atomic_folder
+        from .plan import atomic_folder, json_dump
 
         folder = Path(folder)
         with atomic_folder(folder, overwrite=overwrite, what="the sites", occupied="already holds files") as tmp:
@@ -201,12 +201,12 @@ class SitesResult:
             self.grid_sites.to_csv(tmp / "grid_sites.csv", **csv)
             self.rejects.to_csv(tmp / "rejects.csv", **csv)
             self.changes.to_csv(tmp / "site_changes.csv", **csv)
-            (tmp / "metrics.json").write_text(_json_dump(self.metrics), encoding="utf-8")
-            (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
+            (tmp / "metrics.json").write_text(json_dump(self.metrics), encoding="utf-8")
+            (tmp / "run.json").write_text(json_dump(self.run), encoding="utf-8")
             (tmp / "map.html").write_text(render_sites_map_html(self.grids, self.sites, self.specialists,
                                                                 self.density), encoding="utf-8")
             (tmp / "report.html").write_text(render_sites_report_html(self), encoding="utf-8")
-            (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
+            (tmp / "manifest.json").write_text(json_dump(self.manifest), encoding="utf-8")
         return folder
 
 
@@ -825,20 +825,20 @@ def _sites_geojson(sites: pd.DataFrame) -> str:
 
 
 def _sites_svg(grids: Any, sites: pd.DataFrame, width: int = 1000) -> str:
-    from .report import _bounds, _fit_size, _path_d, _project_geoms, _Projection, colour_hex
+    from .report import SvgProjection, city_bounds, colour_hex, fit_size, project_geoms, svg_path_d
 
-    b = _bounds(grids, sites)
-    w, h = _fit_size(b, width)
-    proj = _Projection(b, w, h, 12)
+    b = city_bounds(grids, sites)
+    w, h = fit_size(b, width)
+    proj = SvgProjection(b, w, h, 12)
     g = grids.sort_values("grid_id", kind="stable").reset_index(drop=True)
-    pg = _project_geoms(g.geometry.values, proj, 0.4)
+    pg = project_geoms(g.geometry.values, proj, 0.4)
     sidx = {s: k for k, s in enumerate(sites["site_id"].tolist())}
     parts = []
     for rec, geom in zip(g[["grid_id", "site_id", "workload"]].itertuples(index=False), pg):
         k = sidx.get(rec.site_id, -1)
         fill = colour_hex(k) if k >= 0 else "#eeeeee"
         parts.append(f'<path class="grid" data-grid-id="{html.escape(str(rec.grid_id))}" '
-                     f'data-site-id="{html.escape(str(rec.site_id))}" fill="{fill}" d="{_path_d(geom)}">'
+                     f'data-site-id="{html.escape(str(rec.site_id))}" fill="{fill}" d="{svg_path_d(geom)}">'
                      f'<title>grid {html.escape(str(rec.grid_id))}: site {html.escape(str(rec.site_id))}, '
                      f'workload {float(rec.workload):g}</title></path>')
     xy = proj(sites[["lon", "lat"]].to_numpy(float)) if len(sites) else np.zeros((0, 2))

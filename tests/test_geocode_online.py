@@ -99,13 +99,35 @@ def test_answers_are_cached_and_never_asked_again(server, tmp_path):
     assert b == [a[0], a[2]] and len(server.log) == 2
 
 
-def test_rate_limit_spaces_requests(server, tmp_path):
+class _Clock:
+    """A clock that moves only when slept on: the rate limit is checked by the waits it asks for."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+    def time(self) -> float:
+        return time.time()
+
+
+def test_rate_limit_spaces_requests(server, tmp_path, monkeypatch):
+    import gridengine.geocode
+
+    clock = _Clock()
+    monkeypatch.setattr(gridengine.geocode, "time", clock)
     with OnlineGeocoder(_cfg(server, tmp_path, rate_per_s=20.0)) as geo:
-        t0 = time.monotonic()
         geo.geocode([f"乙小区{i}栋" for i in range(5)])
-    t = np.array([x[0] for x in server.log])
-    # request i starts no earlier than i / rate after the first (arrival times jitter a little under load)
-    assert len(t) == 5 and t[-1] - t0 >= 4 * 0.05 and np.median(np.diff(t)) >= 0.045
+        assert geo.requests == 5
+    # the first request goes at once, each later one waits until 1 / rate after the one before
+    assert len(server.log) == 5
+    assert clock.sleeps == pytest.approx([0.05] * 4)
+    assert clock.now == pytest.approx(1000.0 + 4 * 0.05)
 
 
 def test_retry_on_500_then_success(server, tmp_path):

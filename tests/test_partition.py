@@ -117,22 +117,56 @@ def test_deterministic_for_a_seed():
 @given(
     radius=st.integers(2, 9),
     k=st.integers(1, 9),
+    slack=st.floats(1.3, 1.6),
+    seed=st.integers(0, 10_000),
+)
+def test_property_one_area_with_room_is_always_planned(radius, k, slack, seed):
+    """Feasible by construction: one area, capacity 30% or more above the mean grid, no unit above half
+    a grid, at least four units per grid. Such an instance must be planned into exactly k grids."""
+    rng = np.random.default_rng(seed)
+    cells, x, y, e = hex_units([(22.54, 114.06)], radius)
+    k = min(k, len(cells) // 4)
+    w = lumpy_weights(len(cells), rng, compounds=max(1, len(cells) // 10), size=(1, 40))
+    upper = max(w.sum() / k * slack, 2 * w.max(), 1.0)
+    res = partition_units(w, x, y, e, upper=upper, k=k, seed=seed)
+    check(res, w, e, upper)
+    assert res.n_grids == k
+
+
+@given(
+    radius=st.integers(2, 9),
     slack=st.floats(1.05, 1.6),
     seed=st.integers(0, 10_000),
     blobs=st.integers(1, 3),
 )
-def test_property_contiguous_and_within_capacity_or_clear_error(radius, k, slack, seed, blobs):
+def test_property_islands_with_k_from_the_capacity_are_always_planned(radius, slack, seed, blobs):
+    """Feasible by construction: k is left to the capacity, so every area gets the grids it needs."""
     rng = np.random.default_rng(seed)
     centres = [(22.54 + 0.05 * i, 114.06 + 0.08 * (i % 2)) for i in range(blobs)]
     cells, x, y, e = hex_units(centres, radius)
     w = lumpy_weights(len(cells), rng, compounds=max(1, len(cells) // 10), size=(1, 40))
-    upper = max(w.sum() / k * slack, 1.0)
-    try:
-        res = partition_units(w, x, y, e, upper=upper, k=k, seed=seed)
-    except ge.InfeasibleError as exc:
-        assert str(exc)  # a message, in domain terms
-        # one area with generous room (30% above the mean, no unit above half a grid) must always be planned
-        assert not (blobs == 1 and slack >= 1.3 and w.max() <= upper / 2 and k <= len(w) // 4), str(exc)
-        return
+    upper = max(w.sum() / 4 * slack, w.max(), 1.0)
+    res = partition_units(w, x, y, e, upper=upper, seed=seed)
     check(res, w, e, upper)
-    assert res.n_grids == k
+
+
+@given(
+    radius=st.integers(2, 6),
+    k=st.integers(1, 6),
+    seed=st.integers(0, 10_000),
+    short=st.floats(0.5, 0.98),
+)
+def test_property_infeasible_instances_raise_the_specific_error(radius, k, seed, short):
+    """Infeasible by construction: a unit heavier than the capacity, or k grids whose capacity is short of
+    the workload; each is an InfeasibleError that says which."""
+    rng = np.random.default_rng(seed)
+    cells, x, y, e = hex_units([(22.54, 114.06)], radius)
+    w = lumpy_weights(len(cells), rng, compounds=max(1, len(cells) // 10), size=(1, 40))
+    heavy = w.copy()
+    heavy[int(rng.integers(len(w)))] = w.sum()
+    with pytest.raises(ge.InfeasibleError, match=r"holds workload .*, above the capacity"):
+        partition_units(heavy, x, y, e, upper=w.sum() * short, k=k, seed=seed)
+    upper = max(w.sum() / k * short, w.max())
+    if upper * k < w.sum():
+        with pytest.raises(ge.InfeasibleError, match=rf"k = {k} grids cannot hold the workload within capacity"):
+            partition_units(w, x, y, e, upper=upper, k=k, seed=seed)

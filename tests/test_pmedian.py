@@ -1,4 +1,4 @@
-"""Tests of the capacitated p-median solver (gridengine.pmedian)."""
+"""Tests of the capacitated p-median solver (gridengine.solvers.pmedian)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gridengine import pmedian as pm
 from gridengine.errors import InfeasibleError
-from gridengine.pmedian import PMedianResult, capacitated_p_median, cpmp_check
+from gridengine.solvers import pmedian as pm
+from gridengine.solvers.pmedian import PMedianResult, capacitated_p_median, cpmp_check
 
 DATA = Path(os.environ.get("GRIDENGINE_BENCHMARKS", "/work/shared/benchmarks"))
 

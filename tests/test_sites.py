@@ -11,8 +11,8 @@ import pytest
 
 import gridengine as ge
 from gridengine.cli import main
-from gridengine.pmedian import capacitated_facility_location
 from gridengine.sites import SITES_DATA_FILES, SitesConfig, read_candidates, site_service_points
+from gridengine.solvers.facility import capacitated_facility_location
 
 CAP_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "sscflp_orlib"
 
@@ -234,12 +234,12 @@ def test_zone_border(sample_plan, tmp_path):
 def test_cflp_falls_back_when_cpmp_construction_gives_up(monkeypatch):
     """If the p-median core finds no start (it can, under a tight capacity and a busy machine), the general
     path still returns a feasible layout."""
-    import gridengine.pmedian as pm
+    import gridengine.solvers.facility as facility
 
     def give_up(*a, **k):
         raise ge.InfeasibleError("no feasible assignment found for the capacity (bin packing too tight?)")
 
-    monkeypatch.setattr(pm, "capacitated_p_median", give_up)
+    monkeypatch.setattr(facility, "capacitated_p_median", give_up)
     rng = np.random.default_rng(5)
     pts = rng.random((40, 2)) * 10
     D = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1))

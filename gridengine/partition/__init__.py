@@ -6,9 +6,7 @@ Rooms of this stage:
   refinement, areas and bridges, locked groups);
 - :mod:`.roster`: :func:`partition_roster`, one grid per specialist sized to their capacity;
 - :mod:`.rerun`: :func:`partition_from_previous`, re-runs that keep customers in their grid;
-- :mod:`.h3cells`: :func:`partition_cells`, the adapter from the H3 cell layer, naming grids;
-- :mod:`.districting`: :func:`district_units`, districting with lower and upper bounds and the
-  Hess objective (exact CP-SAT / MIP models for small graphs), measured against published optima.
+- :mod:`.h3cells`: :func:`partition_cells`, the adapter from the H3 cell layer, naming grids.
 """
 
 from .core import CUT_SCORES as CUT_SCORES

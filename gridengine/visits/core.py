@@ -119,7 +119,7 @@ class VisitsResult:
             The folder holds files and ``overwrite`` is False, or it cannot be written.
         """
         from ..plan import atomic_folder
-        from .pages import _FIXED, render_index, render_specialist
+        from .pages import FIXED_COLUMNS, render_index, render_specialist
 
         folder = Path(folder)
         with atomic_folder(folder, overwrite=overwrite, what="the visits", occupied="already holds files") as tmp:
@@ -130,7 +130,7 @@ class VisitsResult:
             (tmp / "run.json").write_text(_json_dump(self.run), encoding="utf-8")
             pages = tmp / "pages"
             pages.mkdir()
-            pii = [c for c in self.visits.columns if c not in _FIXED]
+            pii = [c for c in self.visits.columns if c not in FIXED_COLUMNS]
             by_sp: dict[str, list[dict]] = {}
             for r in self.visits.to_dict("records"):
                 by_sp.setdefault(r["specialist_id"], []).append(r)
@@ -144,13 +144,13 @@ class VisitsResult:
                 s = sp["specialist_id"]
                 html = render_specialist(sp, by_sp.get(s, []), un_sp.get(s, []), days_sp.get(s, []), self.metrics,
                                          pii)
-                (pages / f"{_safe(s)}.html").write_text(html, encoding="utf-8")
+                (pages / f"{safe_file_name(s)}.html").write_text(html, encoding="utf-8")
             (tmp / "index.html").write_text(render_index(self), encoding="utf-8")
             (tmp / "manifest.json").write_text(_json_dump(self.manifest), encoding="utf-8")
         return folder
 
 
-def _safe(name: str) -> str:
+def safe_file_name(name: str) -> str:
     """A file name for a specialist id (letters, digits, - and _ kept)."""
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(name)) or "_"
 
@@ -180,13 +180,13 @@ def _run_jobs(jobs: list[dict[str, Any]], n_workers: int, progress: Callable[[in
             if progress:
                 progress(k + 1, len(jobs))
         return out
-    from ..rollout import _start_client
+    from .._dask import start_client
 
     # bigger problems first, in batches so the scheduler is not flooded with tiny tasks
     order = sorted(range(len(jobs)), key=lambda k: -len(jobs[k]["cid"]))
     n_batches = min(len(jobs), n_workers * 16)
     batches = [order[b::n_batches] for b in range(n_batches)]
-    client, cluster = _start_client(None, n_workers, None)
+    client, cluster = start_client(None, n_workers, None)
     results: list[dict[str, Any] | None] = [None] * len(jobs)
     try:
         from distributed import as_completed

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ..ingest import _as_text, _normalise_columns, _numeric, _read_raw, _require, pii_columns
+from ..ingest import as_text, normalise_columns, parse_numeric, pii_columns, read_raw, require_columns
 
 __all__ = ["read_table", "validate_at_risk", "validate_booked", "REJECT_COLUMNS"]
 
@@ -33,7 +33,7 @@ def read_table(source: str | Path | pd.DataFrame, *, what: str, encoding: str = 
         except Exception as exc:  # openpyxl raises several kinds for broken workbooks
             raise InputError(f"{path}: not a readable xlsx workbook ({exc})", path=str(path)) from None
         return df, str(path)
-    return _read_raw(path, encoding), str(path)
+    return read_raw(path, encoding), str(path)
 
 
 def _date(text: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -103,30 +103,30 @@ def validate_at_risk(df: pd.DataFrame, *, source: str, known: pd.Series, include
     InputError
         No ``customer_id`` column, or no data rows.
     """
-    df = _normalise_columns(df, source)
-    _require(df, ["customer_id"], source)
+    df = normalise_columns(df, source)
+    require_columns(df, ["customer_id"], source)
     n = len(df)
     if n == 0:
         raise InputError(f"{source}: no data rows (header only)", path=source)
     r = _Reasons(n)
-    ids = _as_text(df["customer_id"]).astype(object).to_numpy()
+    ids = as_text(df["customer_id"]).astype(object).to_numpy()
     r.add(ids == "", "column 'customer_id': empty")
 
     def text(col: str) -> pd.Series:
-        return _as_text(df[col]).astype(str) if col in df.columns else pd.Series([""] * n, dtype=str)
+        return as_text(df[col]).astype(str) if col in df.columns else pd.Series([""] * n, dtype=str)
 
     due_t = text("due_date")
     due, due_bad = _date(due_t)
     r.add(due_bad, lambda i: f"column 'due_date': {due_t.iat[i]!r} is not a date YYYY-MM-DD")
     if "priority" in df.columns:
-        pri, _, pri_bad = _numeric(df["priority"])
+        pri, _, pri_bad = parse_numeric(df["priority"])
         r.add(pri_bad, lambda i: f"column 'priority': {text('priority').iat[i]!r} is not a number")
         with np.errstate(invalid="ignore"):
             r.add(~np.isnan(pri) & ~np.isfinite(pri), "column 'priority': infinite")
     else:
         pri = np.full(n, np.nan)
     if "visit_minutes" in df.columns:
-        vm, _, vm_bad = _numeric(df["visit_minutes"])
+        vm, _, vm_bad = parse_numeric(df["visit_minutes"])
         r.add(vm_bad, lambda i: f"column 'visit_minutes': {text('visit_minutes').iat[i]!r} is not a number")
         with np.errstate(invalid="ignore"):
             r.add((vm <= 0) | (vm > max_visit_minutes) | np.isinf(vm),
@@ -196,14 +196,14 @@ def validate_booked(df: pd.DataFrame, *, source: str, known: pd.Series, speciali
     rejects
         ``file`` (``"booked"``), ``row``, ``customer_id``, ``reason``.
     """
-    df = _normalise_columns(df, source)
-    _require(df, ["specialist_id", "date", "customer_id", "arrival"], source)
+    df = normalise_columns(df, source)
+    require_columns(df, ["specialist_id", "date", "customer_id", "arrival"], source)
     n = len(df)
     r = _Reasons(n)
-    ids = _as_text(df["customer_id"]).astype(object).to_numpy()
-    sp = _as_text(df["specialist_id"]).astype(object).to_numpy()
-    d_t = _as_text(df["date"]).astype(str)
-    a_t = _as_text(df["arrival"]).astype(str)
+    ids = as_text(df["customer_id"]).astype(object).to_numpy()
+    sp = as_text(df["specialist_id"]).astype(object).to_numpy()
+    d_t = as_text(df["date"]).astype(str)
+    a_t = as_text(df["arrival"]).astype(str)
     day, d_bad = _date(d_t)
     arr, a_bad = _clock(a_t)
     r.add(ids == "", "column 'customer_id': empty")

@@ -75,7 +75,7 @@ def _svg(base: tuple[float, float], days: list[tuple[str, str, list[dict]]], wid
     return "".join(parts)
 
 
-_FIXED = {"specialist_id", "date", "seq", "customer_id", "arrival", "departure", "travel_km", "travel_min", "grid_id",
+FIXED_COLUMNS = {"specialist_id", "date", "seq", "customer_id", "arrival", "departure", "travel_km", "travel_min", "grid_id",
           "due_date", "on_time", "priority", "visit_minutes", "window", "booked", "return_km", "return_min", "lat",
           "lon", "note"}
 
@@ -159,7 +159,7 @@ def render_specialist(sp: dict[str, Any], visits: list[dict], unscheduled: list[
 
 def render_index(res) -> str:
     """The team lead's page: the unscheduled first, then one line per specialist with a link to their page."""
-    from .core import _safe
+    from .core import safe_file_name
 
     m = res.metrics
     body = [f"<h1>Lapse-risk home visits {_e(m['dates'][0])} to {_e(m['dates'][-1])}</h1>"]
@@ -180,7 +180,7 @@ def render_index(res) -> str:
                 "<th>travel km</th></tr>")
     for sp in res.specialists.itertuples(index=False):
         s = sp.specialist_id
-        body.append(f'<tr><td><a href="pages/{_e(_safe(s))}.html">{_e(s)}</a></td><td>{_e(sp.grid_id)}</td>'
+        body.append(f'<tr><td><a href="pages/{_e(safe_file_name(s))}.html">{_e(s)}</a></td><td>{_e(sp.grid_id)}</td>'
                     f'<td class="n">{int(cnt.get(s, 0))}</td><td class="n">{int(late.get(s, 0))}</td>'
                     f'<td class="n">{int(un.get(s, 0))}</td><td class="n">{float(km.get(s, 0.0)):.1f}</td></tr>')
     body.append("</table>")
