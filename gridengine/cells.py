@@ -342,6 +342,7 @@ def build_cells(
     max_refine: int = 3,
     barriers=None,
     zones=None,
+    exclude: np.ndarray | None = None,
 ) -> tuple[CellIndex, pd.DataFrame, pd.DataFrame]:
     """Index customers into H3 cells, tile the service area and build the adjacency.
 
@@ -369,6 +370,11 @@ def build_cells(
         Optional shapely geometry or sequence of polygons (e.g. sub-district boundaries): cells
         belong to the zone containing their centre, and adjacency between zones is removed, so
         every grid stays inside one zone.
+    exclude
+        Optional H3 cells (uint64, any resolutions, none inside another) left out of the tiling:
+        territory planned elsewhere (locked grids). Tiling cells equal to or inside them are dropped,
+        and tiling cells containing them are replaced by their children, recursively, so that the
+        tiling and ``exclude`` never overlap by index. No customer given may lie in them.
 
     Returns
     -------
@@ -421,6 +427,8 @@ def build_cells(
         if key_fixed and cust_zone is not None:
             logger.info("cells: %d customers share a point with customers of another zone; they follow the "
                         "majority of that point", key_fixed)
+    if exclude is not None and len(exclude):
+        cust_cells = _out_of_excluded(cust_cells, lat, lon, exclude)
     base_cells = cell_to_parent_vec(cust_cells, res)
     tiled = tile_service_area(base_cells, res=res, service_area=service_area, buffer_m=buffer_m)
     if split:
@@ -432,6 +440,8 @@ def build_cells(
                 current.discard(c)
                 current.update(h3i.cell_to_children(c, h3i.get_resolution(c) + 1))
         tiled = np.array(sorted(current), dtype="uint64")
+    if exclude is not None and len(exclude):
+        tiled = _tiling_without(tiled, exclude)
     if barriers is not None:
         tiled = _drop_barrier_cells(tiled, cust_cells, barriers)
     pos = np.searchsorted(tiled, cust_cells)
@@ -496,6 +506,56 @@ def build_cells(
         logger.info("cells: barriers and zone boundaries removed %d adjacencies", len(cut[0]))
     return CellIndex(table, edges, pos, proj, cut, zone_names=zone_names, zone_links=links,
                      n_barrier_only_cuts=n_barrier_cut), customers, rejects
+
+
+def _ancestors(cells: np.ndarray) -> np.ndarray:
+    """Every strict ancestor (uint64) of the given cells, sorted."""
+    cells = np.asarray(cells, dtype="uint64")
+    res = cell_resolution_vec(cells)
+    out = [cell_to_parent_vec(cells[res > r], r) for r in range(int(res.max(initial=0)))]
+    return np.unique(np.concatenate(out)) if out else np.zeros(0, dtype="uint64")
+
+
+def _out_of_excluded(cells: np.ndarray, lat: np.ndarray, lon: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """Customers' cells made finer, toward each customer's point, until none contains an excluded cell."""
+    anc = _ancestors(exclude)
+    cells = cells.copy()
+    fine = None
+    for _ in range(16):
+        hit = np.flatnonzero(np.isin(cells, anc))
+        if not len(hit):
+            break
+        if fine is None:
+            fine = points_to_cells(lat, lon, 15)
+        cells[hit] = _child_of(cells[hit], fine[hit], lat[hit], lon[hit], cell_resolution_vec(cells[hit]) + 1)
+    return cells
+
+
+def _tiling_without(tiled: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """The tiling minus the excluded cells: cells equal to or inside them dropped, cells containing
+    them replaced by their children (recursively), so the two never overlap by index."""
+    exclude = np.unique(np.asarray(exclude, dtype="uint64"))
+    anc = set(_ancestors(exclude).tolist())
+    ex = set(exclude.tolist())
+    keep: set[int] = set()
+    stack = sorted(tiled.tolist(), reverse=True)
+    while stack:
+        c = stack.pop()
+        if c in ex:
+            continue
+        if c in anc:
+            stack.extend(sorted(h3i.cell_to_children(c, h3i.get_resolution(c) + 1), reverse=True))
+            continue
+        keep.add(c)
+    out = np.array(sorted(keep), dtype="uint64")
+    # cells inside an excluded cell (a tiling finer than the excluded territory)
+    res = cell_resolution_vec(out)
+    inside = np.zeros(len(out), dtype=bool)
+    ex_arr = np.array(sorted(ex), dtype="uint64")
+    for r in np.unique(cell_resolution_vec(ex_arr)).tolist():
+        finer = res > r
+        inside[finer] |= np.isin(cell_to_parent_vec(out[finer], r), ex_arr)
+    return out[~inside]
 
 
 def _drop_barrier_cells(tiled: np.ndarray, occupied: np.ndarray, barriers) -> np.ndarray:
