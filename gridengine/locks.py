@@ -423,7 +423,8 @@ class LockedCustomers:
     notes: list[str]
 
 
-def take_locked_customers(locked: LockedGrids, located: pd.DataFrame, previous: Plan) -> LockedCustomers:
+def take_locked_customers(locked: LockedGrids, located: pd.DataFrame, previous: Plan, *,
+                          max_res: int) -> LockedCustomers:
     """Sort located customers into the locked grids and the rest (the rules in the module docstring).
 
     Parameters
@@ -434,6 +435,9 @@ def take_locked_customers(locked: LockedGrids, located: pd.DataFrame, previous: 
         Located customers: ``customer_id``, ``lat``, ``lon``, ``workload``, ``row``.
     previous
         The previous plan (its assignments say who was where).
+    max_res
+        :func:`gridengine.cells.refine_resolution` of the run, so that a point falls in a locked
+        cell exactly when :func:`gridengine.cells.build_cells` would place it there.
 
     Returns
     -------
@@ -446,7 +450,7 @@ def take_locked_customers(locked: LockedGrids, located: pd.DataFrame, previous: 
         run (the locks file, row and column named): a locked grid keeps its customers, so it cannot
         be kept within capacity; unlock it or raise the capacity.
     """
-    from .cells import cell_resolution_vec, cell_to_parent_vec, points_to_cells
+    from .cells import points_in_cells
 
     src = locked.source
     info = locked.grids.set_index("grid_id")
@@ -481,11 +485,9 @@ def take_locked_customers(locked: LockedGrids, located: pd.DataFrame, previous: 
     hit_cell = np.zeros(n, dtype="uint64")
     todo = np.flatnonzero(~stay)
     if len(todo) and len(territory):
-        fine = points_to_cells(lat[todo], lon[todo], 15)
-        for r in np.unique(cell_resolution_vec(territory)).tolist():
-            p_ = cell_to_parent_vec(fine, int(r))
-            inside = np.isin(p_, territory) & (hit_cell[todo] == 0)
-            hit_cell[todo[inside]] = p_[inside]
+        where = points_in_cells(lat[todo], lon[todo], territory, max_res=max_res)
+        found = where >= 0
+        hit_cell[todo[found]] = territory[where[found]]
     in_locked = hit_cell > 0
     hit_grid = np.array([owner_of.get(int(c), "") for c in hit_cell.tolist()], dtype=object)
     # a customer of a locked grid who moved within its territory stays in it

@@ -26,7 +26,7 @@ import shapely
 
 from ._version import __version__
 from .assign import assign_specialists, design_capacity, grid_requirements, staffing_plan
-from .cells import build_cells, cells_to_polygon, split_heavy_cells
+from .cells import build_cells, cells_to_polygon, refine_resolution, split_heavy_cells
 from .config import Config
 from .errors import ConfigError, InfeasibleError, InputError
 from .geocode import check_reject_share, geocode_customers
@@ -425,7 +425,8 @@ def plan_city(
     if frozen is not None:
         roster = roster.loc[~roster["specialist_id"].astype(str).isin(set(frozen.grids["specialist_id"]))
                             ].reset_index(drop=True)
-        taken = take_locked_customers(frozen, located, prev_plan)
+        taken = take_locked_customers(frozen, located, prev_plan, max_res=refine_resolution(
+            config.cells.resolution, config.cells.max_refine, config.cells.max_cell_share is not None))
         located, held, rejects_locked = taken.rest, taken.held, taken.rejects
         lock_notes, lock_records = taken.notes, taken.records
         if len(located) == 0:

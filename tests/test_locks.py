@@ -170,6 +170,22 @@ def test_build_cells_leaves_excluded_territory_out():
     assert index.cells["n_customers"].sum() == 2
 
 
+def test_points_fall_in_the_cell_build_cells_gives_them():
+    from gridengine.cells import points_in_cells, refine_resolution
+
+    rng = np.random.default_rng(0)
+    n = 4000
+    lat = 22.55 + rng.normal(0, 0.004, n)
+    lon = 114.05 + rng.normal(0, 0.004, n)
+    cust = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)], "lat": lat, "lon": lon, "workload": 1.0,
+                         "row": np.arange(1, n + 1)})
+    index, kept, _ = ge.build_cells(cust, res=9, buffer_m=300, max_cell_workload=20, max_refine=3)
+    assert len(np.unique(index.cells["cell"].to_numpy() >> np.uint64(52))) > 1  # resolutions mixed
+    where = points_in_cells(kept["lat"].to_numpy(), kept["lon"].to_numpy(), index.cells["cell"].to_numpy(),
+                            max_res=refine_resolution(9, 3, True))
+    assert (where == index.customer_cell).all()
+
+
 # ------------------------------------------------------------------ re-runs
 def test_locked_grids_stay_exactly_while_the_rest_is_replanned_to_the_roster(base):
     city, plan, folder = base
