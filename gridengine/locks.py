@@ -23,8 +23,9 @@ the rest is planned around them as usual (to the roster when one is given).
 
 Customers of a locked grid
     A customer of the previous plan who is still in the input at the same place (or elsewhere
-    within the grid's cells) stays in it. A customer of the input who falls in a locked grid's
-    cells and was not in it (new, or moved there) joins it while its specialist's capacity holds,
+    within the grid's cells) stays in it. A customer who falls in a locked grid's cells and was not
+    in it (new, or moved there; never one of another grid still at their place) joins it while its
+    specialist's capacity holds,
     in input-row order; the others go to the rejects with the reason (grid, specialist, capacity,
     locks row). A customer of a locked grid who moved out of its cells is planned with the rest;
     a customer who left the input leaves the grid (both said in the plan).
@@ -478,12 +479,13 @@ def take_locked_customers(locked: LockedGrids, located: pd.DataFrame, previous: 
     if stay.any():
         grid[stay] = prev_grid[stay]
         cell[stay] = np.array([h3.str_to_int(str(c)) for c in before["cell"].to_numpy()[pos[stay]]], dtype="uint64")
-    # everyone else: the locked cell holding their point (H3's index hierarchy, as cells are built)
+    # new customers and those who moved: the locked cell holding their point, if any, as cells are built
+    # (a continuing customer of another grid at their previous place never moves into a locked grid)
     lc = locked.cells
     owner_of = dict(zip(lc["cell_int"].tolist(), lc["grid_id"].tolist()))
     territory = lc["cell_int"].to_numpy(dtype="uint64")
     hit_cell = np.zeros(n, dtype="uint64")
-    todo = np.flatnonzero(~stay)
+    todo = np.flatnonzero(~(cont & same))
     if len(todo) and len(territory):
         where = points_in_cells(lat[todo], lon[todo], territory, max_res=max_res)
         found = where >= 0
