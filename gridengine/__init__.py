@@ -35,6 +35,7 @@ from .geocode import geocode_customers as geocode_customers
 from .ingest import read_customers as read_customers
 from .ingest import read_service_area as read_service_area
 from .ingest import read_specialists as read_specialists
+from .locks import read_locks as read_locks
 from .metrics import compute_metrics as compute_metrics
 from .metrics import rerun_metrics as rerun_metrics
 from .partition import partition_cells as partition_cells
@@ -59,7 +60,7 @@ from .visits import plan_visits as plan_visits
 
 __all__ = [
     "__version__", "plan_city", "Plan", "Config", "InputConfig", "CellConfig", "PartitionConfig", "AssignConfig",
-    "read_customers", "read_specialists", "read_service_area", "geocode_customers", "build_cells",
+    "read_customers", "read_specialists", "read_service_area", "read_locks", "geocode_customers", "build_cells",
     "partition_units", "partition_cells", "assign_specialists", "AssignmentResult", "compute_metrics", "rerun_metrics",
     "GridEngineError", "InputError", "ConfigError", "InfeasibleError", "CapacityShortfallError", "SolverError",
     "PlanWriteError", "GridEngineWarning", "diff_plans", "PlanDiff", "rollout", "RolloutSpec", "RolloutResult",

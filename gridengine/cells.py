@@ -35,6 +35,8 @@ import pandas as pd
 
 __all__ = [
     "grid_zones",
+    "points_in_cells",
+    "refine_resolution",
     "split_heavy_cells",
     "cell_to_parent_vec",
     "cells_to_polygon",
@@ -342,6 +344,7 @@ def build_cells(
     max_refine: int = 3,
     barriers=None,
     zones=None,
+    exclude: np.ndarray | None = None,
 ) -> tuple[CellIndex, pd.DataFrame, pd.DataFrame]:
     """Index customers into H3 cells, tile the service area and build the adjacency.
 
@@ -369,6 +372,11 @@ def build_cells(
         Optional shapely geometry or sequence of polygons (e.g. sub-district boundaries): cells
         belong to the zone containing their centre, and adjacency between zones is removed, so
         every grid stays inside one zone.
+    exclude
+        Optional H3 cells (uint64, any resolutions, none inside another) left out of the tiling:
+        territory planned elsewhere (locked grids). Tiling cells equal to or inside them are dropped,
+        and tiling cells containing them are replaced by their children, recursively, so that the
+        tiling and ``exclude`` never overlap by index. No customer given may lie in them.
 
     Returns
     -------
@@ -421,6 +429,9 @@ def build_cells(
         if key_fixed and cust_zone is not None:
             logger.info("cells: %d customers share a point with customers of another zone; they follow the "
                         "majority of that point", key_fixed)
+    if exclude is not None and len(exclude):
+        cust_cells = _out_of_excluded(cust_cells, lat, lon, exclude, refine_resolution(
+            res, max_refine, max_cell_workload is not None))
     base_cells = cell_to_parent_vec(cust_cells, res)
     tiled = tile_service_area(base_cells, res=res, service_area=service_area, buffer_m=buffer_m)
     if split:
@@ -432,6 +443,8 @@ def build_cells(
                 current.discard(c)
                 current.update(h3i.cell_to_children(c, h3i.get_resolution(c) + 1))
         tiled = np.array(sorted(current), dtype="uint64")
+    if exclude is not None and len(exclude):
+        tiled = _tiling_without(tiled, exclude)
     if barriers is not None:
         tiled = _drop_barrier_cells(tiled, cust_cells, barriers)
     pos = np.searchsorted(tiled, cust_cells)
@@ -496,6 +509,153 @@ def build_cells(
         logger.info("cells: barriers and zone boundaries removed %d adjacencies", len(cut[0]))
     return CellIndex(table, edges, pos, proj, cut, zone_names=zone_names, zone_links=links,
                      n_barrier_only_cuts=n_barrier_cut), customers, rejects
+
+
+def _ancestors(cells: np.ndarray) -> np.ndarray:
+    """Every strict ancestor (uint64) of the given cells, sorted."""
+    cells = np.asarray(cells, dtype="uint64")
+    res = cell_resolution_vec(cells)
+    out = [cell_to_parent_vec(cells[res > r], r) for r in range(int(res.max(initial=0)))]
+    return np.unique(np.concatenate(out)) if out else np.zeros(0, dtype="uint64")
+
+
+def refine_resolution(res: int, max_refine: int, refining: bool) -> int:
+    """The resolution whose cells' parents give customers their cells in :func:`build_cells` (adaptive
+    refinement's finest level; ``res`` itself without refinement)."""
+    return max(res, min(15, res + max_refine)) if refining else res
+
+
+def _chain_child(cells: np.ndarray, lat: np.ndarray, lon: np.ndarray, fine_m: np.ndarray, max_res: int,
+                 fine15: np.ndarray) -> np.ndarray:
+    """The child of each cell toward its point, the way :func:`build_cells` refines: the parent of the
+    point's cell at ``max_res`` while within it (when that is a child of the cell), else :func:`_child_of`."""
+    r = cell_resolution_vec(cells) + 1
+    out = np.empty(len(cells), dtype="uint64")
+    low = np.flatnonzero(r <= max_res)
+    if len(low):
+        cand = _parent_mixed(fine_m[low], r[low])
+        off = _parent_mixed(cand, r[low] - 1) != cells[low]
+        out[low] = cand
+        rest = np.r_[low[off], np.flatnonzero(r > max_res)].astype("int64")
+    else:
+        rest = np.arange(len(cells))
+    if len(rest):
+        out[rest] = _child_of(cells[rest], fine15[rest], lat[rest], lon[rest], r[rest])
+    return out
+
+
+def points_in_cells(lat: np.ndarray, lon: np.ndarray, cells: np.ndarray, *, max_res: int) -> np.ndarray:
+    """Which of the given cells holds each point, the way :func:`build_cells` places points.
+
+    Parameters
+    ----------
+    lat, lon
+        The points (WGS-84 degrees).
+    cells
+        H3 cells (uint64), none inside another, any resolutions.
+    max_res
+        :func:`refine_resolution` of the run: a point's cell at a resolution up to it is the parent
+        of the point's cell at ``max_res``; finer, one child at a time toward the point.
+
+    Returns
+    -------
+    numpy.ndarray
+        Position in ``cells`` of the cell holding each point, -1 where none does.
+    """
+    cells = np.asarray(cells, dtype="uint64")
+    n = len(lat)
+    out = np.full(n, -1, dtype="int64")
+    if not n or not len(cells):
+        return out
+    order = np.argsort(cells, kind="stable")
+    sorted_cells = cells[order]
+    res_set = sorted(set(cell_resolution_vec(cells).tolist()))
+
+    def mark(cand: np.ndarray) -> None:
+        p_ = np.minimum(np.searchsorted(sorted_cells, cand), len(cells) - 1)
+        hit = (sorted_cells[p_] == cand) & (out < 0)
+        out[hit] = order[p_[hit]]
+
+    lat = np.asarray(lat, dtype="float64")
+    lon = np.asarray(lon, dtype="float64")
+    fine_m = points_to_cells(lat, lon, max_res)
+    for r in res_set:
+        if r <= max_res:
+            mark(cell_to_parent_vec(fine_m, r))
+    if res_set[-1] > max_res:
+        fine15 = points_to_cells(lat, lon, 15)
+        cur = fine_m
+        for _ in range(max_res + 1, res_set[-1] + 1):
+            cur = _chain_child(cur, lat, lon, fine_m, max_res, fine15)
+            mark(cur)
+    return out
+
+
+def _out_of_excluded(cells: np.ndarray, lat: np.ndarray, lon: np.ndarray, exclude: np.ndarray,
+                     max_res: int) -> np.ndarray:
+    """Customers' cells made finer, toward each customer's point (as :func:`points_in_cells` descends),
+    until none contains an excluded cell; a cell that lands in an excluded one (a point placed there by
+    another path, e.g. a zone split) takes the nearest sibling outside it instead."""
+    ex = np.unique(np.asarray(exclude, dtype="uint64"))
+    anc = _ancestors(ex)
+    cells = cells.copy()
+    fine_m = points_to_cells(lat, lon, max_res)
+    fine15 = points_to_cells(lat, lon, 15)
+    for _ in range(16):
+        hit = np.flatnonzero(np.isin(cells, anc))
+        if not len(hit):
+            break
+        cells[hit] = _chain_child(cells[hit], lat[hit], lon[hit], fine_m[hit], max_res, fine15[hit])
+    # cells in or inside an excluded cell: step back to its parent and down again, outside it
+    res = cell_resolution_vec(cells)
+    inside = np.isin(cells, ex)
+    for r in np.unique(cell_resolution_vec(ex)).tolist():
+        finer = res > r
+        inside[finer] |= np.isin(cell_to_parent_vec(cells[finer], r), ex)
+    ex_set, anc_set = set(ex.tolist()), set(anc.tolist())
+    for i in np.flatnonzero(inside).tolist():
+        c = int(cells[i])
+        rc = h3i.get_resolution(c)
+        top = next(cell for cell in [c] + [h3i.cell_to_parent(c, r) for r in range(rc - 1, -1, -1)] if cell in ex_set)
+        c = h3i.cell_to_parent(top, h3i.get_resolution(top) - 1)
+        while c in anc_set:
+            kids = [k for k in h3i.cell_to_children(c, h3i.get_resolution(c) + 1) if k not in ex_set]
+            if not kids:  # pragma: no cover - an ancestor of excluded cells is never wholly excluded
+                raise RuntimeError("internal error: a customer lies wholly inside the excluded territory")
+            cen = np.array([h3i.cell_to_latlng(k) for k in kids], dtype="float64")
+            c = kids[int(np.argmin(haversine_km(lat[i], lon[i], cen[:, 0], cen[:, 1])))]
+        cells[i] = c
+    if inside.any():
+        logger.info("cells: %d customer(s) beside excluded territory placed in the nearest cell outside it",
+                    int(inside.sum()))
+    return cells
+
+
+def _tiling_without(tiled: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """The tiling minus the excluded cells: cells equal to or inside them dropped, cells containing
+    them replaced by their children (recursively), so the two never overlap by index."""
+    exclude = np.unique(np.asarray(exclude, dtype="uint64"))
+    anc = set(_ancestors(exclude).tolist())
+    ex = set(exclude.tolist())
+    keep: set[int] = set()
+    stack = sorted(tiled.tolist(), reverse=True)
+    while stack:
+        c = stack.pop()
+        if c in ex:
+            continue
+        if c in anc:
+            stack.extend(sorted(h3i.cell_to_children(c, h3i.get_resolution(c) + 1), reverse=True))
+            continue
+        keep.add(c)
+    out = np.array(sorted(keep), dtype="uint64")
+    # cells inside an excluded cell (a tiling finer than the excluded territory)
+    res = cell_resolution_vec(out)
+    inside = np.zeros(len(out), dtype=bool)
+    ex_arr = np.array(sorted(ex), dtype="uint64")
+    for r in np.unique(cell_resolution_vec(ex_arr)).tolist():
+        finer = res > r
+        inside[finer] |= np.isin(cell_to_parent_vec(out[finer], r), ex_arr)
+    return out[~inside]
 
 
 def _drop_barrier_cells(tiled: np.ndarray, occupied: np.ndarray, barriers) -> np.ndarray:

@@ -38,6 +38,10 @@ row and column); 1 an unexpected failure.  Run `gridengine COMMAND --help` for a
 _PLAN_EXAMPLE = """example:
   gridengine plan --customers data/sample/customers.csv --specialists data/sample/specialists.csv \\
       --service-area data/sample/service_area.geojson --out out/sample --force
+
+next month, keeping grids G0003 and G0007 (and specialist S0012's grid) exactly as they are
+(locks.csv: the header grid_id,specialist_id and the rows G0003, G0007 and ,S0012):
+  gridengine plan ... --previous out/sample --locked locks.csv --out out/sample-2
 """
 _STAFF_EXAMPLE = """example:
   gridengine staff --customers data/sample/customers.csv --capacity 1000 \
@@ -114,7 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--service-area", help="service-area polygon file (GeoJSON, GPKG, GeoParquet)")
     pl.add_argument("--barriers", help="lines/polygons no grid may cross (rivers, expressways, rail)")
     pl.add_argument("--zones", help="polygons (one per feature, e.g. sub-districts) each grid must stay inside")
-    pl.add_argument("--locked", help="CSV of cell,grid_id: cells pinned to a grid that keeps its id")
+    pl.add_argument("--locked", metavar="LOCKS",
+                    help="locks file (CSV, xlsx) with columns grid_id, specialist_id, cell (any may be blank): "
+                         "grid_id or specialist_id alone keeps that grid of --previous exactly as it was (cells, "
+                         "customers, specialist); cell with grid_id pins the cell into a grid keeping that id")
     pl.add_argument("--road-graph", help="road network (GraphML or edge-list CSV) for base-to-grid travel")
     pl.add_argument("--previous", help="previous plan folder: re-run from it, keeping customers with their specialist")
     pl.add_argument("--seed", type=int, help="random seed (overrides the config)")

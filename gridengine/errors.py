@@ -38,7 +38,8 @@ class InputError(GridEngineError, ValueError):
     path
         The file the problem is in, if known.
     row
-        The 1-based data row (header excluded) of the problem, if it is one row.
+        The row of the problem, if it is one row: the 1-based data row (header excluded) of
+        customers and specialists; the row as a spreadsheet shows it (header = row 1) of a locks file.
     field
         The column the problem is in, if it is one column.
     """

@@ -149,7 +149,7 @@ def column_mapping(columns, kind: str, extra: str | dict[str, str] | None = None
     return mapping
 
 
-def _apply_mapping(df: pd.DataFrame, kind: str, extra: str | dict[str, str] | None, source: str) -> pd.DataFrame:
+def apply_mapping(df: pd.DataFrame, kind: str, extra: str | dict[str, str] | None, source: str) -> pd.DataFrame:
     """Rename the recognised headers (logged), after :func:`normalise_columns`."""
     mapping = column_mapping(df.columns, kind, extra)
     if not mapping:
@@ -160,8 +160,9 @@ def _apply_mapping(df: pd.DataFrame, kind: str, extra: str | dict[str, str] | No
     return normalise_columns(df, source)
 
 
-def _sheet_rows(path: Path, sheet: str) -> list[list]:
-    """The rows of one worksheet (python-calamine): by name, by number from 1, or the first."""
+def _sheet_rows(path: Path, sheet: str) -> tuple[list[list], int]:
+    """The rows of one worksheet (python-calamine): by name, by number from 1, or the first; and the
+    sheet row number (from 1) of the first row returned (leading empty rows are not returned)."""
     try:
         from python_calamine import CalamineWorkbook
     except ImportError:  # pragma: no cover - a declared dependency
@@ -182,15 +183,23 @@ def _sheet_rows(path: Path, sheet: str) -> list[list]:
         name = names[int(sheet) - 1]
     else:
         raise InputError(f"{path}: no sheet {sheet!r} (sheets: {', '.join(names)})", path=str(path), field=sheet)
-    return wb.get_sheet_by_name(name).to_python(skip_empty_area=True)
+    ws = wb.get_sheet_by_name(name)
+    start = ws.start
+    return ws.to_python(skip_empty_area=True), (int(start[0]) + 1 if start else 1)
 
 
-def _read_excel(path: Path, sheet: str = "") -> pd.DataFrame:
-    """An Excel sheet as a table: the first non-empty row is the header; text stays text, numbers numbers."""
-    rows = _sheet_rows(path, sheet)
-    rows = [r for r in rows if any(v not in ("", None) for v in r)]
-    if not rows:
+def _read_excel(path: Path, sheet: str = "", *, keep_blank_rows: bool = False) -> pd.DataFrame:
+    """An Excel sheet as a table: the first non-empty row is the header; text stays text, numbers numbers.
+
+    With ``keep_blank_rows``, empty rows below the header stay (as rows of blanks), and
+    ``attrs["first_row"]`` is the sheet row number of the first data row."""
+    rows, first = _sheet_rows(path, sheet)
+    filled = [any(v not in ("", None) for v in r) for r in rows]
+    if not any(filled):
         raise InputError(f"{path}: the sheet is empty", path=str(path))
+    head = filled.index(True)
+    first += head + 1
+    rows = rows[head:] if keep_blank_rows else [r for r, f in zip(rows, filled) if f]
     header = [str(v).strip() if v is not None else "" for v in rows[0]]
     while header and header[-1] == "":
         header.pop()
@@ -214,6 +223,8 @@ def _read_excel(path: Path, sheet: str = "") -> pd.DataFrame:
             raise InputError(f"{path}: column {h!r} appears more than once in the header", path=str(path), field=h)
         seen.add(h)
     df = pd.DataFrame(data, columns=header[:n])
+    if keep_blank_rows:
+        df.attrs["first_row"] = first
     return df
 
 
@@ -371,15 +382,19 @@ def _check_header(text: str, sep: str, path: Path) -> None:
         seen.add(name)
 
 
-def read_raw(path: Path, encoding: str, *, sheet: str = "") -> pd.DataFrame:
-    """Read a file into a DataFrame; CSV cells stay strings so validation sees what was written."""
+def read_raw(path: Path, encoding: str, *, sheet: str = "", keep_blank_rows: bool = False) -> pd.DataFrame:
+    """Read a file into a DataFrame; CSV cells stay strings so validation sees what was written.
+
+    With ``keep_blank_rows`` (CSV and Excel), blank rows below the header stay as rows of blanks, so
+    that row positions are those a spreadsheet shows; an Excel table's ``attrs["first_row"]`` is then
+    the sheet row of its first data row (a CSV's is 2)."""
     if not path.exists():
         raise InputError(f"{path}: file not found", path=str(path))
     if path.is_dir():
         raise InputError(f"{path}: is a folder, expected a file", path=str(path))
     suffix = path.suffix.lower()
     if suffix in _EXCEL_SUFFIXES or _is_zip_workbook(path):
-        return _read_excel(path, sheet)
+        return _read_excel(path, sheet, keep_blank_rows=keep_blank_rows)
     if suffix in _PARQUET_SUFFIXES:
         import pyarrow.parquet as pq
 
@@ -416,7 +431,7 @@ def read_raw(path: Path, encoding: str, *, sheet: str = "") -> pd.DataFrame:
         # only one chunk at a time exists as Python strings before becoming compact string columns
         chunks = pd.read_csv(
             path, sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
-            skipinitialspace=True, chunksize=_CSV_CHUNK_ROWS,
+            skipinitialspace=True, chunksize=_CSV_CHUNK_ROWS, skip_blank_lines=not keep_blank_rows,
         )
         parts = list(chunks)
         df = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
@@ -427,10 +442,6 @@ def read_raw(path: Path, encoding: str, *, sheet: str = "") -> pd.DataFrame:
     except (UnicodeDecodeError, LookupError) as exc:  # checked above; kept for safety
         raise InputError(f"{path}: cannot decode as {enc}: {exc}", path=str(path)) from None
     return df
-
-
-#: The name gridengine.pipeline imports.
-_read_raw = read_raw
 
 
 def _is_zip_workbook(path: Path) -> bool:
@@ -620,7 +631,7 @@ def validate_customers(
     InputError
         Missing required column, no data rows, or too many rejected rows.
     """
-    df = _apply_mapping(normalise_columns(df, source), "customers", config.columns, source)
+    df = apply_mapping(normalise_columns(df, source), "customers", config.columns, source)
     require_columns(df, ["customer_id"], source)
     has_address = "address" in df.columns
     if not has_address:
@@ -735,7 +746,7 @@ def read_customer_pii(path: str | Path, *, config: InputConfig = InputConfig()) 
     Read only when a planner asks for personal data in the plan (``--include-pii``).
     """
     path = Path(path)
-    df = _apply_mapping(normalise_columns(read_raw(path, config.encoding, sheet=config.sheet), str(path)),
+    df = apply_mapping(normalise_columns(read_raw(path, config.encoding, sheet=config.sheet), str(path)),
                         "customers", config.columns, str(path))
     require_columns(df, ["customer_id"], str(path))
     cols = pii_columns(df.columns)
@@ -791,7 +802,7 @@ def validate_specialists(df: pd.DataFrame, *, source: str = "specialists",
         On a missing column, no rows, or the first bad value (file, row, column and value named;
         up to five problems are listed).
     """
-    df = _apply_mapping(normalise_columns(df, source), "specialists", config.columns if config else None, source)
+    df = apply_mapping(normalise_columns(df, source), "specialists", config.columns if config else None, source)
     require_columns(df, ["specialist_id", "lat", "lon", "capacity"], source)
     n = len(df)
     if n == 0:

@@ -26,7 +26,7 @@ import shapely
 
 from ._version import __version__
 from .assign import assign_specialists, design_capacity, grid_requirements, staffing_plan
-from .cells import build_cells, cells_to_polygon, split_heavy_cells
+from .cells import build_cells, cells_to_polygon, refine_resolution, split_heavy_cells
 from .config import Config
 from .errors import ConfigError, InfeasibleError, InputError
 from .geocode import check_reject_share, geocode_customers
@@ -41,6 +41,7 @@ from .ingest import (
     validate_customers,
     validate_specialists,
 )
+from .locks import LockedGrids, read_locks, resolve_locks, take_locked_customers
 from .metrics import compute_metrics, rerun_metrics
 from .partition import partition_cells
 from .partition.roster import MAX_FILL, size_to_roster
@@ -119,8 +120,10 @@ def _grids_table(cells: pd.DataFrame, cell_str: np.ndarray, cell_grid: np.ndarra
     return grids, geoms
 
 
-def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.DataFrame) -> list[str]:
-    """Per disconnected area (island, land cut off by water): capacity based there vs its workload."""
+def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.DataFrame,
+                          skip: set[int] = frozenset()) -> list[str]:
+    """Per disconnected area (island, land cut off by water): capacity based there vs its workload
+    (areas in ``skip``, cut off by locked grids rather than water, are not judged)."""
     if area_of_unit is None or len(roster) == 0:
         return []
     cells = index.cells
@@ -136,7 +139,7 @@ def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.Dat
     cap = np.bincount(home, weights=roster["capacity"].to_numpy(), minlength=n_areas)
     msgs = []
     for a in np.argsort(-area_w, kind="stable").tolist():
-        if area_w[a] > 0 and cap[a] + 1e-9 < area_w[a]:
+        if area_w[a] > 0 and cap[a] + 1e-9 < area_w[a] and a not in skip:
             m = area_of_unit == a
             lat, lon = cells["lat"].to_numpy()[m].mean(), cells["lon"].to_numpy()[m].mean()
             if index.zone_names is not None:  # areas are zones: a zone border, not water, separates them
@@ -204,6 +207,46 @@ def _roster_parts(index, located: pd.DataFrame, roster: pd.DataFrame, caps: np.n
     return parts
 
 
+def _with_locked(cells: pd.DataFrame, cell_str: np.ndarray, cell_grid: np.ndarray, located: pd.DataFrame,
+                 cust_grid: np.ndarray, shared: dict[str, int], frozen: LockedGrids | None,
+                 held: pd.DataFrame | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, pd.DataFrame, np.ndarray,
+                                                     dict[str, int]]:
+    """The plan's tables with the locked grids put back beside the planned rest: cells (``cell``, ``lat``,
+    ``lon``, ``workload``, ``n_customers``, sorted by H3 index), their H3 strings and grids, the customers
+    and their grids, and the cell each dedicated grid shares (positions in the merged cells)."""
+    if frozen is None:
+        return cells, cell_str, cell_grid, located, cust_grid, shared
+    fc = frozen.cells
+    n_rest = len(cells)
+    all_int = np.r_[cells["cell"].to_numpy(dtype="uint64"), fc["cell_int"].to_numpy(dtype="uint64")]
+    order = np.argsort(all_int, kind="stable")
+    new_pos = np.empty(len(all_int), dtype="int64")
+    new_pos[order] = np.arange(len(all_int))
+    # a locked cell's workload is its own grid's customers' (a dedicated grid's customers are counted apart)
+    own = held["grid_id"].astype(str).isin(set(fc["grid_id"])).to_numpy()
+    fpos = np.searchsorted(fc["cell_int"].to_numpy(dtype="uint64"), held["cell"].to_numpy(dtype="uint64")[own])
+    fw = np.bincount(fpos, weights=held["workload"].to_numpy(dtype="float64")[own], minlength=len(fc))
+    fn = np.bincount(fpos, minlength=len(fc))
+    centres = np.array([h3.cell_to_latlng(c) for c in fc["cell"].tolist()], dtype="float64").reshape(-1, 2)
+    merged = pd.DataFrame({
+        "cell": all_int[order],
+        "lat": np.r_[cells["lat"].to_numpy(), centres[:, 0]][order],
+        "lon": np.r_[cells["lon"].to_numpy(), centres[:, 1]][order],
+        "workload": np.r_[cells["workload"].to_numpy(dtype="float64"), fw][order],
+        "n_customers": np.r_[cells["n_customers"].to_numpy(dtype="int64"), fn][order],
+    })
+    m_str = np.r_[cell_str.astype(object), fc["cell"].to_numpy(dtype=object)][order]
+    m_grid = np.r_[np.asarray(cell_grid).astype(object), fc["grid_id"].to_numpy(dtype=object)][order]
+    m_located = pd.concat([located, held.drop(columns=["grid_id"])], ignore_index=True)
+    m_cust_grid = np.r_[np.asarray(cust_grid, dtype=object), held["grid_id"].to_numpy(dtype=object)]
+    m_shared = {g: int(new_pos[p_]) for g, p_ in shared.items()}
+    at = {c: n_rest + i for i, c in enumerate(fc["cell"].tolist())}
+    for g, c in zip(frozen.grids["grid_id"], frozen.grids["shared_cell"]):
+        if c:
+            m_shared[str(g)] = int(new_pos[at[c]])
+    return merged, m_str, m_grid, m_located, m_cust_grid, m_shared
+
+
 def _churn(prev: Plan, located: pd.DataFrame, grid_of_customer: np.ndarray) -> float:
     """Share of continuing customers whose grid changed (before staffing; used to steer max_churn)."""
     before = prev.assignments.set_index("customer_id")["grid_id"].astype(str)
@@ -267,8 +310,13 @@ def plan_city(
         Optional polygon file or geometry (e.g. street / sub-district boundaries): every grid
         stays inside one zone.
     locked
-        Optional table or CSV file of ``cell`` (H3) → ``grid_id``: those cells stay together in a
-        grid that keeps that id.
+        Optional locks file (CSV, ``.xlsx``, Parquet) or table, rows of ``grid_id``,
+        ``specialist_id``, ``cell`` (any may be blank; :mod:`gridengine.locks`). A ``grid_id``
+        or a ``specialist_id`` alone locks that grid of ``previous`` (the specialist's grid): its
+        cells, customers and specialist stay exactly as they were, and the rest of the city is
+        planned around it with the rest of the roster. ``cell`` with ``grid_id`` pins a cell into a
+        grid that keeps that id (first plans). ``metrics["locked_grids"]`` and ``metrics["locks"]``
+        say what was locked.
     road_graph
         Optional road network (GraphML or edge-list CSV, see :mod:`gridengine.travel`): travel
         from bases to grids is measured on it (time when the edges carry it, else distance).
@@ -291,7 +339,9 @@ def plan_city(
     Raises
     ------
     InputError
-        Unusable input (file, row and column named).
+        Unusable input (file, row and column named), including locks that cannot hold (a grid or
+        specialist not in the previous plan, a locked specialist not in the roster, a locked grid
+        over its specialist's capacity).
     InfeasibleError
         No contiguous partition within capacity exists or was found (said in domain terms).
     CapacityShortfallError
@@ -341,10 +391,16 @@ def plan_city(
                                  ) if isinstance(barriers, (str, Path)) else barriers
     zone_geom = read_zones(zones, name_column=config.input.zone_name_column or None,
                            coord_system=config.input.coord_system_of("zones")) if isinstance(zones, (str, Path)) else zones
-    if isinstance(locked, (str, Path)):
-        from .ingest import _read_raw
-
-        locked = _read_raw(Path(locked), config.input.encoding)
+    # locks: whole grids of the previous plan (planned apart) and cell pins (first plans)
+    locks = read_locks(locked, encoding=config.input.encoding, columns=config.input.columns) \
+        if locked is not None else None
+    frozen = resolve_locks(locks, prev_plan, roster if specialists is not None else None,
+                           capacity_limit=config.partition.capacity if specialists is not None else None
+                           ) if locks is not None else None
+    pins = None
+    if locks is not None and len(locks.cells):
+        pins = locks.cells
+        pins.attrs["source"] = locks.source
     timings["ingest"] = time.perf_counter() - t
 
     # geocode
@@ -363,6 +419,19 @@ def plan_city(
 
         roster["lat"], roster["lon"] = to_wgs84(roster["lat"].to_numpy(), roster["lon"].to_numpy(),
                                                 config.input.coord_system_of("specialists"))
+    # locked grids leave the planning: their specialists leave the roster, their customers the city
+    roster_all = roster
+    held, rejects_locked, lock_notes, lock_records = None, rejects0.iloc[:0], [], []
+    if frozen is not None:
+        roster = roster.loc[~roster["specialist_id"].astype(str).isin(set(frozen.grids["specialist_id"]))
+                            ].reset_index(drop=True)
+        taken = take_locked_customers(frozen, located, prev_plan, max_res=refine_resolution(
+            config.cells.resolution, config.cells.max_refine, config.cells.max_cell_share is not None))
+        located, held, rejects_locked = taken.rest, taken.held, taken.rejects
+        lock_notes, lock_records = taken.notes, taken.records
+        if len(located) == 0:
+            raise InputError(f"{frozen.source}: the locked grids hold every customer; nothing is left to plan",
+                             path=frozen.source)
     timings["geocode"] = time.perf_counter() - t
 
     # cells
@@ -375,10 +444,17 @@ def plan_city(
         capacity = design_capacity(roster.assign(capacity=caps))
     else:
         caps = np.zeros(0)
-        capacity = config.partition.capacity if config.partition.capacity is not None else design_capacity(roster)
+        capacity = config.partition.capacity if config.partition.capacity is not None else \
+            design_capacity(roster if len(roster) else roster_all)
+    pconfig = config.partition
+    if frozen is not None and pconfig.k is not None:  # k counts every grid, the locked ones included
+        if pconfig.k - len(frozen.grids) < 1:
+            raise InfeasibleError(f"k = {pconfig.k} grids, but {len(frozen.grids)} are locked ({frozen.source}): "
+                                  "none is left for the rest of the city; raise k or lock fewer grids")
+        pconfig = dataclasses.replace(pconfig, k=pconfig.k - len(frozen.grids))
     total_w = float(located["workload"].sum())
-    if config.partition.k:
-        target = total_w / config.partition.k
+    if pconfig.k:
+        target = total_w / pconfig.k
     elif has_roster:
         fill_est = min(max(total_w / float(caps.sum()), config.partition.target_fill), MAX_FILL)
         target = fill_est * float(np.median(caps))
@@ -387,7 +463,8 @@ def plan_city(
     max_cell = None if config.cells.max_cell_share is None else config.cells.max_cell_share * target
     index, located, rejects2 = build_cells(
         located, res=config.cells.resolution, service_area=area, buffer_m=config.cells.service_area_buffer_m,
-        max_cell_workload=max_cell, max_refine=config.cells.max_refine, barriers=barrier_geom, zones=zone_geom)
+        max_cell_workload=max_cell, max_refine=config.cells.max_refine, barriers=barrier_geom, zones=zone_geom,
+        exclude=frozen.cells["cell_int"].to_numpy() if frozen is not None else None)
     if len(located) == 0:
         raise InputError("no customer lies inside the service area")
     timings["cells"] = time.perf_counter() - t
@@ -395,13 +472,12 @@ def plan_city(
     # partition (locations heavier than a specialist first get dedicated grids at customer level)
     stage("partition")
     t = time.perf_counter()
-    pconfig = config.partition
     if zone_geom is not None:  # zones are hard: every zone with customers gets grids of its own, never a bridge
         pconfig = dataclasses.replace(pconfig, bridge_share=min(pconfig.bridge_share, 1e-9))
     cells_ = index.cells
-    roster_sized = has_roster and not (locked is not None and len(locked))
+    roster_sized = has_roster and pins is None
     if has_roster and not roster_sized:
-        sizing_warnings.append(f"locked cells: grids are designed at capacity {capacity:g} and then staffed, not sized "
+        sizing_warnings.append(f"cell pins: grids are designed at capacity {capacity:g} and then staffed, not sized "
                                "to each specialist of the roster")
     parts = None
     if roster_sized:
@@ -465,9 +541,12 @@ def plan_city(
                                   "and the rest of the city; raise k")
         pconfig = dataclasses.replace(pconfig, k=pconfig.k - n_dedicated)
     prev_cells = prev_plan.cells[["cell", "grid_id"]] if prev_plan is not None else None
+    reserved = frozen.ids if frozen is not None else []
+    if frozen is not None:  # the locked grids are not re-planned: the rest starts from the other grids
+        prev_cells = prev_cells.loc[~prev_cells["grid_id"].astype(str).isin(set(frozen.grids["territory"]))]
     try:
-        cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=locked,
-                                          parts=parts, previous=prev_cells)
+        cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=pins,
+                                          parts=parts, previous=prev_cells, reserved=reserved)
     except InfeasibleError as exc:
         if not roster_sized or pconfig.k is not None:
             raise
@@ -487,7 +566,7 @@ def plan_city(
             n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
             try:
                 cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed,
-                                                  locked=locked, parts=parts, previous=prev_cells)
+                                                  locked=pins, parts=parts, previous=prev_cells, reserved=reserved)
             except InfeasibleError:
                 continue
             done = True
@@ -508,7 +587,8 @@ def plan_city(
                 break
             weight = max(weight, 1.0) * 4
             cell_grid, pres = partition_cells(index, upper=capacity, config=dataclasses.replace(pconfig, churn_weight=weight),
-                                              seed=config.seed, locked=locked, parts=parts, previous=prev_cells)
+                                              seed=config.seed, locked=pins, parts=parts, previous=prev_cells,
+                                              reserved=reserved)
     timings["partition"] = time.perf_counter() - t
 
     # grids table
@@ -533,7 +613,10 @@ def plan_city(
                 f"{float(located['workload'].to_numpy()[members].sum()):g}) at one location, more than one grid holds "
                 f"({split_limit:g}); {len(names)} dedicated grid(s) {', '.join(names)} serve part of them by address "
                 f"order, the rest stay with grid {cell_grid.iat[c]}")
-    grids, geoms = _grids_table(cells, cell_str, cell_grid.to_numpy(), cust_grid, located, shared)
+    # the locked grids join the tables here, exactly as the previous plan had them
+    t_cells, t_cell_str, t_cell_grid, t_located, t_cust_grid, t_shared = _with_locked(
+        cells, cell_str, cell_grid.to_numpy(), located, cust_grid, shared, frozen, held)
+    grids, geoms = _grids_table(t_cells, t_cell_str, t_cell_grid, t_cust_grid, t_located, t_shared)
     timings["grids"] = time.perf_counter() - t
 
     # assign
@@ -546,26 +629,36 @@ def plan_city(
     staff = roster.assign(capacity=caps) if has_roster else roster
     if roster_sized:
         staff = staff.iloc[np.sort(sizing.used)]
+    # locked grids keep their specialist: only the others are staffed here
+    to_staff = grids.loc[~grids["grid_id"].isin(reserved)].reset_index(drop=True) if frozen is not None else grids
     if road_graph is not None and len(staff):
         from .travel import read_road_graph, travel_matrix
 
         rg = read_road_graph(road_graph) if isinstance(road_graph, (str, Path)) else road_graph
-        travel = travel_matrix(grids["centre_lat"].to_numpy(), grids["centre_lon"].to_numpy(),
+        travel = travel_matrix(to_staff["centre_lat"].to_numpy(), to_staff["centre_lon"].to_numpy(),
                                staff["lat"].to_numpy(), staff["lon"].to_numpy(), graph=rg)
         unit = rg.unit
-    ares = assign_specialists(grids, staff, continuity_bonus_km=config.assign.continuity_bonus_km,
+    ares = assign_specialists(to_staff, staff, continuity_bonus_km=config.assign.continuity_bonus_km,
                               require_full_staffing=config.assign.require_full_staffing and specialists is not None,
                               travel=travel, travel_unit=unit, requirements=requirements, rules=rules,
                               max_base_distance=config.assign.max_base_distance_km)
     if roster_sized and len(sizing.spare):
         ares.spare = sorted(set(ares.spare) | set(roster["specialist_id"].astype(str).to_numpy()[sizing.spare]))
-    grids.insert(1, "specialist_id", ares.grid_specialist.reindex(grids["grid_id"]).to_numpy().astype(str))
+    grid_spec = ares.grid_specialist
     cap_of = staff.set_index("specialist_id")["capacity"]
+    if frozen is not None:
+        grid_spec = pd.concat([grid_spec, pd.Series(frozen.grids["specialist_id"].to_numpy(dtype=object),
+                                                    index=frozen.grids["grid_id"].to_numpy(dtype=object))])
+        cap_of = pd.concat([cap_of, pd.Series(frozen.capacity_of(), dtype="float64")])
+    grids.insert(1, "specialist_id", grid_spec.reindex(grids["grid_id"]).to_numpy().astype(str))
     grids["capacity"] = grids["specialist_id"].map(cap_of).astype("float64")
     if index.zone_names is not None:  # zones: each grid's zone by name (a grid never spans two)
         from .cells import grid_zones
 
-        grids.insert(2, "zone", grid_zones(index, cell_grid.to_numpy(), grids["grid_id"], shared))
+        zone_of = grid_zones(index, cell_grid.to_numpy(), grids["grid_id"], shared)
+        if frozen is not None:  # a locked grid keeps its zone of the previous plan
+            zone_of = np.array([frozen.zone.get(g, z) for g, z in zip(grids["grid_id"], zone_of)], dtype=object)
+        grids.insert(2, "zone", zone_of)
     grids = gpd.GeoDataFrame(grids, geometry=geoms, crs="EPSG:4326")
     timings["assign"] = time.perf_counter() - t
 
@@ -574,45 +667,66 @@ def plan_city(
     t = time.perf_counter()
     g2s = dict(zip(grids["grid_id"], grids["specialist_id"]))
     assignments = pd.DataFrame({
-        "customer_id": located["customer_id"].astype(str).to_numpy(),
-        "lat": located["lat"].to_numpy(), "lon": located["lon"].to_numpy(),
-        "cell": [h3.int_to_str(int(c)) for c in located["cell"].tolist()],
-        "grid_id": cust_grid.astype(str),
-        "specialist_id": [g2s[g] for g in cust_grid],
-        "workload": located["workload"].to_numpy(),
+        "customer_id": t_located["customer_id"].astype(str).to_numpy(),
+        "lat": t_located["lat"].to_numpy(), "lon": t_located["lon"].to_numpy(),
+        "cell": [h3.int_to_str(int(c)) for c in t_located["cell"].tolist()],
+        "grid_id": t_cust_grid.astype(str),
+        "specialist_id": [g2s[g] for g in t_cust_grid],
+        "workload": t_located["workload"].to_numpy(),
     }).sort_values("customer_id", kind="stable").reset_index(drop=True)
-    rejects = pd.concat([r for r in (rejects0, rejects1, rejects2) if len(r)] or [rejects0], ignore_index=True)
+    rejects = pd.concat([r for r in (rejects0, rejects1, rejects2, rejects_locked) if len(r)] or [rejects0],
+                        ignore_index=True)
     rejects = rejects.astype({"row": "int64"}).sort_values("row", kind="stable").reset_index(drop=True)
     s2g = {s: g for g, s in g2s.items() if s}
+    # the whole roster (locked specialists included); without one, the locked grids' specialists
+    roster_out = roster_all
+    if frozen is not None and specialists is None:
+        roster_out = pd.concat([roster_all[["specialist_id", "lat", "lon", "capacity"]], frozen.specialists],
+                               ignore_index=True)
     spec_table = pd.DataFrame({
-        "specialist_id": roster["specialist_id"].to_numpy(), "lat": roster["lat"].to_numpy(),
-        "lon": roster["lon"].to_numpy(), "capacity": roster["capacity"].to_numpy(),
-        "grid_id": [s2g.get(s, "") for s in roster["specialist_id"]],
+        "specialist_id": roster_out["specialist_id"].to_numpy(), "lat": roster_out["lat"].to_numpy(),
+        "lon": roster_out["lon"].to_numpy(), "capacity": roster_out["capacity"].to_numpy(),
+        "grid_id": [s2g.get(s, "") for s in roster_out["specialist_id"]],
     })
     spec_table["status"] = np.where(spec_table["grid_id"] != "", "assigned", "spare")
     cell_table = pd.DataFrame({
-        "cell": cell_str, "grid_id": cell_grid.to_numpy().astype(str), "lat": cells["lat"].to_numpy(),
-        "lon": cells["lon"].to_numpy(), "workload": cells["workload"].to_numpy(),
-        "n_customers": cells["n_customers"].to_numpy(),
+        "cell": t_cell_str, "grid_id": t_cell_grid.astype(str), "lat": t_cells["lat"].to_numpy(),
+        "lon": t_cells["lon"].to_numpy(), "workload": t_cells["workload"].to_numpy(),
+        "n_customers": t_cells["n_customers"].to_numpy(),
     })
     bridges = [(str(cell_str[b.from_unit]), str(cell_str[b.to_unit])) for b in pres.bridges]
-    warnings = sizing_warnings + list(pres.notes) + warnings
+    warnings = sizing_warnings + lock_notes + list(pres.notes) + warnings
+    # areas the locked grids cut off from the rest: said so, and not judged on the specialists based there
+    cut_by_locks: dict[int, list[str]] = {}
+    if frozen is not None and pres.area_of_unit is not None and int(pres.area_of_unit.max(initial=0)) > 0:
+        from .locks import locked_neighbours
+
+        sizes = np.bincount(pres.area_of_unit)
+        for a in np.flatnonzero(sizes).tolist():
+            if a == int(np.argmax(sizes)):  # the main land is not cut off
+                continue
+            touching = locked_neighbours(cells["cell"].to_numpy()[pres.area_of_unit == a], frozen)
+            if touching:
+                cut_by_locks[a] = touching
     for b, (cf, ct) in zip(pres.bridges, bridges):
+        by = cut_by_locks.get(int(pres.area_of_unit[b.from_unit])) if pres.area_of_unit is not None else None
         warnings.append(
             f"bridge: a separate area of {b.area_units} cells (workload {b.area_workload:g}) joins grid "
-            f"{cell_grid.iloc[b.to_unit]} across {b.distance_m / 1000:.2f} km (cell {cf} to {ct})")
+            f"{cell_grid.iloc[b.to_unit]} across {b.distance_m / 1000:.2f} km (cell {cf} to {ct})"
+            + (f", separated by locked grid(s) {', '.join(by[:5])}{' …' if len(by) > 5 else ''}" if by else ""))
     warnings.extend(ares.messages)
-    warnings.extend(_area_staffing_checks(index, pres.area_of_unit, roster))
+    warnings.extend(_area_staffing_checks(index, pres.area_of_unit, roster, skip=set(cut_by_locks)))
     blocked = _blocked_pairs(cells["cell"].to_numpy(), index.cut_edges)
     zone_links = [(str(cell_str[i]), str(cell_str[j])) for i, j in zip(*index.zone_links)]
-    metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges + zone_links,
+    locked_links = frozen.bridges if frozen is not None else []  # the locked grids' bridges, as they were
+    metrics = compute_metrics(assignments, grids, cell_table, roster_out, bridges=bridges + zone_links + locked_links,
                               n_rejects=len(rejects), blocked=blocked, design_capacity=capacity,
                               drawn_parts={g: int(shapely.get_num_geometries(geom)) for g, geom in
                                            zip(grids["grid_id"], grids.geometry)})
     if index.zone_names is not None:  # zones: balance judged within each zone; parts of a zone joined
         from .metrics import zone_metrics
 
-        metrics["n_bridges"] = len(bridges)
+        metrics["n_bridges"] = len(bridges) + (len(frozen.bridge_records) if frozen is not None else 0)
         metrics.update(zone_metrics(grids, design_capacity=capacity))
         metrics["zone_links"] = [{"from_cell": a, "to_cell": b} for a, b in zone_links]
     metrics["barrier_cuts"] = int(index.n_barrier_cuts)
@@ -625,17 +739,20 @@ def plan_city(
         staffed_t = ares.travel[np.isfinite(ares.travel)] if ares.travel is not None else np.zeros(0)
         metrics["travel_network"] = {"mean": round(float(staffed_t.mean()), 6) if len(staffed_t) else None,
                                      "unit": unit}
-    metrics["locked_grids"] = sorted(set(locked["grid_id"].astype(str))) if locked is not None and len(locked) else []
+    metrics["locked_grids"] = frozen.ids if frozen is not None else (
+        sorted(set(pins["grid_id"].astype(str))) if pins is not None else [])
+    metrics["locks"] = lock_records
     metrics["solver_status"] = {"partition": "FEASIBLE", "assign": ares.status}
     metrics["design_capacity"] = float(capacity)
     grid_adj = _grid_adjacency(cell_grid.to_numpy(), index.edges)
-    staffing = staffing_plan(grids, grid_adj, zones=zone_geom, districts=_grid_districts(located, cust_grid))
+    staffing = staffing_plan(grids, grid_adj, zones=zone_geom, districts=_grid_districts(t_located, t_cust_grid))
     metrics["staffing_shortfall"] = staffing.loc[staffing["specialists_missing"] > 0].to_dict("records")
     metrics["unstaffed_grids"] = list(ares.unstaffed)
     metrics["spare_specialists"] = list(ares.spare)
     metrics["bridges"] = [{"from_cell": a, "to_cell": b, "area_cells": br.area_units,
                            "area_workload": round(br.area_workload, 6), "distance_km": round(br.distance_m / 1000, 3)}
-                          for (a, b), br in zip(bridges, pres.bridges)]
+                          for (a, b), br in zip(bridges, pres.bridges)] + (
+                              frozen.bridge_records if frozen is not None else [])
     metrics["warnings"] = warnings
     n_input = len(cust) + len(rejects0)
     if len(assignments) + len(rejects) != n_input:  # invariant 1: nothing silently dropped
@@ -653,7 +770,7 @@ def plan_city(
                    "zones": _input(zones, "zones") if zones is not None else None,
                    "locked": _input(locked, "locked") if locked is not None else None,
                    "gazetteer": _input(config.geocode.gazetteer, "gazetteer") if config.geocode.gazetteer else None},
-        "input_rows": {"customers": int(n_input), "specialists": int(len(roster))},
+        "input_rows": {"customers": int(n_input), "specialists": int(len(roster_all))},
         "previous_plan": None if prev_plan is None else {
             "grids": int(len(prev_plan.grids)),
             "manifest_sha256": __import__("hashlib").sha256(

@@ -44,6 +44,22 @@ DATA_FILES = (
 CSV_ENCODING = "utf-8-sig"
 
 
+def _locked_lines(m: dict) -> list[str]:
+    """The summary's line on what was locked (grids kept whole, grids holding pinned cells)."""
+    recs = list(m.get("locks") or [])
+    ids = [str(g) for g in m.get("locked_grids") or []]
+    if recs:
+        names = ", ".join(r["grid_id"] for r in recs[:8]) + (" …" if len(recs) > 8 else "")
+        joined = sum(int(r.get("joined", 0)) for r in recs)
+        away = sum(int(r.get("turned_away", 0)) for r in recs)
+        return [f"  locked           {len(recs)} grid(s) kept as in the previous plan ({names}), with their "
+                f"specialists; {joined} new customer(s) joined them, {away} turned away (at capacity)"]
+    if ids:
+        return [f"  locked           {len(ids)} grid(s) hold pinned cells ({', '.join(ids[:8])}"
+                f"{' …' if len(ids) > 8 else ''})"]
+    return []
+
+
 def _csv(df: pd.DataFrame, path: Path) -> None:
     df.to_csv(path, index=False, lineterminator="\n", encoding=CSV_ENCODING)
 
@@ -313,6 +329,7 @@ class Plan:
                 lines.append(f"  columns          {src}: " + ", ".join(f"{a} → {b}" for a, b in mapping.items()))
         if m.get("churn") is not None:
             lines.append(f"  churn            {m['churn']:.2%}")
+        lines.extend(_locked_lines(m))
         shown, quiet = self.planner_warnings()
         for w in shown:
             lines.append(f"  warning: {w}")

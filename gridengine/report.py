@@ -974,6 +974,42 @@ def describe_separation(a: str, b: str, tiled: set[str], *, zones: Any = None, b
         "land with no customer nearby (outside the tiled area)"
 
 
+def _locks_html(metrics: Mapping[str, Any]) -> str:
+    """The report's "Locked" section: each locked grid, how it was locked and what happened to its customers."""
+    recs = list(metrics.get("locks") or [])
+    pinned = [g for g in metrics.get("locked_grids") or [] if g not in {r.get("grid_id") for r in recs}]
+    if not recs and not pinned:
+        return ""
+    out = ['<h2 id="locked">Locked</h2>']
+    if recs:
+        out.append(f"<p>{len(recs)} grid(s) kept exactly as in the previous plan (their cells, customers and "
+                   "specialist); the rest of the city was planned around them with the rest of the roster.</p>")
+        head = ["Grid", "Specialist", "Locked by", "Row", "Cells", "Customers", "Workload", "Capacity", "Joined",
+                "Turned away", "Moved out", "Gone"]
+        body = []
+        for r in recs:
+            by = str(r.get("locked_by", ""))
+            by = f"locked with {by[5:]} (shared compound cell)" if by.startswith("with ") else by
+            body.append(f'<tr><td>{_e(r.get("grid_id", ""))}</td><td>{_e(r.get("specialist_id", ""))}</td>'
+                        f'<td>{_e(by)}</td>' + _td(r.get("row"), _num(r.get("row"), 0))
+                        + "".join(_td(r.get(k), _num(r.get(k), 0)) for k in ("n_cells", "n_customers"))
+                        + _td(r.get("workload"), _num(r.get("workload")))
+                        + _td(r.get("capacity"), _num(r.get("capacity")))
+                        + "".join(_td(r.get(k), _num(r.get(k), 0), "n over" if k == "turned_away" and r.get(k)
+                                      else "n") for k in ("joined", "turned_away", "moved_out", "departed"))
+                        + "</tr>")  # fmt: skip
+        out.append(f'<table class="sortable"><thead><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr></thead>'
+                   f'<tbody>{"".join(body)}</tbody></table>'
+                   '<p class="hint">Row: the row of the locks file (the header is row 1). Joined: customers new '
+                   "to the grid's cells, taken while its specialist's capacity held; turned away: the others (in "
+                   "rejects.csv); moved out: its customers now living elsewhere, planned with the rest; gone: its "
+                   "customers no longer in the input.</p>")
+    if pinned:
+        out.append("<p>Grids holding pinned cells (they keep their id and may hold more cells): "
+                   + ", ".join(f'<span class="tag">{_e(g)}</span>' for g in pinned) + "</p>")
+    return "".join(out)
+
+
 def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list[str], capacity: float | None,
                        title: str = "gridengine plan report", map_svg: str | None = None,
                        overview_png: bytes | None = None) -> str:  # fmt: skip
@@ -1032,12 +1068,16 @@ def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list
     stats = (f"{len(fin)} grids · mean {_num(np.mean(fin))} · median {_num(np.median(fin))} · "
              f"min {_num(min(fin))} · max {_num(max(fin))}" if fin else "")  # fmt: skip
     head = ["Grid", "Specialist", "Workload", "Capacity", "Use", "Customers", "Cells", "Area km²"]
+    locked = {str(g) for g in metrics.get("locked_grids") or []}
+    locks_html = _locks_html(metrics)
+    nav_locked = '<a href="#locked">Locked</a>' if locks_html else ""
     body = []
     for r in rows:
         over = not _missing(r["use"]) and r["use"] > 1.0 + 1e-9
         spec = '<span class="tag">unstaffed</span>' if r["unstaffed"] else _e(r["spec"])
         tr = '<tr class="unstaffed">' if r["unstaffed"] else "<tr>"
-        body.append(f'{tr}<td>{_e(r["gid"])}</td><td>{spec}</td>'
+        gid = _e(r["gid"]) + (' <small class="key">locked</small>' if r["gid"] in locked else "")
+        body.append(f'{tr}<td>{gid}</td><td>{spec}</td>'
                     + _td(r["workload"], _num(r["workload"])) + _td(r["capacity"], _num(r["capacity"]))
                     + _td(r["use"], _pct(r["use"], 1), "n over" if over else "n")
                     + _td(r["n_customers"], _num(r["n_customers"], 0)) + _td(r["n_cells"], _num(r["n_cells"], 0))
@@ -1052,10 +1092,10 @@ def render_report_html(grids: gpd.GeoDataFrame, metrics: dict, *, warnings: list
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><title>{_e(title)}</title>'
             f"<style>{_REPORT_CSS}</style></head><body><h1>{_e(title)}</h1>"
             '<nav><a href="#summary">Summary</a><a href="#warnings">Warnings</a><a href="#staffing">Staffing</a>'
-            '<a href="#workload">Workload</a><a href="#map">Map</a><a href="#grids">Grids</a></nav>'
+            f'{nav_locked}<a href="#workload">Workload</a><a href="#map">Map</a><a href="#grids">Grids</a></nav>'
             f'<h2 id="summary">Summary</h2><table class="kv">{summary_html}</table>'
             f'<h2 id="warnings">Warnings ({len(warnings)})</h2>{warn_html}'
-            f'<h2 id="staffing">Staffing</h2>{staff_html}'
+            f'<h2 id="staffing">Staffing</h2>{staff_html}{locks_html}'
             f'<h2 id="workload">Workload distribution</h2>{_histogram_svg(wl, capacity)}<p class="hint">{stats}</p>'
             f'<h2 id="map">Overview map</h2>{overview}<p class="hint">Colours only tell neighbouring grids apart; '
             "hatched with a red outline = unstaffed; dark dots = specialist bases, hollow = spare.</p>"

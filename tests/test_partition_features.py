@@ -109,7 +109,7 @@ def test_pipeline_barrier_and_zones(small_city):
 def test_bad_locked_cell_is_named(small_city):
     city = small_city
     pins = pd.DataFrame({"cell": ["not-a-cell"], "grid_id": ["G1"]})
-    with pytest.raises(ge.InputError, match="locked cells: row 1: column 'cell': 'not-a-cell' is not an H3 cell"):
+    with pytest.raises(ge.InputError, match="locks table: row 2, column 'cell': 'not-a-cell' is not an H3 cell"):
         ge.plan_city(city.customers, city.specialists, service_area=city.service_area, locked=pins)
     far = pd.DataFrame({"cell": [h3.latlng_to_cell(40.0, 116.0, 9)], "grid_id": ["G1"]})
     with pytest.raises(ge.InputError, match="is outside the tiled service area"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 import h3
 import numpy as np
@@ -22,7 +23,9 @@ def locked_groups(cells: np.ndarray, locked: pd.DataFrame | None) -> tuple[np.nd
     """Lock group of each tiling cell from a planner's table of ``cell`` → ``grid_id``.
 
     A locked cell coarser than the tiling (it was refined) locks all its descendants; a locked
-    cell finer than the tiling locks the tiling cell that contains it.
+    cell finer than the tiling locks the tiling cell that contains it. Messages name the table's
+    source (``locked.attrs["source"]``, as :func:`gridengine.locks.read_locks` sets it) and each
+    pin's row (its ``row`` column, as a spreadsheet shows it; else the position, header = row 1).
 
     Returns
     -------
@@ -43,9 +46,12 @@ def locked_groups(cells: np.ndarray, locked: pd.DataFrame | None) -> tuple[np.nd
     group = np.full(len(cells), -1, dtype="int64")
     if locked is None or len(locked) == 0:
         return group, []
+    source = str(locked.attrs.get("source", "locks table"))
     for col in ("cell", "grid_id"):
         if col not in locked.columns:
-            raise InputError(f"locked cells: required column {col!r} is missing", field=col)
+            raise InputError(f"{source}: row 1, column {col!r}: required column {col!r} is missing", path=source,
+                             row=1, field=col)
+    rows = locked["row"].astype(int).tolist() if "row" in locked.columns else list(range(2, len(locked) + 2))
     names = sorted(set(locked["grid_id"].astype(str)))
     gid = {nm: i for i, nm in enumerate(names)}
     pos = {int(c): i for i, c in enumerate(cells.tolist())}
@@ -54,9 +60,11 @@ def locked_groups(cells: np.ndarray, locked: pd.DataFrame | None) -> tuple[np.nd
     for i, (c, r) in enumerate(zip(cells.tolist(), res.tolist())):
         for rr in range(int(res.min()), r):
             by_parent.setdefault(h3.cell_to_parent(h3.int_to_str(c), rr), []).append(i)
-    for row, (c, g_name) in enumerate(zip(locked["cell"].astype(str), locked["grid_id"].astype(str)), start=1):
+    first_row: dict[int, int] = {}
+    for row, c, g_name in zip(rows, locked["cell"].astype(str), locked["grid_id"].astype(str)):
         if not h3.is_valid_cell(c):
-            raise InputError(f"locked cells: row {row}: column 'cell': {c!r} is not an H3 cell", row=row, field="cell")
+            raise InputError(f"{source}: row {row}, column 'cell': {c!r} is not an H3 cell", path=source, row=row,
+                             field="cell")
         hits = []
         ci = h3.str_to_int(c)
         if ci in pos:
@@ -70,12 +78,15 @@ def locked_groups(cells: np.ndarray, locked: pd.DataFrame | None) -> tuple[np.nd
                     hits = [pos[p_]]
                     break
         if not hits:
-            raise InputError(f"locked cells: row {row}: cell {c} is outside the tiled service area", row=row, field="cell")
+            raise InputError(f"{source}: row {row}, column 'cell': cell {c} is outside the tiled service area",
+                             path=source, row=row, field="cell")
         for i in hits:
             if group[i] >= 0 and group[i] != gid[g_name]:
-                raise InputError(f"locked cells: row {row}: cell {c} is locked to both {names[group[i]]} and {g_name}",
-                                 row=row, field="grid_id")
+                raise InputError(f"{source}: row {row}, column 'grid_id': cell {c} is locked to both "
+                                 f"{names[group[i]]} (row {first_row[i]}) and {g_name} (the two pinned cells "
+                                 "overlap)", path=source, row=row, field="grid_id")
             group[i] = gid[g_name]
+            first_row.setdefault(i, row)
     return group, names
 
 
@@ -175,7 +186,8 @@ def _inherit(prev_names: list[str], initial: np.ndarray, parts: pd.DataFrame, x:
 
 def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.DataFrame | None = None,
                     parts: pd.DataFrame | None = None,
-                    previous: pd.DataFrame | None = None) -> tuple[pd.Series, PartitionResult]:
+                    previous: pd.DataFrame | None = None,
+                    reserved: Collection[str] = ()) -> tuple[pd.Series, PartitionResult]:
     """Partition the H3 cell layer into grids.
 
     Parameters
@@ -199,6 +211,9 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
     previous
         A previous plan's cells (``cell``, ``grid_id``): re-partition from it, keeping grid ids and
         moving as little workload as balance allows (:func:`partition_from_previous`).
+    reserved
+        Grid ids no new grid may take (the locked grids of a previous plan, planned apart); new
+        ids of a re-run are numbered after them too.
 
     Returns
     -------
@@ -290,7 +305,8 @@ def partition_cells(index, *, upper: float, config, seed: int = 0, locked: pd.Da
     width = max(4, len(str(res.n_grids)))
     fixed = {int(rank[lab]): lock_names[grp] for grp, lab in res.locked_labels.items()}
     fixed.update({int(rank[lab]): prev_names[o] for lab, o in res.origin.items()})
-    taken = set(fixed.values()) | set(prev_names)  # a removed grid's id is not given to a new grid
+    # a removed grid's id is not given to a new grid, nor a locked grid's
+    taken = set(fixed.values()) | set(prev_names) | {str(r) for r in reserved}
     nums = [int(nm[1:]) for nm in taken if nm[:1] == "G" and nm[1:].isdigit()]
     start = max(nums, default=0) + 1 if previous is not None else 1
     free_names = (f"G{i:0{width}d}" for i in range(start, start + 10 * (res.n_grids + len(taken)) + 2))
