@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +29,7 @@ from ortools.graph.python import min_cost_flow
 from .cells import haversine_km
 from .errors import CapacityShortfallError, SolverError
 
-__all__ = ["AssignmentResult", "Rule", "assign_specialists", "staffing_plan", "design_capacity", "grid_requirements", "presolve_checks"]
+__all__ = ["AssignmentResult", "StaffedGrids", "Rule", "assign_specialists", "staff_grids", "staffing_plan", "design_capacity", "grid_requirements", "presolve_checks"]
 
 logger = logging.getLogger(__name__)
 
@@ -376,3 +378,92 @@ def staffing_plan(grids: pd.DataFrame, grid_adjacency: set[tuple[str, str]], *, 
     out["unstaffed_grids"] = [lists.get(a, "") for a in out["area"]]
     out["specialists_missing"] = out["specialists_missing"].astype("int64")
     return out
+
+
+@dataclass
+class StaffedGrids:
+    """The assign stage's result (see :func:`staff_grids`).
+
+    Attributes
+    ----------
+    grids
+        The grids table with ``specialist_id`` (after ``grid_id``; '' where unstaffed) and
+        ``capacity`` (the specialist's) added.
+    result
+        :func:`assign_specialists`'s result (spare specialists of the roster's sizing added).
+    travel
+        Base-to-grid travel on the road graph (grids staffed here × specialists), or None.
+    unit
+        The travel unit (``"km"``, or the road graph's).
+    """
+
+    grids: pd.DataFrame
+    result: AssignmentResult
+    travel: np.ndarray | None
+    unit: str
+
+
+def staff_grids(grids: pd.DataFrame, roster: pd.DataFrame, *, config: Any, caps: np.ndarray, sizing: Any = None,
+                customers: pd.DataFrame | None = None, customer_grid: np.ndarray | None = None,
+                locked: Any = None, road_graph: Any = None, require_full_staffing: bool = False) -> StaffedGrids:
+    """The assign stage: one specialist per grid, and each grid's specialist and capacity in its table.
+
+    Parameters
+    ----------
+    grids
+        The grids stage's table (``grid_id``, ``workload``, ``centre_lat``, ``centre_lon``).
+    roster
+        The specialists planned with (``specialist_id``, ``lat``, ``lon``, ``current_grid``).
+    config
+        The run's :class:`~gridengine.config.Config` (its ``assign`` section).
+    caps
+        Each specialist's usable capacity (roster order).
+    sizing
+        The roster's sizing when grids were drawn one per specialist used
+        (:class:`~gridengine.partition.roster.RosterSizing`): only those are staffed, and its
+        spares are named; None otherwise.
+    customers, customer_grid
+        The customers planned here and their grids (for staffing rules).
+    locked
+        Locked grids (:class:`~gridengine.locks.LockedGrids`): they keep their specialist.
+    road_graph
+        Optional road network (file or graph): travel is measured on it.
+    require_full_staffing
+        Raise when a grid stays unstaffed.
+
+    Returns
+    -------
+    StaffedGrids
+    """
+    rules = list(config.assign.rules)
+    requirements = grid_requirements(customers, customer_grid, rules) if rules else None
+    travel, unit = None, "km"
+    # with a roster sized to, only the specialists used are staffed (the grids were drawn for them)
+    staff = roster.assign(capacity=caps) if len(roster) else roster
+    if sizing is not None:
+        staff = staff.iloc[np.sort(sizing.used)]
+    # locked grids keep their specialist: only the others are staffed here
+    to_staff = grids.loc[~grids["grid_id"].isin(locked.ids)].reset_index(drop=True) if locked is not None else grids
+    if road_graph is not None and len(staff):
+        from .travel import read_road_graph, travel_matrix
+
+        rg = read_road_graph(road_graph) if isinstance(road_graph, (str, Path)) else road_graph
+        travel = travel_matrix(to_staff["centre_lat"].to_numpy(), to_staff["centre_lon"].to_numpy(),
+                               staff["lat"].to_numpy(), staff["lon"].to_numpy(), graph=rg)
+        unit = rg.unit
+    ares = assign_specialists(to_staff, staff, continuity_bonus_km=config.assign.continuity_bonus_km,
+                              require_full_staffing=require_full_staffing, travel=travel, travel_unit=unit,
+                              requirements=requirements, rules=rules,
+                              max_base_distance=config.assign.max_base_distance_km)
+    if sizing is not None and len(sizing.spare):
+        ares.spare = sorted(set(ares.spare) | set(roster["specialist_id"].astype(str).to_numpy()[sizing.spare]))
+    grid_spec = ares.grid_specialist
+    cap_of = staff.set_index("specialist_id")["capacity"]
+    if locked is not None:
+        grid_spec = pd.concat([grid_spec, pd.Series(locked.grids["specialist_id"].to_numpy(dtype=object),
+                                                    index=locked.grids["grid_id"].to_numpy(dtype=object))])
+        cap_of = pd.concat([cap_of, pd.Series(locked.capacity_of(), dtype="float64")])
+    grids = grids.copy()
+    grids.insert(1, "specialist_id", grid_spec.reindex(grids["grid_id"]).to_numpy().astype(str))
+    grids["capacity"] = grids["specialist_id"].map(cap_of).astype("float64")
+    return StaffedGrids(grids=grids, result=ares, travel=travel, unit=unit)

@@ -47,7 +47,7 @@ from ._address import LEVELS, Gazetteer, normalise_address, parse_address
 from .config import GeocodeConfig
 from .errors import ConfigError, InputError
 
-__all__ = ["gcj02_to_wgs84", "bd09_to_wgs84", "wgs84_to_gcj02", "wgs84_to_bd09", "to_wgs84", "geocode_customers",
+__all__ = ["gcj02_to_wgs84", "bd09_to_wgs84", "wgs84_to_gcj02", "wgs84_to_bd09", "to_wgs84", "geocode_customers", "place_customers",
            "GeocodeConfig", "Gazetteer", "read_gazetteer", "normalise_address", "parse_address", "OnlineGeocoder",
            "PRECISIONS", "check_reject_share", "reject_summary"]
 
@@ -529,3 +529,43 @@ def check_reject_share(rejects: pd.DataFrame, n_rows: int, config: GeocodeConfig
                      path=source if source != "customers" else None, row=int(rejects["row"].iat[0]), field="address")
     err.rejects = rejects
     raise err
+
+
+def place_customers(customers: pd.DataFrame, rejects: pd.DataFrame, *, coord_system: str, config: GeocodeConfig,
+                    source: str = "customers") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The geocoding stage: place every customer row (:func:`geocode_customers`) and check the rejects.
+
+    Parameters
+    ----------
+    customers
+        Valid customer rows from the ingest stage.
+    rejects
+        The ingest stage's rejects (they travel with an error, so they are still written).
+    coord_system
+        The customers' coordinate system (converted to WGS-84).
+    config
+        The geocoding config.
+    source
+        The customers' file name, for messages.
+
+    Returns
+    -------
+    (pandas.DataFrame, pandas.DataFrame)
+        The located customers (``lat``, ``lon`` in WGS-84, ``geo_precision``, ``geo_source``,
+        ``geo_score``) and the rows not placed (with the reason of each geocoder tried).
+
+    Raises
+    ------
+    InputError
+        Too many rows not placed (``geocode.max_reject_share``), or none placed; its ``rejects``
+        holds every rejected row so far.
+    """
+    located, rejects1 = geocode_customers(customers, coord_system=coord_system, config=config)
+    try:  # too many rows not placed, or none: stop, the rejects travel with the error to be written
+        check_reject_share(rejects1, len(customers), config, source=source)
+        if len(located) == 0:
+            raise InputError("no customer could be located: every row was rejected (see the reasons in rejects)")
+    except InputError as e:
+        e.rejects = pd.concat([r for r in (rejects, rejects1) if len(r)] or [rejects], ignore_index=True)
+        raise
+    return located, rejects1

@@ -29,6 +29,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ import pandas as pd
 from .config import InputConfig
 from .errors import InputError
 
-__all__ = ["HEADER_ALIASES", "column_mapping", "parse_column_map", "read_table", "read_header", "read_customers", "read_specialists", "read_service_area", "read_geometry", "read_zones", "Zones", "ZONE_NAME_COLUMNS", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS", "pii_columns", "read_customer_pii"]
+__all__ = ["HEADER_ALIASES", "column_mapping", "parse_column_map", "read_table", "read_header", "read_customers", "read_specialists", "read_service_area", "read_geometry", "read_zones", "Zones", "ZONE_NAME_COLUMNS", "validate_customers", "validate_specialists", "file_sha256", "REJECT_COLUMNS", "pii_columns", "read_customer_pii", "CityTables", "read_city", "BARRIER_KINDS"]
 
 logger = logging.getLogger(__name__)
 
@@ -1014,3 +1015,125 @@ def read_service_area(path: str | Path):
         Missing or unreadable file, no polygons, or invalid geometry.
     """
     return read_geometry(path, kinds={"Polygon", "MultiPolygon"}, what="polygon")
+
+
+#: Geometry kinds a barriers file may hold.
+BARRIER_KINDS = frozenset({"Polygon", "MultiPolygon", "LineString", "MultiLineString"})
+
+
+@dataclass
+class CityTables:
+    """The ingest stage's result: a city's inputs read and validated (see :func:`read_city`).
+
+    Attributes
+    ----------
+    customers
+        Valid customer rows (``customer_id``, ``lat``/``lon`` or ``address``, ``workload``, ``row``, …).
+    rejects
+        Rows refused, with ``row``, ``field`` and ``reason`` (:data:`REJECT_COLUMNS`).
+    roster
+        The specialists (``specialist_id``, ``lat``, ``lon`` in WGS-84, ``capacity``,
+        ``current_grid``, ``row``); empty without a roster.
+    has_roster
+        Whether a roster was given (else the plan gives the staffing need at ``partition.capacity``).
+    previous
+        The previous plan of a re-run (:class:`~gridengine.plan.Plan`), or None.
+    service_area, barriers, zones
+        The geometries (zones with their names, :class:`Zones`), or None.
+    locks, frozen, pins
+        The locks file read (:class:`~gridengine.locks.Locks`), the whole grids it keeps
+        (:class:`~gridengine.locks.LockedGrids`) and its cell pins, each or None.
+    """
+
+    customers: pd.DataFrame
+    rejects: pd.DataFrame
+    roster: pd.DataFrame
+    has_roster: bool
+    previous: Any = None
+    service_area: Any = None
+    barriers: Any = None
+    zones: Any = None
+    locks: Any = None
+    frozen: Any = None
+    pins: pd.DataFrame | None = None
+
+
+def read_city(inputs: Any, config: Any, *, previous: Any = None) -> CityTables:
+    """Read and validate a city's inputs: customers, roster, previous plan, geometries and locks.
+
+    Specialists' coordinates are converted to WGS-84 here (``input.coord_system_of("specialists")``);
+    customers' are converted by the geocoding stage, with the rest of their placing.
+
+    Parameters
+    ----------
+    inputs
+        The city's :class:`~gridengine.inputs.CityInputs`.
+    config
+        The run's :class:`~gridengine.config.Config`.
+    previous
+        The previous plan of a re-run (folder or :class:`~gridengine.plan.Plan`), or None.
+
+    Returns
+    -------
+    CityTables
+
+    Raises
+    ------
+    InputError
+        Unusable input, naming the file, row and column.
+    ConfigError
+        No roster and no ``partition.capacity``.
+    """
+    from .config import Config
+    from .errors import ConfigError
+    from .geocode import to_wgs84
+    from .locks import read_locks, resolve_locks
+    from .plan import Plan
+
+    config = config if config is not None else Config()
+    customers, specialists = inputs.customers, inputs.specialists
+    if isinstance(customers, pd.DataFrame):
+        cust, rejects0 = validate_customers(customers, config=config.input)
+    else:
+        cust, rejects0 = read_customers(customers, config=config.input)
+    if specialists is None:  # staffing need only: how many specialists at this capacity?
+        if config.partition.capacity is None:
+            raise ConfigError("without a roster, give the grid capacity (partition.capacity / --capacity)")
+        roster = pd.DataFrame({"specialist_id": pd.Series(dtype=str), "lat": pd.Series(dtype=float),
+                               "lon": pd.Series(dtype=float), "capacity": pd.Series(dtype=float),
+                               "current_grid": pd.Series(dtype=str), "row": pd.Series(dtype="int64")})
+    elif isinstance(specialists, pd.DataFrame):
+        roster = validate_specialists(specialists)
+    else:
+        roster = read_specialists(specialists, config=config.input)
+    for rule in config.assign.rules:
+        for table, col, src in ((cust, rule.customer_column, "customers"), (roster, rule.specialist_column, "specialists")):
+            if col not in table.columns and (src == "customers" or len(roster)):
+                raise InputError(f"{src}: column {col!r} named by a staffing rule is missing", field=col)
+    prev_plan = Plan.read(previous) if isinstance(previous, (str, Path)) else previous
+    if prev_plan is not None and len(roster) and (roster["current_grid"] == "").all():
+        # continuity: a specialist stays on the grid they served in the previous plan
+        had = prev_plan.specialists.set_index("specialist_id")["grid_id"].astype(str)
+        roster["current_grid"] = roster["specialist_id"].map(had).fillna("").astype(str)
+    service_area, barriers, zones = inputs.service_area, inputs.barriers, inputs.zones
+    area = read_service_area(service_area) if isinstance(service_area, (str, Path)) else service_area
+    barrier_geom = read_geometry(barriers, kinds=BARRIER_KINDS, coord_system=config.input.coord_system_of("barriers")
+                                 ) if isinstance(barriers, (str, Path)) else barriers
+    zone_geom = read_zones(zones, name_column=config.input.zone_name_column or None,
+                           coord_system=config.input.coord_system_of("zones")) if isinstance(zones, (str, Path)) else zones
+    # locks: whole grids of the previous plan (planned apart) and cell pins (first plans)
+    locks = read_locks(inputs.locked, encoding=config.input.encoding, columns=config.input.columns) \
+        if inputs.locked is not None else None
+    frozen = resolve_locks(locks, prev_plan, roster if specialists is not None else None,
+                           capacity_limit=config.partition.capacity if specialists is not None else None
+                           ) if locks is not None else None
+    pins = None
+    if locks is not None and len(locks.cells):
+        pins = locks.cells
+        pins.attrs["source"] = locks.source
+    if config.input.coord_system_of("specialists") != "wgs84" and len(roster):
+        roster["lat"], roster["lon"] = to_wgs84(roster["lat"].to_numpy(), roster["lon"].to_numpy(),
+                                                config.input.coord_system_of("specialists"))
+    return CityTables(customers=cust, rejects=rejects0, roster=roster, has_roster=specialists is not None,
+                      previous=prev_plan, service_area=area, barriers=barrier_geom, zones=zone_geom, locks=locks,
+                      frozen=frozen, pins=pins)

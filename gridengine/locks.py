@@ -50,7 +50,7 @@ from .errors import InputError
 if TYPE_CHECKING:
     from .plan import Plan
 
-__all__ = ["LOCK_COLUMNS", "GridLock", "Locks", "LockedGrids", "LockedCustomers", "read_locks", "resolve_locks",
+__all__ = ["LOCK_COLUMNS", "GridLock", "Locks", "LockedGrids", "LockedCustomers", "read_locks", "resolve_locks", "set_apart",
            "take_locked_customers", "locked_neighbours"]
 
 logger = logging.getLogger(__name__)
@@ -623,3 +623,41 @@ def locked_neighbours(cells: np.ndarray, locked: LockedGrids) -> list[str]:
                         out.add(owner[p_])
                         break
     return sorted(out)
+
+
+def set_apart(locked: LockedGrids, located: pd.DataFrame, roster: pd.DataFrame, previous: Plan, *,
+              max_res: int) -> tuple[LockedCustomers, pd.DataFrame]:
+    """Take the locked grids out of the planning: their customers out of the city, their specialists
+    out of the roster.
+
+    Parameters
+    ----------
+    locked
+        From :func:`resolve_locks`.
+    located
+        The located customers.
+    roster
+        The specialists (``specialist_id``).
+    previous
+        The previous plan.
+    max_res
+        The finest H3 resolution the cells stage may use (as :func:`take_locked_customers`).
+
+    Returns
+    -------
+    (LockedCustomers, pandas.DataFrame)
+        The customers sorted (:func:`take_locked_customers`), and the roster without the locked
+        grids' specialists.
+
+    Raises
+    ------
+    InputError
+        The locked grids hold every customer.
+    """
+    rest_roster = roster.loc[~roster["specialist_id"].astype(str).isin(set(locked.grids["specialist_id"]))
+                             ].reset_index(drop=True)
+    taken = take_locked_customers(locked, located, previous, max_res=max_res)
+    if len(taken.rest) == 0:
+        raise InputError(f"{locked.source}: the locked grids hold every customer; nothing is left to plan",
+                         path=locked.source)
+    return taken, rest_roster

@@ -8,16 +8,18 @@ Names are the DESIGN.md names everywhere.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import h3
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+import shapely
 from scipy.sparse.csgraph import connected_components
 
 from .cells import haversine_km
 
-__all__ = ["zone_metrics", "compute_metrics", "rerun_metrics", "grid_contiguity", "METRIC_NAMES"]
+__all__ = ["zone_metrics", "compute_metrics", "rerun_metrics", "grid_contiguity", "customer_churn", "plan_metrics", "METRIC_NAMES"]
 
 METRIC_NAMES = (
     "coverage", "capacity_violations", "balance_max_dev", "within_5pct", "contiguous_share",
@@ -267,3 +269,109 @@ def zone_metrics(grids: pd.DataFrame, *, design_capacity: float | None = None) -
                      "max_dev": round(float(d.max()), 6)})
     return {"zone_within_5pct": round(float((dev <= 0.05 + 1e-12).mean()), 6),
             "zone_balance_max_dev": round(float(dev.max()), 6), "zones": recs}
+
+
+def customer_churn(prev: Any, located: pd.DataFrame, grid_of_customer: np.ndarray) -> float:
+    """Share of continuing customers whose grid changed (before staffing; steers ``partition.max_churn``).
+
+    Parameters
+    ----------
+    prev
+        The previous :class:`~gridengine.plan.Plan` (its ``assignments``: ``customer_id``, ``grid_id``).
+    located
+        The customers of this plan (``customer_id``).
+    grid_of_customer
+        Each customer's grid id in this plan.
+
+    Returns
+    -------
+    float
+        Between 0 and 1; 0 when no customer continues.
+    """
+    before = prev.assignments.set_index("customer_id")["grid_id"].astype(str)
+    ids = located["customer_id"].astype(str)
+    cont = ids.isin(before.index).to_numpy()
+    if not cont.any():
+        return 0.0
+    return float((before.reindex(ids[cont]).to_numpy() != grid_of_customer[cont].astype(str)).mean())
+
+
+
+def plan_metrics(assignments: pd.DataFrame, grids: Any, cell_table: pd.DataFrame, roster: pd.DataFrame, *,
+                 rejects: pd.DataFrame, bridges: list[tuple[str, str]], bridge_results: list,
+                 zone_links: list[tuple[str, str]], blocked: set[tuple[str, str]], zones: bool, barrier_cuts: int,
+                 design_capacity: float, previous: Any = None, max_churn: float | None = None,
+                 travel: np.ndarray | None = None, travel_unit: str = "km", assignment: Any = None,
+                 locked: Any = None, pins: pd.DataFrame | None = None, lock_records: list[dict] | None = None,
+                 staffing: pd.DataFrame | None = None, warnings: list[str] | None = None) -> dict:
+    """The metrics stage: every figure of ``metrics.json``, recomputed from the plan's tables.
+
+    Parameters
+    ----------
+    assignments, grids, cell_table, roster
+        The plan's tables (as :func:`compute_metrics`; ``grids`` with its polygons).
+    rejects
+        The rejected rows.
+    bridges, bridge_results
+        The partition's bridges as (cell, cell) pairs, and as the partitioner reported them
+        (``area_units``, ``area_workload``, ``distance_m``).
+    zone_links, blocked
+        Cell pairs joining parts of one zone; neighbour pairs cut by barriers or zone borders.
+    zones
+        Whether zones were given (balance is then also judged within each zone).
+    barrier_cuts
+        Cell adjacencies the barriers removed.
+    design_capacity
+        The design capacity (:class:`~gridengine.partition.stage.GridDesign`).
+    previous, max_churn
+        The previous plan of a re-run and ``partition.max_churn`` (a warning when churn is above it).
+    travel, travel_unit
+        Base-to-grid travel on a road graph and its unit, or None.
+    assignment
+        The assign stage's :class:`~gridengine.assign.AssignmentResult` (status, unstaffed, spare).
+    locked, pins, lock_records
+        Locked grids, cell pins, and one record per locked grid.
+    staffing
+        The staffing table (shortfalls are listed).
+    warnings
+        The plan's warnings; appended to here, and stored.
+
+    Returns
+    -------
+    dict
+    """
+    warnings = warnings if warnings is not None else []
+    locked_links = locked.bridges if locked is not None else []  # the locked grids' bridges, as they were
+    metrics = compute_metrics(assignments, grids, cell_table, roster, bridges=bridges + zone_links + locked_links,
+                              n_rejects=len(rejects), blocked=blocked, design_capacity=design_capacity,
+                              drawn_parts={g: int(shapely.get_num_geometries(geom)) for g, geom in
+                                           zip(grids["grid_id"], grids.geometry)})
+    if zones:  # zones: balance judged within each zone; parts of a zone joined
+        metrics["n_bridges"] = len(bridges) + (len(locked.bridge_records) if locked is not None else 0)
+        metrics.update(zone_metrics(grids, design_capacity=design_capacity))
+        metrics["zone_links"] = [{"from_cell": a, "to_cell": b} for a, b in zone_links]
+    metrics["barrier_cuts"] = int(barrier_cuts)
+    if previous is not None:
+        metrics.update(rerun_metrics(previous, assignments, cell_table))
+        if max_churn is not None and metrics["churn"] > max_churn:
+            warnings.append(f"churn {metrics['churn']:.2%} is above partition.max_churn {max_churn:.2%}: "
+                            "balance and capacity forced these moves even at the highest churn weight")
+    if travel is not None:  # mean base-to-grid travel on the road graph, in its unit
+        staffed_t = assignment.travel[np.isfinite(assignment.travel)] if assignment.travel is not None else np.zeros(0)
+        metrics["travel_network"] = {"mean": round(float(staffed_t.mean()), 6) if len(staffed_t) else None,
+                                     "unit": travel_unit}
+    metrics["locked_grids"] = locked.ids if locked is not None else (
+        sorted(set(pins["grid_id"].astype(str))) if pins is not None else [])
+    metrics["locks"] = lock_records or []
+    metrics["solver_status"] = {"partition": "FEASIBLE", "assign": assignment.status}
+    metrics["design_capacity"] = float(design_capacity)
+    metrics["staffing_shortfall"] = staffing.loc[staffing["specialists_missing"] > 0].to_dict("records") \
+        if staffing is not None else []
+    metrics["unstaffed_grids"] = list(assignment.unstaffed)
+    metrics["spare_specialists"] = list(assignment.spare)
+    metrics["bridges"] = [{"from_cell": a, "to_cell": b, "area_cells": br.area_units,
+                           "area_workload": round(br.area_workload, 6), "distance_km": round(br.distance_m / 1000, 3)}
+                          for (a, b), br in zip(bridges, bridge_results)] + (
+                              locked.bridge_records if locked is not None else [])
+    metrics["warnings"] = warnings
+    return metrics

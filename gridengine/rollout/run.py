@@ -16,10 +16,11 @@ from .._dask import start_client
 from .._version import __version__
 from ..config import Config
 from ..errors import ConfigError, GridEngineError, InputError
+from ..inputs import CityInputs
 from ..plan import clean_stale
 from ..progress import PLAN_STAGES, RolloutProgress
 from .spec import INPUT_KINDS, CitySpec, RolloutSpec
-from .split import atomic_write_text, sha256_if_file, split_if_needed
+from .split import atomic_write_text, split_if_needed
 from .summary import RolloutResult, metrics_row, summary_table
 
 __all__ = ["rollout", "plan_city_job"]
@@ -56,7 +57,8 @@ def plan_city_job(job: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"city": name, "status": "failed", "message": "", "seconds": None}
     try:
         plan = plan_city(job["customers"], job["specialists"], job["config"], service_area=job.get("service_area"),
-                         barriers=job.get("barriers"), zones=job.get("zones"), previous=job.get("previous"),
+                         barriers=job.get("barriers"), zones=job.get("zones"), locked=job.get("locked"),
+                         road_graph=job.get("road_graph"), previous=job.get("previous"),
                          progress=lambda stage: _emit(name, stage))
         _emit(name, "write")
         plan.write(job["folder"], overwrite=True)
@@ -89,16 +91,9 @@ def _unchanged(folder: Path, job: dict[str, Any]) -> dict | None:
             return None
         if _json_norm(man.get("config")) != _json_norm(job["config"].to_dict()):
             return None
-        inputs = man.get("inputs") or {}
-        for kind in INPUT_KINDS:
-            given = job.get(kind)
-            rec = inputs.get(kind)
-            if given is None:
-                if rec is not None:
-                    return None
-                continue
-            if rec is None or rec.get("sha256") is None or rec.get("sha256") != sha256_if_file(Path(given)):
-                return None
+        given = CityInputs(**{kind: job.get(kind) for kind in INPUT_KINDS})
+        if not given.unchanged_since(man.get("inputs") or {}, job["config"]):
+            return None
         return json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None

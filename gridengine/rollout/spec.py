@@ -11,16 +11,14 @@ from typing import Any
 
 from ..config import Config, read_toml
 from ..errors import ConfigError
+from ..inputs import INPUT_KINDS
 
 __all__ = ["CitySpec", "RolloutSpec", "CITY_NAME_RE", "INPUT_KINDS"]
 
 #: A city's name: also its plan folder's name.
 CITY_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,99}$")
-#: The per-city input files, in the order :func:`gridengine.plan_city` takes them.
-INPUT_KINDS = ("customers", "specialists", "service_area", "barriers", "zones")
 _TOP_KEYS = {"out", "config", "workers", "scheduler", "continuity", "customers", "specialists", "city_column", "city"}
-_CITY_KEYS = {"name", "customers", "specialists", "service_area", "barriers", "zones", "config", "capacity",
-              "resolution", "k", "seed"}
+_CITY_KEYS = {"name", *INPUT_KINDS, "config", "capacity", "resolution", "k", "seed"}
 
 
 @dataclass(frozen=True)
@@ -37,8 +35,8 @@ class CitySpec:
         Its customers file; ``None``: its rows of the rollout's national file.
     specialists
         Its roster file; ``None``: its rows of the national roster, or no roster (staffing need only).
-    service_area, barriers, zones
-        Optional geometry files, as for :func:`gridengine.plan_city`.
+    service_area, barriers, zones, locked, road_graph
+        Optional files, as for :func:`gridengine.plan_city`.
     """
 
     name: str
@@ -48,6 +46,8 @@ class CitySpec:
     service_area: Path | None = None
     barriers: Path | None = None
     zones: Path | None = None
+    locked: Path | None = None
+    road_graph: Path | None = None
 
 
 @dataclass(frozen=True)
