@@ -174,6 +174,7 @@ def merge_locked(cells: pd.DataFrame, cell_str: np.ndarray, cell_grid: np.ndarra
     and their grids, and the cell each dedicated grid shares (positions in the merged cells)."""
     if frozen is None:
         return cells, cell_str, cell_grid, located, cust_grid, shared
+    assert held is not None, "locked grids come with their customers"
     fc = frozen.cells
     n_rest = len(cells)
     all_int = np.r_[cells["cell"].to_numpy(dtype="uint64"), fc["cell_int"].to_numpy(dtype="uint64")]

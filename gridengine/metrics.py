@@ -8,6 +8,8 @@ Names are the DESIGN.md names everywhere.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import h3
@@ -27,8 +29,8 @@ METRIC_NAMES = (
 )
 
 
-def grid_contiguity(cell_grid: pd.DataFrame, bridges: list[tuple[str, str]] = (),
-                    blocked: set[tuple[str, str]] = frozenset()) -> pd.Series:
+def grid_contiguity(cell_grid: pd.DataFrame, bridges: Sequence[tuple[str, str]] = (),
+                    blocked: AbstractSet[tuple[str, str]] = frozenset()) -> pd.Series:
     """Whether each grid's cells form one connected set under H3 adjacency plus reported bridges.
 
     Parameters
@@ -74,9 +76,9 @@ def compute_metrics(
     cell_grid: pd.DataFrame,
     specialists: pd.DataFrame,
     *,
-    bridges: list[tuple[str, str]] = (),
+    bridges: Sequence[tuple[str, str]] = (),
     n_rejects: int = 0,
-    blocked: set[tuple[str, str]] = frozenset(),
+    blocked: AbstractSet[tuple[str, str]] = frozenset(),
     design_capacity: float | None = None,
     drawn_parts: dict[str, int] | None = None,
 ) -> dict:
@@ -189,7 +191,7 @@ def compute_metrics(
     }
 
 
-def rerun_metrics(prev, assignments: pd.DataFrame, cell_table: pd.DataFrame) -> dict:
+def rerun_metrics(prev: Any, assignments: pd.DataFrame, cell_table: pd.DataFrame) -> dict:
     """Churn and what changed against a previous plan (DESIGN.md names).
 
     Parameters

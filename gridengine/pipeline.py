@@ -19,6 +19,7 @@ import resource
 import socket
 import time
 from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,8 @@ def _blocked_pairs(cells: np.ndarray, cut: tuple[np.ndarray, np.ndarray]) -> set
 
 
 
-def _area_staffing_checks(index, area_of_unit: np.ndarray | None, roster: pd.DataFrame,
-                          skip: set[int] = frozenset()) -> list[str]:
+def _area_staffing_checks(index: CellIndex, area_of_unit: np.ndarray | None, roster: pd.DataFrame,
+                          skip: AbstractSet[int] = frozenset()) -> list[str]:
     """Per disconnected area (island, land cut off by water): capacity based there vs its workload
     (areas in ``skip``, cut off by locked grids rather than water, are not judged)."""
     if area_of_unit is None or len(roster) == 0:

@@ -222,6 +222,7 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
     def split_for_roster(limit: float, chunk: float) -> tuple[np.ndarray, np.ndarray, pd.DataFrame, float]:
         # compounds heavier than a grid at this fill get dedicated grids; the specialists those take
         # leave the rest of the roster, so split again if a place still outweighs every grid left
+        assert sizing is not None
         for _ in range(4):
             index.cells["workload"] = cell_w0
             index.cells["n_customers"] = cell_n0
@@ -241,6 +242,7 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
         split_group, split_cell = split_heavy_cells(index, located, limit=limit, chunk=chunk)
     n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
     if roster_sized:
+        assert sizing is not None and parts is not None
         n_dedicated_staff = int(sizing.used.size + sizing.n_unstaffed - len(parts))
         if n_dedicated and n_dedicated_staff < n_dedicated:
             sizing_warnings.append(f"{n_dedicated - n_dedicated_staff} dedicated grid(s) of split compounds have no "
@@ -252,7 +254,7 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
         pconfig = dataclasses.replace(pconfig, k=pconfig.k - n_dedicated)
     prev_cells = previous.cells[["cell", "grid_id"]] if previous is not None else None
     reserved = frozen.ids if frozen is not None else []
-    if frozen is not None:  # the locked grids are not re-planned: the rest starts from the other grids
+    if frozen is not None and prev_cells is not None:  # locked grids are not re-planned: the rest starts from the others
         prev_cells = prev_cells.loc[~prev_cells["grid_id"].astype(str).isin(set(frozen.grids["territory"]))]
     try:
         cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=pins,
@@ -264,6 +266,7 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
         # room): plan the roster as short, filled less, the rest of the workload in unstaffed grids
         first_exc, done = exc, False
         at = getattr(exc, "where", None)
+        assert sizing is not None
         # first a few unstaffed grids where the plan failed (the fewest customers left without a
         # specialist), then the whole roster filled less
         attempts = ([(1.0, e, at) for e in (1, 2, 4, 8)] if sizing.n_unstaffed == 0 else []) + \
@@ -287,7 +290,7 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
             break
         if not done:
             raise first_exc
-    if roster_sized:
+    if roster_sized and sizing is not None:
         sizing_warnings.extend(sizing.notes)
     if previous is not None and pconfig.max_churn is not None:
         weight = pconfig.churn_weight
@@ -323,8 +326,9 @@ def roster_capacities(roster: pd.DataFrame, config: Config, warnings: list[str])
     return np.minimum(caps, limit)
 
 
-def roster_parts(index, located: pd.DataFrame, roster: pd.DataFrame, caps: np.ndarray, sizing,
-                  split_group: np.ndarray, split_cell: np.ndarray, bx: np.ndarray, by: np.ndarray) -> pd.DataFrame:
+def roster_parts(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame, caps: np.ndarray,
+                 sizing: RosterSizing, split_group: np.ndarray, split_cell: np.ndarray, bx: np.ndarray,
+                 by: np.ndarray) -> pd.DataFrame:
     """The grids to draw for a roster: one per specialist used (minus those a split compound's dedicated
     grids need, nearest first), plus the unstaffed grids of a short roster.
 
