@@ -27,6 +27,7 @@ import pandas as pd
 from ortools.graph.python import min_cost_flow
 
 from .cells import haversine_km
+from .config import AssignConfig
 from .errors import CapacityShortfallError, SolverError
 
 __all__ = ["AssignmentResult", "StaffedGrids", "Rule", "assign_specialists", "staff_grids", "staffing_plan", "design_capacity", "grid_requirements", "presolve_checks"]
@@ -403,7 +404,7 @@ class StaffedGrids:
     unit: str
 
 
-def staff_grids(grids: pd.DataFrame, roster: pd.DataFrame, *, config: Any, caps: np.ndarray, sizing: Any = None,
+def staff_grids(grids: pd.DataFrame, roster: pd.DataFrame, *, config: AssignConfig, caps: np.ndarray, sizing: Any = None,
                 customers: pd.DataFrame | None = None, customer_grid: np.ndarray | None = None,
                 locked: Any = None, road_graph: Any = None, require_full_staffing: bool = False) -> StaffedGrids:
     """The assign stage: one specialist per grid, and each grid's specialist and capacity in its table.
@@ -415,7 +416,7 @@ def staff_grids(grids: pd.DataFrame, roster: pd.DataFrame, *, config: Any, caps:
     roster
         The specialists planned with (``specialist_id``, ``lat``, ``lon``, ``current_grid``).
     config
-        The run's :class:`~gridengine.config.Config` (its ``assign`` section).
+        The assign config (rules, continuity bonus, base distance).
     caps
         Each specialist's usable capacity (roster order).
     sizing
@@ -435,7 +436,7 @@ def staff_grids(grids: pd.DataFrame, roster: pd.DataFrame, *, config: Any, caps:
     -------
     StaffedGrids
     """
-    rules = list(config.assign.rules)
+    rules = list(config.rules)
     requirements = grid_requirements(customers, customer_grid, rules) if rules else None
     travel, unit = None, "km"
     # with a roster sized to, only the specialists used are staffed (the grids were drawn for them)
@@ -451,10 +452,10 @@ def staff_grids(grids: pd.DataFrame, roster: pd.DataFrame, *, config: Any, caps:
         travel = travel_matrix(to_staff["centre_lat"].to_numpy(), to_staff["centre_lon"].to_numpy(),
                                staff["lat"].to_numpy(), staff["lon"].to_numpy(), graph=rg)
         unit = rg.unit
-    ares = assign_specialists(to_staff, staff, continuity_bonus_km=config.assign.continuity_bonus_km,
+    ares = assign_specialists(to_staff, staff, continuity_bonus_km=config.continuity_bonus_km,
                               require_full_staffing=require_full_staffing, travel=travel, travel_unit=unit,
                               requirements=requirements, rules=rules,
-                              max_base_distance=config.assign.max_base_distance_km)
+                              max_base_distance=config.max_base_distance_km)
     if sizing is not None and len(sizing.spare):
         ares.spare = sorted(set(ares.spare) | set(roster["specialist_id"].astype(str).to_numpy()[sizing.spare]))
     grid_spec = ares.grid_specialist

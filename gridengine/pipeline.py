@@ -202,7 +202,7 @@ def plan_city(
                 config.cells.resolution, config.cells.max_refine, config.cells.max_cell_share is not None))
             located = taken.rest
     with clock("cells"):
-        design = design_targets(roster, city.roster, located, config, city.frozen)
+        design = design_targets(roster, city.roster, located, config=config.partition, frozen=city.frozen)
         max_cell = None if config.cells.max_cell_share is None else config.cells.max_cell_share * design.target
         index, located, rejects2 = build_cells(
             located, res=config.cells.resolution, service_area=city.service_area,
@@ -212,14 +212,14 @@ def plan_city(
         if len(located) == 0:
             raise InputError("no customer lies inside the service area")
     with clock("partition"):
-        part = partition_city(index, located, roster, design, config, previous=city.previous, frozen=city.frozen,
+        part = partition_city(index, located, roster, design, seed=config.seed, previous=city.previous, frozen=city.frozen,
                               pins=city.pins, zones=city.zones is not None)
     with clock("grids"):
         drawn = draw_grids(index, located, part.cell_grid, split_group=part.split_group, split_cell=part.split_cell,
                            split_limit=part.split_limit, frozen=city.frozen,
                            held=taken.held if taken is not None else None)
     with clock("assign"):
-        staffed = staff_grids(drawn.grids, roster, config=config, caps=design.caps,
+        staffed = staff_grids(drawn.grids, roster, config=config.assign, caps=design.caps,
                               sizing=part.sizing if part.roster_sized else None, customers=located,
                               customer_grid=drawn.rest_customer_grid, locked=city.frozen, road_graph=road_graph,
                               require_full_staffing=config.assign.require_full_staffing and city.has_roster)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..assign import design_capacity
 from ..cells import CellIndex, split_heavy_cells
-from ..config import Config, PartitionConfig
+from ..config import PartitionConfig
 from ..errors import InfeasibleError
 from ..locks import LockedGrids
 from ..metrics import customer_churn
@@ -58,8 +58,8 @@ class GridDesign:
     warnings: list[str] = field(default_factory=list)
 
 
-def design_targets(roster: pd.DataFrame, roster_all: pd.DataFrame, located: pd.DataFrame, config: Config,
-                   frozen: LockedGrids | None = None) -> GridDesign:
+def design_targets(roster: pd.DataFrame, roster_all: pd.DataFrame, located: pd.DataFrame, *,
+                   config: PartitionConfig, frozen: LockedGrids | None = None) -> GridDesign:
     """Size the grids of a city: each specialist's capacity, the design capacity, a grid's target workload.
 
     Parameters
@@ -71,7 +71,7 @@ def design_targets(roster: pd.DataFrame, roster_all: pd.DataFrame, located: pd.D
     located
         The customers to plan (``workload``).
     config
-        The run's config.
+        The partition config (``capacity``, ``k``, ``target_fill``).
     frozen
         Locked grids: ``partition.k`` counts them, so the rest gets ``k`` less their number.
 
@@ -86,9 +86,9 @@ def design_targets(roster: pd.DataFrame, roster_all: pd.DataFrame, located: pd.D
         capacity = design_capacity(roster.assign(capacity=caps))
     else:
         caps = np.zeros(0)
-        capacity = config.partition.capacity if config.partition.capacity is not None else \
+        capacity = config.capacity if config.capacity is not None else \
             design_capacity(roster if len(roster) else roster_all)
-    pconfig = config.partition
+    pconfig = config
     if frozen is not None and pconfig.k is not None:  # k counts every grid, the locked ones included
         if pconfig.k - len(frozen.grids) < 1:
             raise InfeasibleError(f"k = {pconfig.k} grids, but {len(frozen.grids)} are locked ({frozen.source}): "
@@ -98,10 +98,10 @@ def design_targets(roster: pd.DataFrame, roster_all: pd.DataFrame, located: pd.D
     if pconfig.k:
         target = total_w / pconfig.k
     elif has_roster:
-        fill_est = min(max(total_w / float(caps.sum()), config.partition.target_fill), MAX_FILL)
+        fill_est = min(max(total_w / float(caps.sum()), config.target_fill), MAX_FILL)
         target = fill_est * float(np.median(caps))
     else:
-        target = config.partition.target_fill * capacity
+        target = config.target_fill * capacity
     return GridDesign(caps=caps, capacity=capacity, target=target, config=pconfig, has_roster=has_roster,
                       warnings=warnings)
 
@@ -143,8 +143,8 @@ class CityPartition:
     warnings: list[str] = field(default_factory=list)
 
 
-def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame, design: GridDesign,
-                   config: Config, *, previous: Any = None, frozen: LockedGrids | None = None,
+def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame, design: GridDesign, *,
+                   seed: int = 0, previous: Any = None, frozen: LockedGrids | None = None,
                    pins: pd.DataFrame | None = None, zones: bool = False) -> CityPartition:
     """Draw a city's grids: one per specialist used (with a roster), within each one's capacity.
 
@@ -159,8 +159,8 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
         The specialists to plan with (``specialist_id``, ``lat``, ``lon``, ``current_grid``).
     design
         :func:`design_targets`'s result.
-    config
-        The run's config (``seed``; ``partition`` is taken from ``design.config``).
+    seed
+        The run's seed (the partition config is ``design.config``).
     previous
         The previous :class:`~gridengine.plan.Plan` of a re-run (its cells), or None.
     frozen, pins
@@ -257,7 +257,7 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
     if frozen is not None and prev_cells is not None:  # locked grids are not re-planned: the rest starts from the others
         prev_cells = prev_cells.loc[~prev_cells["grid_id"].astype(str).isin(set(frozen.grids["territory"]))]
     try:
-        cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed, locked=pins,
+        cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=seed, locked=pins,
                                           parts=parts, previous=prev_cells, reserved=reserved)
     except InfeasibleError as exc:
         if not roster_sized or pconfig.k is not None:
@@ -278,7 +278,7 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
                 min(c_big, sizing.fill * c_big * (1 + pconfig.tolerance)), sizing.fill * c_big)
             n_dedicated = len(np.unique(np.c_[split_cell, split_group][split_group >= 0], axis=0))
             try:
-                cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=config.seed,
+                cell_grid, pres = partition_cells(index, upper=capacity, config=pconfig, seed=seed,
                                                   locked=pins, parts=parts, previous=prev_cells, reserved=reserved)
             except InfeasibleError:
                 continue
@@ -300,17 +300,17 @@ def partition_city(index: CellIndex, located: pd.DataFrame, roster: pd.DataFrame
                 break
             weight = max(weight, 1.0) * 4
             cell_grid, pres = partition_cells(index, upper=capacity, config=dataclasses.replace(pconfig, churn_weight=weight),
-                                              seed=config.seed, locked=pins, parts=parts, previous=prev_cells,
+                                              seed=seed, locked=pins, parts=parts, previous=prev_cells,
                                               reserved=reserved)
     return CityPartition(cell_grid=cell_grid, result=pres, split_group=split_group, split_cell=split_cell,
                          split_limit=split_limit, sizing=sizing, roster_sized=roster_sized, config=pconfig,
                          reserved=reserved, warnings=sizing_warnings)
 
 
-def roster_capacities(roster: pd.DataFrame, config: Config, warnings: list[str]) -> np.ndarray:
+def roster_capacities(roster: pd.DataFrame, config: PartitionConfig, warnings: list[str]) -> np.ndarray:
     """Each specialist's usable capacity: the roster's, capped by ``partition.capacity`` when set (with a warning)."""
     caps = roster["capacity"].to_numpy(dtype="float64").copy()
-    limit = config.partition.capacity
+    limit = config.capacity
     if limit is None:
         return caps
     capped = caps > limit + 1e-9
