@@ -110,7 +110,7 @@ def _excess(v, lo, hi, upper):
 
 
 @njit(cache=True)
-def _connected_without(u, g, labels, indptr, indices, stamp, token, queue):
+def connected_without(u, g, labels, indptr, indices, stamp, token, queue):
     """Whether grid ``g`` stays connected when unit ``u`` leaves it (exact BFS with early exit)."""
     first = -1
     need = 0
@@ -249,7 +249,7 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
                     if best_h < 0:
                         continue
                     token += 2
-                    if not _connected_without(u, g, labels, indptr, indices, stamp, token, queue):
+                    if not connected_without(u, g, labels, indptr, indices, stamp, token, queue):
                         continue
                     h = best_h
                     labels[u] = h
@@ -340,7 +340,7 @@ def smooth_empty(indptr, indices, w, labels, locked, max_moves):
                     bestc = cnts[t]
         if best < 0:
             continue
-        if not _connected_without(u, a, labels, indptr, indices, stamp, token, queue):
+        if not connected_without(u, a, labels, indptr, indices, stamp, token, queue):
             token += 2
             continue
         token += 2
