@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["subtree_sums", "refine_moves", "spanning_tree_order"]
+__all__ = ["subtree_sums", "refine_moves", "spanning_tree_order", "smooth_empty", "connected_without"]
 
 
 @njit(cache=True)
@@ -111,7 +111,32 @@ def _excess(v, lo, hi, upper):
 
 @njit(cache=True)
 def connected_without(u, g, labels, indptr, indices, stamp, token, queue):
-    """Whether grid ``g`` stays connected when unit ``u`` leaves it (exact BFS with early exit)."""
+    """Whether grid ``g`` stays connected when unit ``u`` leaves it (exact BFS with early exit).
+
+    Parameters
+    ----------
+    u
+        The unit that would leave.
+    g
+        Its grid.
+    labels
+        Grid label of each unit (int64).
+    indptr, indices
+        The adjacency in CSR form (int64).
+    stamp
+        Work array of one int64 per unit, shared between calls; entries at ``token`` and
+        ``token + 1`` are overwritten.
+    token
+        A value above every earlier call's ``token + 1`` (callers add 2 per call).
+    queue
+        Work array of one int64 per unit.
+
+    Returns
+    -------
+    bool
+        True when ``u``'s neighbours in ``g`` stay connected to each other without ``u`` (so a
+        connected ``g`` stays connected); False when ``u`` has no neighbour in ``g``.
+    """
     first = -1
     need = 0
     for e in range(indptr[u], indptr[u + 1]):

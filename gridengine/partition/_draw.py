@@ -30,7 +30,33 @@ UNEVEN_SPLIT_FLOOR = 0.5
 
 
 def allocate_grids(area_w: np.ndarray, big: np.ndarray, k: int | None, upper: float, fill: float) -> np.ndarray:
-    """Number of grids per area."""
+    """Number of grids per area.
+
+    Parameters
+    ----------
+    area_w
+        Workload of each area.
+    big
+        Whether each area gets grids of its own (the others are bridged to one that does).
+    k
+        Total number of grids, shared by the big areas in proportion to their workload (largest
+        remainder, never fewer than capacity needs); ``None``: each area's own
+        ``ceil(workload / (fill * upper))``.
+    upper
+        Capacity of a grid.
+    fill
+        Target fill when ``k`` is derived.
+
+    Returns
+    -------
+    numpy.ndarray
+        Grids of each area (0 for areas that are not big).
+
+    Raises
+    ------
+    InfeasibleError
+        ``k`` is below the grids the areas need within ``upper``.
+    """
     kc = np.zeros(len(area_w), dtype="int64")
     need = np.ceil(area_w / upper - 1e-9).astype("int64")
     need[big] = np.maximum(need[big], 1)
@@ -214,9 +240,39 @@ def recursive_bisection(g: Graph, units: np.ndarray, k: int, labels: np.ndarray,
                         rng: np.random.Generator, n_trees: int, tol: float, cut_score: str,
                         parts: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
                         edges: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-    """Label ``units`` with ``k`` connected grids. In roster mode ``parts`` = (targets, anchor x,
-    anchor y, part ids) and each leaf takes its part id as label. ``edges`` (from
-    :func:`_sub_edges`) are passed down the recursion, so each level costs its own size only."""
+    """Label ``units`` with ``k`` connected grids, in place, by recursive bisection on spanning trees.
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    units
+        A connected set of units (sorted).
+    k
+        Number of grids to draw on them.
+    labels
+        Grid label of each unit of ``g``; the labels of ``units`` are set.
+    next_label
+        A one-element box holding the next free label (advanced by ``k``; not used in roster mode).
+    rng
+        The random generator of the spanning trees.
+    n_trees
+        Spanning trees tried per cut.
+    tol
+        Balance tolerance of a cut.
+    cut_score
+        How a cut is chosen among those within balance, one of ``core.CUT_SCORES``.
+    parts
+        Roster mode: (targets, anchor x, anchor y, part ids); each leaf takes its part id as label.
+    edges
+        The edges among ``units`` (computed when not given); passed down the recursion, so each
+        level costs its own size only.
+
+    Raises
+    ------
+    InfeasibleError
+        A set cannot be split into its number of connected grids.
+    """
     if k == 1:
         labels[units] = next_label[0] if parts is None else int(parts[3][0])
         if parts is None:
@@ -246,6 +302,26 @@ def grow_region(g: Graph, labels: np.ndarray, seeds: list[int], *, min_grids: in
     ``tol / 2`` of ``target``: ``sum(load - target) >= target * (extra - tol / 2 * (m + extra))`` for
     ``m`` grids. Otherwise the new grids are light and the refinement, moving one unit at a
     time, cannot bring them the missing workload across their full neighbours.
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    labels
+        Grid label of each unit.
+    seeds
+        The grids the region starts from.
+    min_grids
+        Least number of grids in the region.
+    within
+        The units the region may reach (its grids neighbour through these).
+    target, extra, tol
+        Grow for surplus workload too (see above).
+
+    Returns
+    -------
+    list of int
+        The region's grids, sorted.
     """
     inside = np.zeros(g.n, dtype=bool)
     inside[within] = True
@@ -280,7 +356,20 @@ def grow_region(g: Graph, labels: np.ndarray, seeds: list[int], *, min_grids: in
 
 def match_by_overlap(new: np.ndarray, old: np.ndarray, w: np.ndarray) -> dict[int, int]:
     """Each new label -> the old label it shares most workload with (greedily by overlap, each
-    old label given once; ties by label). New labels left out have no old one to take."""
+    old label given once; ties by label). New labels left out have no old one to take.
+
+    Parameters
+    ----------
+    new, old
+        New and old label of each unit.
+    w
+        Workload of each unit.
+
+    Returns
+    -------
+    dict
+        New label -> old label.
+    """
     ov = pd.DataFrame({"new": new, "old": old, "w": w + 1e-9}).groupby(["new", "old"])["w"].sum()
     ov = ov.reset_index().sort_values(["w", "new", "old"], ascending=[False, True, True])
     given: dict[int, int] = {}
@@ -298,7 +387,26 @@ def redraw_region(g: Graph, labels: np.ndarray, region: list[int], k_region: int
 
     New grids take the id of the old grid they overlap most (by workload, greedily), so customers
     who stay in that territory keep their grid; the others get new ids from ``next_label``.
-    Returns the next free label.
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    labels
+        Grid label of each unit, changed in place.
+    region
+        The grids to redraw.
+    k_region
+        Number of grids to redraw them as.
+    next_label
+        The first free label.
+    rng, n_trees, tol
+        As for :func:`recursive_bisection`.
+
+    Returns
+    -------
+    int
+        The next free label.
     """
     units = np.flatnonzero(np.isin(labels, region))
     sub_src_in = np.isin(g.src, units) & np.isin(g.dst, units)

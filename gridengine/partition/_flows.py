@@ -33,8 +33,30 @@ def flow_rebalance(g: Graph, dense: np.ndarray, n_grids: int, lower: np.ndarray,
     """Flow rebalance (:func:`_flow_round`), re-planned from the new loads while borders stall.
 
     A border whose flow could not be realised (units that hold the sender together, a bridge)
-    is avoided by the next round's flow. ``border_layers`` bounds what a border passes cheaply
-    (``np.inf``: no bound, the least workload moved). Returns the workload moved.
+    is avoided by the next round's flow.
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    dense
+        Grid label (0..n_grids-1) of each unit, changed in place.
+    n_grids
+        Number of grids.
+    lower, limit
+        Per grid: the least workload it should hold (``-np.inf``: none) and the most.
+    locked
+        Units that never move.
+    rounds
+        Most flow rounds.
+    border_layers
+        How many layers of a sender's border units a border passes cheaply (``np.inf``: no
+        bound, the least workload moved).
+
+    Returns
+    -------
+    float
+        The workload moved.
     """
     stalled: set[tuple[int, int]] = set()
     moved = 0.0
@@ -139,8 +161,25 @@ def realise_flows(g: Graph, dense: np.ndarray, n_grids: int, edges: list[tuple[i
 
     Each border's flow is realised by moving the sender's units that touch the receiving grid,
     the best-fitting first, never breaking the sender's connectivity or emptying it, and never
-    overshooting the flow by more than the unit's own weight. Returns the workload moved and
-    the flow left unrealised per border.
+    overshooting the flow by more than the unit's own weight.
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    dense
+        Grid label (0..n_grids-1) of each unit, changed in place.
+    n_grids
+        Number of grids.
+    edges
+        The flows: (sending grid, receiving grid, workload).
+    locked
+        Units that never move.
+
+    Returns
+    -------
+    tuple
+        (workload moved, flow left unrealised per border (sender, receiver)).
     """
     w = g.w
     # senders first in flow order: a grid passes workload on after it has received its own

@@ -49,6 +49,20 @@ class Bridge:
 
 
 def csr(n: int, src: np.ndarray, dst: np.ndarray) -> sp.csr_matrix:
+    """Symmetric adjacency matrix of ``n`` units from undirected edges.
+
+    Parameters
+    ----------
+    n
+        Number of units.
+    src, dst
+        Edge ends (each undirected edge once or twice; duplicates are summed).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix
+        ``n x n``, int8, with sorted indices.
+    """
     data = np.ones(2 * len(src), dtype="int8")
     m = sp.csr_matrix((data, (np.r_[src, dst], np.r_[dst, src])), shape=(n, n))
     m.sum_duplicates()
@@ -57,9 +71,25 @@ def csr(n: int, src: np.ndarray, dst: np.ndarray) -> sp.csr_matrix:
 
 
 class Graph:
-    """Adjacency in CSR arrays plus per-unit data, for the bisection and refinement."""
+    """Adjacency in CSR arrays plus per-unit data, for the bisection and refinement.
 
-    def __init__(self, weights: np.ndarray, x: np.ndarray, y: np.ndarray, src: np.ndarray, dst: np.ndarray):
+    Parameters
+    ----------
+    weights
+        Workload of each unit (``w``).
+    x, y
+        Unit coordinates in metres.
+    src, dst
+        Adjacency edges (kept as given; ``adj``, ``indptr`` and ``indices`` hold the symmetric CSR form).
+
+    Attributes
+    ----------
+    lock
+        1 on units that carry a locked group, else 0.
+    """
+
+    def __init__(self, weights: np.ndarray, x: np.ndarray, y: np.ndarray, src: np.ndarray,
+                 dst: np.ndarray) -> None:
         self.n = len(weights)
         self.w = weights
         self.x = x
@@ -72,15 +102,39 @@ class Graph:
         self.lock = np.zeros(self.n, dtype=np.int64)  # 1 on units that carry a locked group
 
     def neighbours(self, u: int) -> np.ndarray:
+        """The units adjacent to unit ``u`` (sorted)."""
         return self.indices[self.indptr[u]:self.indptr[u + 1]]
 
 
 def areas_and_bridges(g: Graph, w: np.ndarray, target: float, bridge_share: float, lock: np.ndarray | None,
-                      uneven_tol: float | None = None):
+                      uneven_tol: float | None = None
+                      ) -> tuple[Graph, np.ndarray, np.ndarray, np.ndarray, list[Bridge], int]:
     """Connected areas; small ones joined to the nearest big area through a bridge edge.
 
     Small areas join *before* the search, so bisection and refinement see their workload and
-    balance it like any other. Returns (graph with bridge edges, area, big, merged area, bridges, n_areas).
+    balance it like any other.
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    w
+        Workload of each unit.
+    target
+        Target workload of a grid.
+    bridge_share
+        Areas lighter than this share of ``target`` are bridged to the nearest big area.
+    lock
+        Unused here (the graph's own ``lock`` is carried over to the bridged graph).
+    uneven_tol
+        When given, an area whose workload is further than this from a whole number of grids
+        (and lighter than three) is bridged too, unless it is the heaviest.
+
+    Returns
+    -------
+    tuple
+        (graph with the bridge edges added, area of each unit, whether each area is big, merged
+        area of each unit (a bridged area takes the big area it joins), bridges, number of areas).
     """
     n_areas, area = connected_components(g.adj, directed=False)
     area_w = np.bincount(area, weights=w, minlength=n_areas)
@@ -133,7 +187,19 @@ def tidy_empty_units(g: Graph, labels: np.ndarray, bridges: list[Bridge], locked
     """Tidy the territories' shapes, in place: empty units (land with no customer) join the grid most
     of their neighbours belong to, which removes thin strands and notches without changing any
     workload. Locked units and bridge ends stay put (a bridge is reported for the grid holding both
-    its ends)."""
+    its ends).
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    labels
+        Grid label of each unit, changed in place.
+    bridges
+        The plan's bridges (their ends stay put).
+    locked
+        Whether each unit is locked.
+    """
     keep = np.asarray(locked, dtype=np.bool_).copy()
     for b in bridges:
         keep[b.from_unit] = keep[b.to_unit] = True
@@ -141,7 +207,20 @@ def tidy_empty_units(g: Graph, labels: np.ndarray, bridges: list[Bridge], locked
 
 
 def flood_fill(g: Graph, labels: np.ndarray) -> np.ndarray:
-    """Give every unlabelled unit (-1) the label of the nearest labelled unit by graph steps (BFS, index order)."""
+    """Give every unlabelled unit (-1) the label of the nearest labelled unit by graph steps (BFS, index order).
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    labels
+        Grid label of each unit, -1 for none (not changed).
+
+    Returns
+    -------
+    numpy.ndarray
+        The labels, with every unit reachable from a labelled one labelled.
+    """
     labels = labels.copy()
     queue = deque(np.flatnonzero(labels >= 0).tolist())
     while queue:
@@ -154,7 +233,20 @@ def flood_fill(g: Graph, labels: np.ndarray) -> np.ndarray:
 
 
 def keep_main_pieces(g: Graph, labels: np.ndarray) -> np.ndarray:
-    """Unlabel every piece of a grid but its heaviest (then largest), so each grid is connected."""
+    """Unlabel every piece of a grid but its heaviest (then largest), so each grid is connected.
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    labels
+        Grid label of each unit, -1 for none (not changed).
+
+    Returns
+    -------
+    numpy.ndarray
+        The labels, with the units of every other piece set to -1.
+    """
     ok = labels >= 0
     same = ok[g.src] & ok[g.dst] & (labels[g.src] == labels[g.dst])
     _, comp = connected_components(csr(g.n, g.src[same], g.dst[same]), directed=False)

@@ -33,11 +33,38 @@ REFINE_SCHEDULES: tuple[tuple[float, ...], ...] = (
 
 
 def refine(g: Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upper: np.ndarray,
-           tol: float, passes: int, locked: np.ndarray, annealing=(1.0, 4.0, 16.0, 64.0, 256.0),
+           tol: float, passes: int, locked: np.ndarray,
+           annealing: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0, 256.0),
            home: np.ndarray | None = None, churn_w: float = 0.0) -> int:
-    """Balance then compact all grids by boundary moves (compiled kernel); returns the number of moves.
+    """Balance then compact all grids by boundary moves (compiled kernel), in place.
 
-    ``target`` and ``upper`` are per grid: the workload a grid aims at and the most it may hold.
+    Parameters
+    ----------
+    g
+        The units' graph.
+    labels
+        Grid label (0..n_grids-1) of each unit, changed in place.
+    n_grids
+        Number of grids.
+    target, upper
+        Per grid: the workload it aims at and the most it may hold.
+    tol
+        Balance tolerance (grids aim at ±0.9 ``tol`` of their target).
+    passes
+        Most passes per phase (0: no moves).
+    locked
+        Units that never move.
+    annealing
+        Penalty schedule (see :data:`REFINE_SCHEDULES`).
+    home
+        Re-runs: each unit's grid in the previous plan (-1: none); moving a unit away costs ``churn_w``.
+    churn_w
+        Cost of moving a unit away from its ``home``.
+
+    Returns
+    -------
+    int
+        The number of moves.
     """
     if passes == 0 or n_grids < 2:
         return 0
@@ -59,7 +86,27 @@ def refine(g: Graph, labels: np.ndarray, n_grids: int, target: np.ndarray, upper
 
 def quality_key(g: Graph, lab: np.ndarray, n_grids: int, target: np.ndarray, upper: np.ndarray,
                 tol: float) -> tuple[int, int, float]:
-    """(grids over capacity, grids outside ±tol of their target, workload-weighted distance to centres)."""
+    """The key partitions are compared by (smaller is better).
+
+    Parameters
+    ----------
+    g
+        The units' graph.
+    lab
+        Grid label (0..n_grids-1) of each unit.
+    n_grids
+        Number of grids.
+    target, upper
+        Per grid: the workload it aims at and the most it may hold.
+    tol
+        Balance tolerance.
+
+    Returns
+    -------
+    tuple
+        (grids over capacity, grids outside ±``tol`` of their target, workload-weighted distance
+        to the grid centres, rounded to 3 decimals).
+    """
     loads = np.bincount(lab, weights=g.w, minlength=n_grids)
     off = int(np.count_nonzero(np.abs(loads - target) > tol * target + 1e-9))
     cx = np.bincount(lab, weights=g.w * g.x, minlength=n_grids) / np.maximum(loads, 1e-12)
@@ -73,7 +120,20 @@ def refine_portfolio(g: Graph, labels: np.ndarray, n_grids: int, target: np.ndar
     """Refine with each schedule of :data:`REFINE_SCHEDULES` and keep the best result.
 
     Best = fewest grids over capacity, then fewest grids outside ±``tol`` of their target,
-    then the smallest workload-weighted distance to grid centres; ties keep the earlier schedule.
+    then the smallest workload-weighted distance to grid centres (:func:`quality_key`); ties keep
+    the earlier schedule.
+
+    Parameters
+    ----------
+    g, n_grids, target, upper, tol, passes, locked
+        As for :func:`refine`.
+    labels
+        Grid label of each unit (not changed).
+
+    Returns
+    -------
+    numpy.ndarray
+        The best refined labels.
     """
     best = None
     for sched in REFINE_SCHEDULES if passes else ((),):
@@ -82,4 +142,5 @@ def refine_portfolio(g: Graph, labels: np.ndarray, n_grids: int, target: np.ndar
         key = quality_key(g, lab, n_grids, target, upper, tol)
         if best is None or key < best[0]:
             best = (key, lab)
+    assert best is not None  # at least one schedule ran
     return best[1]
