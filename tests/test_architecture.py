@@ -118,3 +118,20 @@ def test_the_private_import_check_sees_imports_inside_functions():
     assert found == [("gridengine.partition.roster", "gridengine.partition.rerun", "_flow_rebalance")]
     found = _private_imports()
     assert not [f for f in found if f[1] == "gridengine" or f[2] in ("_kernels", "_dask", "_address")]
+
+
+#: Modules that still write Earth constants of their own: GCJ-02's datum is defined on the Krasovsky
+#: ellipsoid (a coordinate system, not a distance model); synth.py draws synthetic cities with the WGS-84
+#: degree lengths (110.574 / 111.320 km), and every synthetic city depends on them; sites.py keeps its own
+#: copy of the mean radius and of the haversine.
+EARTH_CONSTANTS_ALLOWED = {"gridengine.geocode", "gridengine.synth", "gridengine.sites"}
+
+
+def test_one_earth_model():
+    """Earth radii and degree lengths are written once, in ``_geo.py``; other modules import them."""
+    import re
+
+    pattern = re.compile(r"\b(6_?371|6_?378|111[._]?32|110[._]?574)")
+    found = sorted(_module(p) for p in ROOT.rglob("*.py")
+                   if pattern.search(p.read_text(encoding="utf-8")) and _module(p) != "gridengine._geo")
+    assert set(found) <= EARTH_CONSTANTS_ALLOWED, found
