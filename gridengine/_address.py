@@ -52,6 +52,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from ._geo import M_PER_DEG_EQUATOR
+
 __all__ = ["Address", "normalise_address", "parse_address", "Gazetteer", "Match", "LEVELS"]
 
 #: Precision levels, finest first.
@@ -303,7 +305,7 @@ _FAILED = (math.nan, math.nan, "failed", 0.0)
 
 
 def _dist_m(lat0, lon0, lat1, lon1):
-    k = 111_320.0
+    k = M_PER_DEG_EQUATOR
     return np.hypot((np.asarray(lat1) - lat0) * k, (np.asarray(lon1) - lon0) * k * math.cos(math.radians(lat0)))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["subtree_sums", "refine_moves", "spanning_tree_order"]
+__all__ = ["subtree_sums", "refine_moves", "spanning_tree_order", "smooth_empty", "connected_without"]
 
 
 @njit(cache=True)
@@ -110,8 +110,33 @@ def _excess(v, lo, hi, upper):
 
 
 @njit(cache=True)
-def _connected_without(u, g, labels, indptr, indices, stamp, token, queue):
-    """Whether grid ``g`` stays connected when unit ``u`` leaves it (exact BFS with early exit)."""
+def connected_without(u, g, labels, indptr, indices, stamp, token, queue):
+    """Whether grid ``g`` stays connected when unit ``u`` leaves it (exact BFS with early exit).
+
+    Parameters
+    ----------
+    u
+        The unit that would leave.
+    g
+        Its grid.
+    labels
+        Grid label of each unit (int64).
+    indptr, indices
+        The adjacency in CSR form (int64).
+    stamp
+        Work array of one int64 per unit, shared between calls; entries at ``token`` and
+        ``token + 1`` are overwritten.
+    token
+        A value above every earlier call's ``token + 1`` (callers add 2 per call).
+    queue
+        Work array of one int64 per unit.
+
+    Returns
+    -------
+    bool
+        True when ``u``'s neighbours in ``g`` stay connected to each other without ``u`` (so a
+        connected ``g`` stays connected); False when ``u`` has no neighbour in ``g``.
+    """
     first = -1
     need = 0
     for e in range(indptr[u], indptr[u + 1]):
@@ -249,7 +274,7 @@ def refine_moves(indptr, indices, w, x, y, labels, n_grids, lo, hi, upper, eps, 
                     if best_h < 0:
                         continue
                     token += 2
-                    if not _connected_without(u, g, labels, indptr, indices, stamp, token, queue):
+                    if not connected_without(u, g, labels, indptr, indices, stamp, token, queue):
                         continue
                     h = best_h
                     labels[u] = h
@@ -340,7 +365,7 @@ def smooth_empty(indptr, indices, w, labels, locked, max_moves):
                     bestc = cnts[t]
         if best < 0:
             continue
-        if not _connected_without(u, a, labels, indptr, indices, stamp, token, queue):
+        if not connected_without(u, a, labels, indptr, indices, stamp, token, queue):
             token += 2
             continue
         token += 2

@@ -33,6 +33,8 @@ import h3.api.basic_int as h3i
 import numpy as np
 import pandas as pd
 
+from ._geo import M_PER_DEG_EQUATOR, LocalProjection, haversine_km
+
 __all__ = [
     "grid_zones",
     "points_in_cells",
@@ -50,47 +52,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-EARTH_RADIUS_KM = 6371.0088
-
-
-def haversine_km(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance in km, vectorised over numpy arrays (degrees in)."""
-    lat1, lon1, lat2, lon2 = (np.radians(np.asarray(a, dtype="float64")) for a in (lat1, lon1, lat2, lon2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-
-
-@dataclass(frozen=True)
-class LocalProjection:
-    """Equirectangular projection around a city's centre, in metres.
-
-    Within 50 km of the centre its distance error is below 0.1%, which is all the
-    partitioner's geometry needs; reported distances use :func:`haversine_km`.
-    """
-
-    lat0: float
-    lon0: float
-
-    @classmethod
-    def around(cls, lat: np.ndarray, lon: np.ndarray) -> "LocalProjection":
-        """Centre on the middle of the points' bounding box (rounded, so tiny input changes do not move it)."""
-        return cls(round(float((np.min(lat) + np.max(lat)) / 2), 3), round(float((np.min(lon) + np.max(lon)) / 2), 3))
-
-    def to_xy(self, lat, lon) -> tuple[np.ndarray, np.ndarray]:
-        """Degrees to metres east (x) and north (y) of the centre."""
-        k = math.pi / 180.0 * EARTH_RADIUS_KM * 1000.0
-        x = (np.asarray(lon, dtype="float64") - self.lon0) * k * math.cos(math.radians(self.lat0))
-        y = (np.asarray(lat, dtype="float64") - self.lat0) * k
-        return x, y
-
-    def to_latlon(self, x, y) -> tuple[np.ndarray, np.ndarray]:
-        """Metres back to degrees (lat, lon)."""
-        k = math.pi / 180.0 * EARTH_RADIUS_KM * 1000.0
-        lat = np.asarray(y, dtype="float64") / k + self.lat0
-        lon = np.asarray(x, dtype="float64") / (k * math.cos(math.radians(self.lat0))) + self.lon0
-        return lat, lon
-
 
 _RES_MASK = np.uint64(0xF << 52)
 
@@ -224,7 +185,7 @@ def cells_to_polygon(cells: list[str]):
     if len(parts) == 1:
         return geom
     finest = max(by_res)
-    limit = h3.average_hexagon_area(finest, "km^2") * 1e6 / (111_320.0 ** 2)  # one finest cell, in deg²
+    limit = h3.average_hexagon_area(finest, "km^2") * 1e6 / (M_PER_DEG_EQUATOR ** 2)  # one finest cell, in deg²
 
     def fill(p: Polygon) -> Polygon:
         keep = [r for r in p.interiors if Polygon(r).area > limit]
@@ -236,7 +197,7 @@ def cells_to_polygon(cells: list[str]):
         # can meet at a point or leave a hairline gap, so one territory unions into several parts.
         # A morphological closing a fraction of the finest cell's edge wide joins them (parts farther
         # apart, such as an island joined by a bridge, stay separate).
-        eps = 0.3 * h3.average_hexagon_edge_length(finest, "m") / 111_320.0
+        eps = 0.3 * h3.average_hexagon_edge_length(finest, "m") / M_PER_DEG_EQUATOR
         closed = shapely.buffer(shapely.buffer(MultiPolygon(polys), eps, join_style="mitre"), -eps,
                                 join_style="mitre")
         cparts = [fill(p) for p in shapely.get_parts(closed) if isinstance(p, Polygon) and p.area > 0]
@@ -247,7 +208,7 @@ def cells_to_polygon(cells: list[str]):
         # each such part to its nearest part with the small hull between them (gaps within three finest
         # cell edges and half a coarsest one; farther parts are islands, which the plan reports as bridges)
         reach = min(3 * h3.average_hexagon_edge_length(finest, "m"),
-                    0.5 * h3.average_hexagon_edge_length(min(by_res), "m")) / 111_320.0
+                    0.5 * h3.average_hexagon_edge_length(min(by_res), "m")) / M_PER_DEG_EQUATOR
         polys.sort(key=lambda p: -p.area)
         main, rest = polys[0], []
         for p in polys[1:]:

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from ._geo import M_PER_DEG_EQUATOR
+
 __all__ = ["PALETTE", "colour_hex", "grid_colours", "render_overview_svg", "render_overview_png", "render_map_html",
            "render_report_html", "planner_warnings", "describe_separation"]
 
@@ -479,7 +481,7 @@ def render_overview_png(grids: gpd.GeoDataFrame, specialists: pd.DataFrame | Non
     g = _sorted_grids(grids)
     minx, miny, maxx, maxy = city_bounds(g, specialists)
     kx = math.cos(math.radians((miny + maxy) / 2.0))
-    m_per_deg = 111_320.0
+    m_per_deg = M_PER_DEG_EQUATOR
 
     def proj(xy: np.ndarray) -> np.ndarray:
         xy = np.asarray(xy, dtype=float).reshape(-1, 2)

@@ -28,7 +28,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
-from .cells import EARTH_RADIUS_KM, haversine_km  # one Earth model for every distance
+from ._geo import EARTH_RADIUS_KM, haversine_km  # one Earth model for every distance
 from .errors import InputError
 
 __all__ = ["RoadGraph", "read_road_graph", "travel_matrix", "haversine_km"]

@@ -66,58 +66,71 @@ def test_geocode_providers_named_once():
     assert tuple(_PROVIDERS) == GEOCODE_PROVIDERS
 
 
+def _private_imports_in(source: str, mod: str, pkg: str) -> list[tuple[str, str, str]]:
+    """(``mod``, imported-from module, name) for every ``from X import _name`` in ``source`` (module ``mod`` of
+    package ``pkg``), at module level or inside a function, where ``_name`` is not itself a module of X
+    (importing a private *module*, such as ``from . import _kernels``, is allowed)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        if node.level:
+            base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+            target = ".".join(base + ([node.module] if node.module else []))
+        else:
+            target = node.module or ""
+        if not target.startswith("gridengine"):
+            continue
+        for alias in node.names:
+            name = alias.name
+            if name.startswith("_") and not name.startswith("__") and not _is_module(f"{target}.{name}"):
+                found.append((mod, target, name))
+    return found
+
+
 def _private_imports() -> list[tuple[str, str, str]]:
-    """(importing module, imported-from module, name) for every ``from X import _name`` in the package, at
-    module level or inside a function, where ``_name`` is defined in X (importing a private *module*, such
-    as ``from . import _kernels``, is allowed)."""
+    """Every private-name import of the package's modules (see :func:`_private_imports_in`)."""
     found = []
     for path in sorted(ROOT.rglob("*.py")):
         mod = _module(path)
         pkg = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if not isinstance(node, ast.ImportFrom):
-                continue
-            if node.level:
-                base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            if not target.startswith("gridengine"):
-                continue
-            for alias in node.names:
-                name = alias.name
-                if name.startswith("_") and not name.startswith("__") and not _is_module(f"{target}.{name}"):
-                    found.append((mod, target, name))
+        found.extend(_private_imports_in(path.read_text(encoding="utf-8"), mod, pkg))
     return found
 
 
-#: Private names that modules still import from other modules, in the partition stage and the pipeline
-#: only; every other module uses public names (a helper two modules share is public where it lives).
-PRIVATE_IMPORTS_ALLOWED = {
-    ("gridengine.partition.h3cells", "gridengine.partition.core", "_match_by_overlap"),
-    *(("gridengine.partition.rerun", "gridengine.partition.core", n) for n in (
-        "_allocate_grids", "_areas_and_bridges", "_csr", "_Graph", "_grow_region", "_quality_key",
-        "_recursive_bisection", "_redraw_region", "_refine", "_tidy_empty_units")),
-    ("gridengine.partition.rerun", "gridengine._kernels", "_connected_without"),
-    *(("gridengine.partition.roster", "gridengine.partition.core", n) for n in (
-        "_areas_and_bridges", "_csr", "_Graph", "_quality_key", "_recursive_bisection", "_refine",
-        "_refine_portfolio", "_tidy_empty_units")),
-    *(("gridengine.partition.roster", "gridengine.partition.rerun", n) for n in (
-        "_flow_rebalance", "_flood_fill", "_keep_main_pieces")),
-    ("gridengine.partition.roster", "gridengine._kernels", "_connected_without"),
-}
+#: Private names that modules still import from other modules, in the pipeline only; every other module
+#: uses public names (a helper two modules share is public where it lives, or in a small private module
+#: of shared parts such as ``partition/_graph.py``).
+PRIVATE_IMPORTS_ALLOWED: set[tuple[str, str, str]] = set()
 
 
 def test_no_module_imports_another_modules_private_names():
     found = set(_private_imports())
-    assert all(m == "gridengine.pipeline" or m.startswith("gridengine.partition.") for m, _, _ in PRIVATE_IMPORTS_ALLOWED)
     new = sorted(found - PRIVATE_IMPORTS_ALLOWED)
     assert not new, "import a public name instead (make the helper public where it is defined): " + "; ".join(
         f"{m} imports {n} from {t}" for m, t, n in new)
 
 
 def test_the_private_import_check_sees_imports_inside_functions():
+    source = "def repair():\n    from .rerun import _flow_rebalance, flow_rebalance\n    from . import _graph\n"
+    found = _private_imports_in(source, "gridengine.partition.roster", "gridengine.partition")
+    assert found == [("gridengine.partition.roster", "gridengine.partition.rerun", "_flow_rebalance")]
     found = _private_imports()
-    # imported inside roster._repair
-    assert ("gridengine.partition.roster", "gridengine.partition.rerun", "_flow_rebalance") in found
     assert not [f for f in found if f[1] == "gridengine" or f[2] in ("_kernels", "_dask", "_address")]
+
+
+#: Modules that still write Earth constants of their own: GCJ-02's datum is defined on the Krasovsky
+#: ellipsoid (a coordinate system, not a distance model); synth.py draws synthetic cities with the WGS-84
+#: degree lengths (110.574 / 111.320 km), and every synthetic city depends on them; sites.py keeps its own
+#: copy of the mean radius and of the haversine.
+EARTH_CONSTANTS_ALLOWED = {"gridengine.geocode", "gridengine.synth", "gridengine.sites"}
+
+
+def test_one_earth_model():
+    """Earth radii and degree lengths are written once, in ``_geo.py``; other modules import them."""
+    import re
+
+    pattern = re.compile(r"\b(6_?371|6_?378|111[._]?32|110[._]?574)")
+    found = sorted(_module(p) for p in ROOT.rglob("*.py")
+                   if pattern.search(p.read_text(encoding="utf-8")) and _module(p) != "gridengine._geo")
+    assert set(found) <= EARTH_CONSTANTS_ALLOWED, found

@@ -6,7 +6,8 @@ import numpy as np
 from test_partition import hex_units
 
 from gridengine.partition import grid_connectivity, partition_units
-from gridengine.partition.core import _Graph, _repair_capacity
+from gridengine.partition._graph import Graph
+from gridengine.partition.core import _repair_capacity
 
 
 def within(loads, tol=0.05):
@@ -83,7 +84,7 @@ def test_capacity_repair_is_local():
     a, b = edges[0][0], edges[1][0]  # two adjacent units
     w[a] = w[b] = 500.0
     upper = 700.0
-    g = _Graph(w, x, y, np.r_[edges[0], edges[1]], np.r_[edges[1], edges[0]])
+    g = Graph(w, x, y, np.r_[edges[0], edges[1]], np.r_[edges[1], edges[0]])
     k = 6
     res = partition_units(np.where(np.isin(np.arange(n), [a, b]), 0.0, w), x, y, edges, upper=upper, k=k, seed=0)
     labels = res.labels.copy()

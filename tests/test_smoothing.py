@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gridengine._kernels import smooth_empty
-from gridengine.partition.core import _csr, grid_connectivity, partition_units
+from gridengine.partition._graph import csr
+from gridengine.partition.core import grid_connectivity, partition_units
 
 
 def _lattice(nx: int, ny: int):
@@ -30,7 +31,7 @@ def test_a_strand_of_empty_cells_is_absorbed():
     labels[strand] = 0
     w = np.ones(50)
     w[strand] = 0.0
-    adj = _csr(50, src, dst)
+    adj = csr(50, src, dst)
     before = labels.copy()
     moves = smooth_empty(adj.indptr, adj.indices, w, labels, np.zeros(50, np.bool_), 10_000)
     assert moves == 4 and (labels[strand] == 1).all()
@@ -51,5 +52,5 @@ def test_partition_keeps_loads_and_contiguity_with_many_empty_units(seed, empty_
     assert grid_connectivity(res.labels, src, dst).all()
     # no empty unit could still join a grid holding more of its neighbours without cutting its own grid
     labels = res.labels.copy()
-    adj = _csr(len(w), src, dst)
+    adj = csr(len(w), src, dst)
     assert smooth_empty(adj.indptr, adj.indices, w, labels, np.zeros(len(w), np.bool_), 10_000) == 0

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InfeasibleError
-from .core import Bridge, PartitionResult, _match_by_overlap, partition_units
+from ._draw import match_by_overlap
+from .core import Bridge, PartitionResult, partition_units
 from .rerun import partition_from_previous
 from .roster import partition_roster, partition_roster_rerun
 
@@ -134,7 +135,7 @@ def _origin_by_overlap(labels: np.ndarray, initial: np.ndarray, w: np.ndarray) -
     """For each new grid, the previous grid (index into the previous names) it shares most workload
     with, greedily by overlap (each previous grid given once); grids without one are new."""
     known = initial >= 0
-    return _match_by_overlap(labels[known], initial[known], w[known])
+    return match_by_overlap(labels[known], initial[known], w[known])
 
 
 def _inherit(prev_names: list[str], initial: np.ndarray, parts: pd.DataFrame, x: np.ndarray, y: np.ndarray,

@@ -33,21 +33,13 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from .._kernels import connected_without
 from ..errors import InfeasibleError
-from .core import (
-    CUT_SCORES,
-    Bridge,
-    PartitionResult,
-    _areas_and_bridges,
-    _csr,
-    _Graph,
-    _quality_key,
-    _recursive_bisection,
-    _refine,
-    _refine_portfolio,
-    _tidy_empty_units,
-    grid_connectivity,
-)
+from ._draw import recursive_bisection
+from ._flows import BORDER_LAYERS, flow_rebalance
+from ._graph import Bridge, Graph, areas_and_bridges, csr, flood_fill, keep_main_pieces, tidy_empty_units
+from ._refine import quality_key, refine, refine_portfolio
+from .core import CUT_SCORES, PartitionResult, grid_connectivity
 
 __all__ = ["RosterSizing", "size_to_roster", "partition_roster", "partition_roster_rerun", "MAX_FILL"]
 
@@ -287,7 +279,7 @@ def _weighted_centres(x: np.ndarray, y: np.ndarray, w: np.ndarray, k: int, iters
     return cx, cy
 
 
-def _share_parts(g: _Graph, merged: np.ndarray, big: np.ndarray, merged_w: np.ndarray, caps: np.ndarray,
+def _share_parts(g: Graph, merged: np.ndarray, big: np.ndarray, merged_w: np.ndarray, caps: np.ndarray,
                  ax: np.ndarray, ay: np.ndarray) -> np.ndarray:
     """The area each part (specialist) serves: areas get capacity in proportion to their workload.
 
@@ -336,14 +328,14 @@ def _part_targets(home: np.ndarray, caps: np.ndarray, merged_w: np.ndarray) -> n
     return t
 
 
-def _centres(g: _Graph, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _centres(g: Graph, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     ww = g.w + 1e-6
     s = np.bincount(labels, weights=ww, minlength=k)
     return (np.bincount(labels, weights=ww * g.x, minlength=k) / np.maximum(s, 1e-12),
             np.bincount(labels, weights=ww * g.y, minlength=k) / np.maximum(s, 1e-12))
 
 
-def _redraw_parts(g: _Graph, labels: np.ndarray, region: list[int], target: np.ndarray, rng: np.random.Generator,
+def _redraw_parts(g: Graph, labels: np.ndarray, region: list[int], target: np.ndarray, rng: np.random.Generator,
                   n_trees: int, tol: float) -> None:
     """Redraw the grids in ``region`` (labels = parts) by bisection with their own targets, in place.
 
@@ -353,7 +345,7 @@ def _redraw_parts(g: _Graph, labels: np.ndarray, region: list[int], target: np.n
     inside = np.zeros(g.n, dtype=bool)
     inside[units] = True
     e = inside[g.src] & inside[g.dst]
-    _, piece = connected_components(_csr(g.n, g.src[e], g.dst[e]), directed=False)
+    _, piece = connected_components(csr(g.n, g.src[e], g.dst[e]), directed=False)
     parts = np.array(sorted(region), dtype="int64")
     cx, cy = _centres(g, labels, int(labels.max()) + 1)
     pieces = np.unique(piece[units])
@@ -362,17 +354,17 @@ def _redraw_parts(g: _Graph, labels: np.ndarray, region: list[int], target: np.n
             members = units[piece[units] == p_]
             mine = np.unique(labels[members])
             tmp = labels.copy()
-            _recursive_bisection(g, members, len(mine), tmp, [0], rng, n_trees, tol, "cut",
-                                 (target[mine], cx[mine], cy[mine], mine))
+            recursive_bisection(g, members, len(mine), tmp, [0], rng, n_trees, tol, "cut",
+                                (target[mine], cx[mine], cy[mine], mine))
             labels[members] = tmp[members]
         return
     tmp = labels.copy()
-    _recursive_bisection(g, units, len(parts), tmp, [0], rng, n_trees, tol, "cut",
-                         (target[parts], cx[parts], cy[parts], parts))
+    recursive_bisection(g, units, len(parts), tmp, [0], rng, n_trees, tol, "cut",
+                        (target[parts], cx[parts], cy[parts], parts))
     labels[units] = tmp[units]
 
 
-def _grid_neighbours(g: _Graph, labels: np.ndarray) -> dict[int, set[int]]:
+def _grid_neighbours(g: Graph, labels: np.ndarray) -> dict[int, set[int]]:
     a, b = labels[g.src], labels[g.dst]
     d = a != b
     nb: dict[int, set[int]] = {}
@@ -382,7 +374,7 @@ def _grid_neighbours(g: _Graph, labels: np.ndarray) -> dict[int, set[int]]:
     return nb
 
 
-def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.ndarray, tol: float,
+def _repair(g: Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.ndarray, tol: float,
             n_trees: int, refine_passes: int, locked: np.ndarray, rng: np.random.Generator,
             home: np.ndarray | None = None, churn_w: float = 0.0, limit_share: float | None = None,
             settled: np.ndarray | None = None) -> list[str]:
@@ -393,8 +385,6 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
     Locked units never move; re-runs (``home`` given) try five rounds of flows (and, from the
     second, whole compounds handed to a neighbour) before any local redraw, and their balance passes leave ``settled`` units (customers who keep their specialist)
     where they are."""
-    from .rerun import BORDER_LAYERS, _flow_rebalance
-
     notes: list[str] = []
     for rnd in range(REPAIR_ROUNDS):
         loads = np.bincount(labels, weights=g.w, minlength=k)
@@ -418,8 +408,8 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
                 break
         if rnd % 2 == 0 or (home is not None and rnd < 5):  # pass the excess along a min-cost flow
             limit = np.minimum(caps, target * (1 + 0.5 * tol)) if limit_share is None else caps * limit_share
-            mv = _flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, locked,
-                                 border_layers=np.inf if home is not None else BORDER_LAYERS)
+            mv = flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, locked,
+                                border_layers=np.inf if home is not None else BORDER_LAYERS)
             notes.append(f"{len(over)} grid(s) over their specialist's capacity: passed {mv:g} workload to neighbours")
         else:  # redraw each with its neighbouring grids
             size = 2 + rnd
@@ -444,20 +434,17 @@ def _repair(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.
             _refine_best(g, labels, k, target, caps, tol, refine_passes, locked)
         else:
             hold = locked if settled is None else (locked | (settled & (home == labels)))
-            _refine(g, labels, k, target, caps, tol, refine_passes, hold, annealing=(), home=home, churn_w=churn_w)
+            refine(g, labels, k, target, caps, tol, refine_passes, hold, annealing=(), home=home, churn_w=churn_w)
     return notes
 
 
-def _hand_over_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
+def _hand_over_heavy(g: Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
                      loads: np.ndarray, locked: np.ndarray) -> bool:
     """A grid over capacity by less than one of its compounds hands that compound whole to a neighbour
     grid, which first passes workload on (a min-cost flow) to make room for it, in place.
 
     Border flows move units no heavier than twice the flow, so they never move a large compound;
     two heavy compounds side by side then keep a grid over capacity. Returns whether any moved."""
-    from .._kernels import _connected_without
-    from .rerun import _flow_rebalance
-
     indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
     stamp = np.zeros(g.n, dtype=np.int64)
     queue = np.empty(g.n, dtype=np.int64)
@@ -475,7 +462,7 @@ def _hand_over_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, ov
         cands.sort()
         for need, wu, u, b in cands[:HAND_OVER_TRIES]:
             token += 2
-            if not _connected_without(u, a, labels, indptr, indices, stamp, token, queue):
+            if not connected_without(u, a, labels, indptr, indices, stamp, token, queue):
                 continue
             if need > 0:  # make room in b: it passes workload to its own neighbours (tried on a copy)
                 limit = np.minimum(caps * 0.995, np.maximum(loads, caps * 0.98))  # margin for lumpy moves
@@ -483,7 +470,7 @@ def _hand_over_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, ov
                 keep = locked.copy()
                 keep[labels == a] = True
                 trial = labels.copy()
-                _flow_rebalance(g, trial, k, np.full(k, -np.inf), limit, keep)
+                flow_rebalance(g, trial, k, np.full(k, -np.inf), limit, keep)
                 tl = np.bincount(trial, weights=g.w, minlength=k)
                 if tl[b] + wu > caps[b] + 1e-9 or trial[u] != a or (tl > np.maximum(caps, loads) + 1e-9).any():
                     continue
@@ -497,7 +484,7 @@ def _hand_over_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, ov
     return moved
 
 
-def _swap_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
+def _swap_heavy(g: Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
                 loads: np.ndarray) -> bool:
     """Grids over capacity because of one compound too heavy for their (smaller) specialist trade
     territories with a neighbouring grid whose specialist can hold it, in place. Returns whether any did."""
@@ -520,9 +507,9 @@ def _swap_heavy(g: _Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: n
     return swapped
 
 
-def _refine_best(g: _Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.ndarray, tol: float,
+def _refine_best(g: Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.ndarray, tol: float,
                  passes: int, locked: np.ndarray) -> None:
-    out = _refine_portfolio(g, labels, k, target, caps, tol, passes, locked)
+    out = refine_portfolio(g, labels, k, target, caps, tol, passes, locked)
     labels[:] = out
 
 
@@ -583,16 +570,16 @@ def partition_roster(
                               f"{caps.max():g}); split it at customer level or use finer cells")
     src0 = np.asarray(edges[0], dtype="int64")
     dst0 = np.asarray(edges[1], dtype="int64")
-    g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src0, dst0)
+    g = Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src0, dst0)
     total = float(w.sum())
     fill = total / float(caps.sum())
     g0 = g
-    g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share,
-                                                                None, uneven_tol=tolerance)
+    g, area, big, merged, bridges, n_areas = areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share,
+                                                               None, uneven_tol=tolerance)
     if big.sum() > m:  # more separate areas than grids: only the heaviest get grids, the others are bridged
         aw = np.sort(np.bincount(area, weights=w, minlength=n_areas))[::-1]
-        g, area, big, merged, bridges, n_areas = _areas_and_bridges(g0, w, float(aw[m - 1]) / max(bridge_share, 1e-9)
-                                                                    * (1 - 1e-9), bridge_share, None)
+        g, area, big, merged, bridges, n_areas = areas_and_bridges(g0, w, float(aw[m - 1]) / max(bridge_share, 1e-9)
+                                                                   * (1 - 1e-9), bridge_share, None)
     merged_w = np.bincount(merged, weights=w, minlength=n_areas)
     home = _share_parts(g, merged, big, merged_w, caps, np.asarray(anchor_x, float), np.asarray(anchor_y, float))
     target = _part_targets(home, caps, merged_w)
@@ -607,14 +594,14 @@ def partition_roster(
             if len(members) > len(units):
                 raise InfeasibleError(f"an area of {len(units)} units (workload {merged_w[a]:g}) cannot hold the "
                                       f"{len(members)} grids its workload needs")
-            _recursive_bisection(g, units, len(members), labels, [0], rng, n_trees, tolerance, cut_score,
-                                 (target[members], np.asarray(anchor_x, float)[members],
+            recursive_bisection(g, units, len(members), labels, [0], rng, n_trees, tolerance, cut_score,
+                                (target[members], np.asarray(anchor_x, float)[members],
                                   np.asarray(anchor_y, float)[members], members))
         locked = np.zeros(n, dtype=np.bool_)
         # areas fill a little differently (whole specialists per area), and balance is judged on the
         # city's mean fill: aim each grid at a band a fifth narrower than the tolerance
-        labels = _refine_portfolio(g, labels, m, target, caps, AREA_BAND * tolerance, refine_passes, locked)
-        key = _quality_key(g, labels, m, target, caps, AREA_BAND * tolerance)
+        labels = refine_portfolio(g, labels, m, target, caps, AREA_BAND * tolerance, refine_passes, locked)
+        key = quality_key(g, labels, m, target, caps, AREA_BAND * tolerance)
         if best is None or key < best[0]:
             best = (key, labels)
     labels = best[1]
@@ -631,7 +618,7 @@ def partition_roster(
         exc.where = (float(np.average(g.x[units], weights=g.w[units] + 1e-9)),
                      float(np.average(g.y[units], weights=g.w[units] + 1e-9)))  # the place, in metres
         raise exc
-    _tidy_empty_units(g, labels, bridges, np.zeros(n, dtype=np.bool_))
+    tidy_empty_units(g, labels, bridges, np.zeros(n, dtype=np.bool_))
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
                for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
     conn = grid_connectivity(labels, src0, dst0, bridges)
@@ -640,7 +627,7 @@ def partition_roster(
     return PartitionResult(labels=labels, n_grids=m, bridges=bridges, area_of_unit=area, notes=notes)
 
 
-def _over_message(g: _Graph, labels: np.ndarray, over: np.ndarray, loads: np.ndarray, caps: np.ndarray,
+def _over_message(g: Graph, labels: np.ndarray, over: np.ndarray, loads: np.ndarray, caps: np.ndarray,
                   unit_names: list[str] | None) -> str:
     """Why capacity cannot be met, in domain terms: the heaviest units of the worst grid."""
     j = int(over[np.argmax(loads[over] - caps[over])])
@@ -654,7 +641,7 @@ def _over_message(g: _Graph, labels: np.ndarray, over: np.ndarray, loads: np.nda
             "fill: add specialists (or raise capacities) there, or split these compounds at customer level")
 
 
-def _absorb(g: _Graph, labels: np.ndarray, caps: np.ndarray) -> None:
+def _absorb(g: Graph, labels: np.ndarray, caps: np.ndarray) -> None:
     """Unlabelled units (-1) join a neighbouring grid, the least full (load / capacity) first, in place.
 
     Grids grow into the territory of a departed specialist from every side, each in step with
@@ -666,7 +653,7 @@ def _absorb(g: _Graph, labels: np.ndarray, caps: np.ndarray) -> None:
     _absorb_pass(g, labels, caps, hard=False)
 
 
-def _absorb_by_flow(g: _Graph, labels: np.ndarray, limit: np.ndarray) -> bool:
+def _absorb_by_flow(g: Graph, labels: np.ndarray, limit: np.ndarray) -> bool:
     """Share the unlabelled units (-1) out among neighbouring grids by a least-churn flow, in place.
 
     Each connected piece of unlabelled units (the territory of one or more departed specialists)
@@ -691,7 +678,7 @@ def _absorb_by_flow(g: _Graph, labels: np.ndarray, limit: np.ndarray) -> bool:
     if not free.any():
         return True
     both = free[g.src] & free[g.dst]
-    _, comp = connected_components(_csr(g.n, g.src[both], g.dst[both]), directed=False)
+    _, comp = connected_components(csr(g.n, g.src[both], g.dst[both]), directed=False)
     pieces, piece_of = np.unique(comp[free], return_inverse=True)
     hole = np.full(g.n, -1, dtype=np.int64)
     hole[free] = piece_of
@@ -770,7 +757,7 @@ def _absorb_by_flow(g: _Graph, labels: np.ndarray, limit: np.ndarray) -> bool:
     return True
 
 
-def _absorb_pass(g: _Graph, labels: np.ndarray, caps: np.ndarray, hard: bool) -> None:
+def _absorb_pass(g: Graph, labels: np.ndarray, caps: np.ndarray, hard: bool) -> None:
     import heapq
 
     k = len(caps)
@@ -800,7 +787,7 @@ def _absorb_pass(g: _Graph, labels: np.ndarray, caps: np.ndarray, hard: bool) ->
                 heapq.heappush(heap, (key, t, lab))
 
 
-def _carve(g: _Graph, labels: np.ndarray, part: int, ax: float, ay: float, target: float, keep: np.ndarray,
+def _carve(g: Graph, labels: np.ndarray, part: int, ax: float, ay: float, target: float, keep: np.ndarray,
            limit: float = np.inf) -> None:
     """Give ``part`` a grid grown around (ax, ay), nearest units first, up to ``target`` workload, in place.
 
@@ -810,7 +797,6 @@ def _carve(g: _Graph, labels: np.ndarray, part: int, ax: float, ay: float, targe
     in ``keep`` are not taken. Units skipped for connectivity are tried again as the grid grows."""
     import heapq
 
-    from .._kernels import _connected_without
 
     indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
     stamp = np.zeros(g.n, dtype=np.int64)
@@ -840,7 +826,7 @@ def _carve(g: _Graph, labels: np.ndarray, part: int, ax: float, ay: float, targe
             continue
         if lab >= 0 and not first:
             token += 2
-            if not _connected_without(u, lab, labels, indptr, indices, stamp, token, queue):
+            if not connected_without(u, lab, labels, indptr, indices, stamp, token, queue):
                 deferred.append((d, u))
                 continue
         if lab >= 0 and first and np.count_nonzero(labels == lab) <= 1:
@@ -935,8 +921,6 @@ def _rerun(weights: np.ndarray, x: np.ndarray, y: np.ndarray, edges: tuple[np.nd
            tolerance: float, n_trees: int, bridge_share: float, refine_passes: int, churn_weight: float, seed: int,
            unit_names: list[str] | None, absorb: str) -> PartitionResult:
     """One re-run of :func:`partition_roster_rerun` with the given way of sharing out departed territory."""
-    from .rerun import _flood_fill, _keep_main_pieces
-
     w = np.asarray(weights, dtype="float64")
     caps = np.asarray(capacities, dtype="float64")
     ax = np.asarray(anchor_x, dtype="float64")
@@ -951,18 +935,18 @@ def _rerun(weights: np.ndarray, x: np.ndarray, y: np.ndarray, edges: tuple[np.nd
         raise InfeasibleError(f"{nm} holds workload {w[i]:g}, above every specialist's capacity")
     src0 = np.asarray(edges[0], dtype="int64")
     dst0 = np.asarray(edges[1], dtype="int64")
-    g = _Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src0, dst0)
+    g = Graph(w, np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64"), src0, dst0)
     total = float(w.sum())
     fill = total / float(caps.sum())
-    g, area, big, merged, bridges, n_areas = _areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share,
-                                                                None)
+    g, area, big, merged, bridges, n_areas = areas_and_bridges(g, w, fill * float(np.median(caps)), bridge_share,
+                                                               None)
     notes: list[str] = []
-    labels = _keep_main_pieces(g, initial)
+    labels = keep_main_pieces(g, initial)
     absorbed = int(np.count_nonzero((labels < 0) & (w > 0)))
     if absorb == "flow":
         _absorb_by_flow(g, labels, 0.995 * caps)
     _absorb(g, labels, caps)  # what no quota reached (or all of it)
-    labels = _flood_fill(g, labels)
+    labels = flood_fill(g, labels)
     present = np.zeros(m, dtype=bool)
     present[labels[labels >= 0]] = True
     new_parts = np.flatnonzero(~present)
@@ -1002,23 +986,22 @@ def _rerun(weights: np.ndarray, x: np.ndarray, y: np.ndarray, edges: tuple[np.nd
     if roster_changed:
         stay = (home >= 0) & (home == labels)
     before = labels.copy()
-    _refine(g, labels, m, target, caps, tolerance, refine_passes, stay, annealing=(), home=home,
-            churn_w=churn_weight * span)
-    if _quality_key(g, before, m, target, caps, tolerance)[:2] <= _quality_key(g, labels, m, target, caps,
-                                                                                  tolerance)[:2]:
+    refine(g, labels, m, target, caps, tolerance, refine_passes, stay, annealing=(), home=home,
+           churn_w=churn_weight * span)
+    if quality_key(g, before, m, target, caps, tolerance)[:2] <= quality_key(g, labels, m, target, caps,
+                                                                             tolerance)[:2]:
         labels[:] = before  # the moves bought no capacity or balance: customers stay put
     loads = np.bincount(labels, weights=w, minlength=m)
     over = np.flatnonzero(loads > caps + 1e-9)
     if len(over):
         raise InfeasibleError("re-run: " + _over_message(g, labels, over, loads, caps, unit_names))
-    _tidy_empty_units(g, labels, bridges, np.zeros(n, dtype=np.bool_))
+    tidy_empty_units(g, labels, bridges, np.zeros(n, dtype=np.bool_))
     bridges = [Bridge(b.area_units, b.area_workload, b.from_unit, b.to_unit, b.distance_m, int(labels[b.to_unit]))
                for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
     conn = grid_connectivity(labels, src0, dst0, bridges)
     if not conn.all():  # stray pieces (around bridges) join their neighbours; then capacity must still hold
-        from .rerun import _flood_fill, _keep_main_pieces
 
-        labels[:] = _flood_fill(g, _keep_main_pieces(g, labels))
+        labels[:] = flood_fill(g, keep_main_pieces(g, labels))
         bridges = [b for b in bridges if labels[b.from_unit] == labels[b.to_unit]]
         loads = np.bincount(labels, weights=w, minlength=m)
         conn = grid_connectivity(labels, src0, dst0, bridges)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .._geo import EARTH_RADIUS_M
 from ._routing import RoutingProblem, solve_routing
 
 __all__ = ["solve_specialist", "BASE_PRIZE"]
@@ -41,7 +42,7 @@ def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
     """Great-circle distance in metres (broadcasting)."""
     p1, p2 = np.radians(lat1), np.radians(lat2)
     a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    return 2 * 6_371_008.8 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
 def _matrices(job: dict[str, Any], lat: np.ndarray, lon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
