@@ -98,9 +98,8 @@ def _private_imports() -> list[tuple[str, str, str]]:
     return found
 
 
-#: Private names that modules still import from other modules, in the pipeline only; every other module
-#: uses public names (a helper two modules share is public where it lives, or in a small private module
-#: of shared parts such as ``partition/_graph.py``).
+#: Private names a module may import from another: none (a helper two modules share is public where it
+#: lives, or in a small private module of shared parts such as ``partition/_graph.py``).
 PRIVATE_IMPORTS_ALLOWED: set[tuple[str, str, str]] = set()
 
 
