@@ -197,25 +197,14 @@ def realise_flows(g: Graph, dense: np.ndarray, n_grids: int, edges: list[tuple[i
         progress = False
         for (src_grid, dst_grid) in sorted(remaining, key=lambda e: (order_in[e[0]] > 0, e)):
             left = remaining[(src_grid, dst_grid)]
-            skip: set[int] = set()
+            skip: list[int] = []
             while left > 0 and size[src_grid] > 1:
-                members = np.flatnonzero(dense == src_grid)
-                best, best_key = -1, None
-                for u in members.tolist():
-                    if locked[u] or u in skip:
-                        continue
-                    nb = indices[indptr[u]:indptr[u + 1]]
-                    touch = int((dense[nb] == dst_grid).sum())
-                    if touch == 0 or w[u] > 2.0 * left:  # overshoot by at most the unit itself
-                        continue
-                    key = (-touch, abs(left - w[u]), u)
-                    if best_key is None or key < best_key:
-                        best, best_key = u, key
+                best = _best_border_unit(dense, src_grid, dst_grid, left, w, indptr, indices, locked, skip)
                 if best < 0:
                     break
                 token[0] += 2
                 if not connected_without(best, src_grid, dense, indptr, indices, stamp, token[0], queue):
-                    skip.add(best)  # it holds the sender together, for now
+                    skip.append(best)  # it holds the sender together, for now
                     continue
                 dense[best] = dst_grid
                 size[src_grid] -= 1
@@ -228,3 +217,31 @@ def realise_flows(g: Graph, dense: np.ndarray, n_grids: int, edges: list[tuple[i
         if not remaining or not progress:
             break
     return moved, remaining
+
+
+def _best_border_unit(dense: np.ndarray, src_grid: int, dst_grid: int, left: float, w: np.ndarray,
+                      indptr: np.ndarray, indices: np.ndarray, locked: np.ndarray, skip: list[int]) -> int:
+    """The sender's unit to move next across the border: the one touching the receiving grid most,
+    then the one whose workload best fits the flow left, then the lowest index; units heavier than
+    twice the flow left (overshoot by at most the unit itself), locked or in ``skip`` are passed
+    over. Returns -1 when none is left."""
+    cand = np.flatnonzero(dense == src_grid)
+    cand = cand[~locked[cand]]
+    if skip:
+        cand = cand[~np.isin(cand, skip)]
+    if len(cand) == 0:
+        return -1
+    starts = indptr[cand]
+    lens = indptr[cand + 1] - starts
+    total = int(lens.sum())
+    if total == 0:
+        return -1
+    first = np.cumsum(lens) - lens
+    pos = np.arange(total) - np.repeat(first, lens) + np.repeat(starts, lens)
+    touch = np.bincount(np.repeat(np.arange(len(cand)), lens), weights=dense[indices[pos]] == dst_grid,
+                        minlength=len(cand))
+    ok = (touch > 0) & ~(w[cand] > 2.0 * left)
+    if not ok.any():
+        return -1
+    c, t = cand[ok], touch[ok]
+    return int(c[np.lexsort((c, np.abs(left - w[c]), -t))[0]])
