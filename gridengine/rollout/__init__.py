@@ -43,6 +43,8 @@ Paths are relative to the TOML file's folder. Every key but ``[[city]]`` ``name`
     service_area = "shanghai/service_area.geojson"
     barriers = "shanghai/rivers.geojson"
     zones = "shanghai/streets.geojson"
+    locked = "shanghai/locks.csv"  # grids kept as in the previous plan (gridengine.locks)
+    road_graph = "shanghai/roads.graphml"      # travel on the road network (gridengine.travel)
     config = "shanghai.toml"      # this city's config file instead of the base
     capacity = 800.0              # overrides of the city's config
     resolution = 10
