@@ -53,3 +53,13 @@ def test_a_table_input_is_compared_by_content():
     rec = CityInputs(a).record(ge.Config())
     assert CityInputs(a.copy()).unchanged_since(rec, ge.Config())
     assert not CityInputs(a.assign(lon=114.1)).unchanged_since(rec, ge.Config())
+
+
+def test_a_rollout_city_takes_every_input_kind(tmp_path):
+    from gridengine.rollout import RolloutSpec
+
+    (tmp_path / "spec.toml").write_text(
+        '[config.partition]\ncapacity = 100.0\n[[city]]\nname = "a"\ncustomers = "a/c.csv"\nlocked = "a/locks.csv"\n'
+        'road_graph = "a/roads.graphml"\n', encoding="utf-8")
+    city = RolloutSpec.from_toml(tmp_path / "spec.toml").cities[0]
+    assert city.locked == tmp_path / "a" / "locks.csv" and city.road_graph == tmp_path / "a" / "roads.graphml"
