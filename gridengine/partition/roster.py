@@ -399,7 +399,8 @@ def _repair(g: Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.n
             over = np.flatnonzero(loads > caps + 1e-9)
             if len(over) == 0:
                 break
-        if (rnd >= 1 if home is not None else rnd >= 2 and rnd % 2 == 0) and _hand_over_heavy(g, labels, k, caps, over, loads, locked):
+        if (rnd >= 1 if home is not None else rnd >= 2 and rnd % 2 == 0) and _hand_over_heavy(
+                g, labels, k, caps, over, loads, locked, rerun=home is not None):
             notes.append("a compound that kept its grid over capacity moved whole to a neighbouring grid, which "
                          "passed workload on to make room")
             loads = np.bincount(labels, weights=g.w, minlength=k)
@@ -439,12 +440,15 @@ def _repair(g: Graph, labels: np.ndarray, k: int, target: np.ndarray, caps: np.n
 
 
 def _hand_over_heavy(g: Graph, labels: np.ndarray, k: int, caps: np.ndarray, over: np.ndarray,
-                     loads: np.ndarray, locked: np.ndarray) -> bool:
+                     loads: np.ndarray, locked: np.ndarray, rerun: bool = False) -> bool:
     """A grid over capacity by less than one of its compounds hands that compound whole to a neighbour
     grid, which first passes workload on (a min-cost flow) to make room for it, in place.
 
     Border flows move units no heavier than twice the flow, so they never move a large compound;
-    two heavy compounds side by side then keep a grid over capacity. Returns whether any moved."""
+    two heavy compounds side by side then keep a grid over capacity. First plans try the lightest
+    compound that ends the excess, its flows kept as they went; re-runs (``rerun``) try up to
+    :data:`HAND_OVER_TRIES` compounds and neighbours, each on a copy, and keep only one that works
+    (no customer moves for a hand-over that fails). Returns whether any moved."""
     indptr, indices = g.indptr.astype(np.int64), g.indices.astype(np.int64)
     stamp = np.zeros(g.n, dtype=np.int64)
     queue = np.empty(g.n, dtype=np.int64)
@@ -455,17 +459,27 @@ def _hand_over_heavy(g: Graph, labels: np.ndarray, k: int, caps: np.ndarray, ove
         if excess <= 0:
             continue
         units = np.flatnonzero((labels == a) & ~locked & (g.w >= excess))
-        cands = []  # (room needed, weight, unit, neighbour grid): the least room to make first
+        # the lightest compound that ends the excess first, to the neighbour with the most room
+        cands = []  # (weight, unit, room needed, neighbour grid)
         for u in units.tolist():
             for b in sorted(set(labels[g.neighbours(u)].tolist()) - {a}):
-                cands.append((g.w[u] - (caps[b] - loads[b]), g.w[u], u, b))
+                cands.append((g.w[u], u, g.w[u] - (caps[b] - loads[b]), b))
         cands.sort()
-        for need, wu, u, b in cands[:HAND_OVER_TRIES]:
+        for wu, u, need, b in cands[:HAND_OVER_TRIES if rerun else 1]:
             token += 2
             if not connected_without(u, a, labels, indptr, indices, stamp, token, queue):
                 continue
-            if need > 0:  # make room in b: it passes workload to its own neighbours (tried on a copy)
-                limit = np.minimum(caps * 0.995, np.maximum(loads, caps * 0.98))  # margin for lumpy moves
+            if need > 0 and not rerun:  # make room in b: it passes workload to its own neighbours
+                limit = caps.copy()
+                limit[b] = caps[b] - wu
+                keep = locked.copy()
+                keep[labels == a] = True
+                flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, keep)
+                loads = np.bincount(labels, weights=g.w, minlength=k)
+                if loads[b] + wu > caps[b] + 1e-9 or labels[u] != a:
+                    continue
+            elif need > 0:  # re-runs: tried on a copy, with a margin for lumpy moves, and kept only if it works
+                limit = np.minimum(caps * 0.995, np.maximum(loads, caps * 0.98))
                 limit[b] = caps[b] - wu
                 keep = locked.copy()
                 keep[labels == a] = True
