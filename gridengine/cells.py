@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import h3
 import h3.api.basic_int as h3i
@@ -34,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from ._geo import M_PER_DEG_EQUATOR, LocalProjection, haversine_km
+from .config import CellConfig
 
 __all__ = [
     "grid_zones",
@@ -48,6 +50,7 @@ __all__ = [
     "tile_service_area",
     "cell_adjacency",
     "build_cells",
+    "index_customers",
     "CellIndex",
 ]
 
@@ -293,6 +296,34 @@ def _refine_units(lat: np.ndarray, lon: np.ndarray, w: np.ndarray, base: int, ma
         split.append(np.unique(unit[sel]))
         unit[sel] = cell_to_parent_vec(fine[sel], r + 1)
     return unit, split
+
+
+def index_customers(customers: pd.DataFrame, *, config: CellConfig, target: float, service_area: Any = None,
+                    barriers: Any = None, zones: Any = None,
+                    exclude: np.ndarray | None = None) -> tuple[CellIndex, pd.DataFrame, pd.DataFrame]:
+    """The cells stage of a plan: :func:`build_cells` with the cells section of the config.
+
+    Parameters
+    ----------
+    customers
+        Located customers (``lat``, ``lon``, ``workload``).
+    config
+        The cells config: resolution, service-area buffer, and adaptive refinement
+        (``max_cell_share`` of ``target``, up to ``max_refine`` levels).
+    target
+        A grid's target workload (:class:`~gridengine.partition.stage.GridDesign`).
+    service_area, barriers, zones, exclude
+        As :func:`build_cells`.
+
+    Returns
+    -------
+    (CellIndex, pandas.DataFrame, pandas.DataFrame)
+        As :func:`build_cells`.
+    """
+    max_cell = None if config.max_cell_share is None else config.max_cell_share * target
+    return build_cells(customers, res=config.resolution, service_area=service_area,
+                       buffer_m=config.service_area_buffer_m, max_cell_workload=max_cell, max_refine=config.max_refine,
+                       barriers=barriers, zones=zones, exclude=exclude)
 
 
 def build_cells(

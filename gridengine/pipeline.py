@@ -2,7 +2,7 @@
 
 :func:`plan_city` chains the stages, each a module of its own passing plain tables:
 ingest (:func:`~gridengine.ingest.read_city`) → geocode (:func:`~gridengine.geocode.place_customers`)
-→ cells (:func:`~gridengine.cells.build_cells`) → partition (:func:`~gridengine.partition.stage.partition_city`)
+→ cells (:func:`~gridengine.cells.index_customers`) → partition (:func:`~gridengine.partition.stage.partition_city`)
 → grids (:func:`~gridengine.grids.draw_grids`) → assign (:func:`~gridengine.assign.staff_grids`)
 → metrics (:func:`~gridengine.metrics.plan_metrics`); the report is written with the plan.
 """
@@ -32,7 +32,7 @@ import shapely
 
 from ._version import __version__
 from .assign import StaffedGrids, staff_grids, staffing_plan
-from .cells import CellIndex, build_cells, refine_resolution
+from .cells import CellIndex, index_customers, refine_resolution
 from .config import Config
 from .errors import InputError
 from .geocode import place_customers
@@ -203,10 +203,8 @@ def plan_city(
             located = taken.rest
     with clock("cells"):
         design = design_targets(roster, city.roster, located, config=config.partition, frozen=city.frozen)
-        max_cell = None if config.cells.max_cell_share is None else config.cells.max_cell_share * design.target
-        index, located, rejects2 = build_cells(
-            located, res=config.cells.resolution, service_area=city.service_area,
-            buffer_m=config.cells.service_area_buffer_m, max_cell_workload=max_cell, max_refine=config.cells.max_refine,
+        index, located, rejects2 = index_customers(
+            located, config=config.cells, target=design.target, service_area=city.service_area,
             barriers=city.barriers, zones=city.zones,
             exclude=city.frozen.cells["cell_int"].to_numpy() if city.frozen is not None else None)
         if len(located) == 0:
