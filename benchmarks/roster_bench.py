@@ -205,12 +205,21 @@ def compactness(plan: ge.Plan, customers: pd.DataFrame) -> float:
 def weighted_kmeans(customers: pd.DataFrame, k: int, *, seeds: int = 3, iters: int = 60) -> float:
     """Weighted k-means (k-means++ start, Lloyd iterations) on the customers' points; returns the
     best (over ``seeds`` starts) workload-weighted mean distance (km) to the nearest centre."""
+    xy, w = _points(customers)
+    return _kmeans(xy, w, k, seeds=seeds, iters=iters)[0]
+
+
+def _points(customers: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The customers' distinct points (km, local frame) and the workload at each."""
     lat0, lon0, kx = _frame(customers)
     pts = customers.groupby(["lat", "lon"], sort=True)["workload"].sum()
     ll = np.array(pts.index.tolist())
-    xy = np.c_[(ll[:, 1] - lon0) * kx, (ll[:, 0] - lat0) * lc.KM_PER_DEG_LAT]
-    w = pts.to_numpy()
-    best = math.inf
+    return np.c_[(ll[:, 1] - lon0) * kx, (ll[:, 0] - lat0) * lc.KM_PER_DEG_LAT], pts.to_numpy()
+
+
+def _kmeans(xy: np.ndarray, w: np.ndarray, k: int, *, seeds: int = 3, iters: int = 60) -> tuple[float, np.ndarray]:
+    """The best of ``seeds`` weighted k-means runs: (workload-weighted mean distance, centres)."""
+    best, best_c = math.inf, None
     for s in range(seeds):
         rng = np.random.default_rng(s)
         centres = np.empty((k, 2))
@@ -235,8 +244,10 @@ def weighted_kmeans(customers: pd.DataFrame, k: int, *, seeds: int = 3, iters: i
                 d, _ = cKDTree(centres[ok]).query(xy)
                 centres[~ok] = xy[np.argsort(-d * w)[: int((~ok).sum())]]
         d, _ = cKDTree(centres).query(xy)
-        best = min(best, float((d * w).sum() / w.sum()))
-    return best
+        cost = float((d * w).sum() / w.sum())
+        if cost < best:
+            best, best_c = cost, centres.copy()
+    return best, best_c
 
 
 def compare_files(a: Path, b: Path) -> list[str]:
@@ -449,12 +460,8 @@ def balanced_kmeans(customers: pd.DataFrame, k: int, *, tol: float = 0.05, iters
     workload-weighted mean distance (km) to the assigned centre."""
     from ortools.graph.python import min_cost_flow
 
-    lat0, lon0, kx = _frame(customers)
-    pts = customers.groupby(["lat", "lon"], sort=True)["workload"].sum()
-    ll = np.array(pts.index.tolist())
-    xy = np.c_[(ll[:, 1] - lon0) * kx, (ll[:, 0] - lat0) * lc.KM_PER_DEG_LAT]
-    w = pts.to_numpy()
-    centres = _kmeans_centres(xy, w, k)
+    xy, w = _points(customers)
+    centres = _kmeans(xy, w, k)[1]
     scale = 10
     supply = np.round(w * scale).astype(np.int64)
     share = supply.sum() / k
@@ -485,31 +492,6 @@ def balanced_kmeans(customers: pd.DataFrame, k: int, *, tol: float = 0.05, iters
         ok = cw > 0
         centres[ok] = np.c_[cx[ok] / cw[ok], cy[ok] / cw[ok]]
     return best
-
-
-def _kmeans_centres(xy: np.ndarray, w: np.ndarray, k: int, seeds: int = 3, iters: int = 60) -> np.ndarray:
-    """Centres of the best of ``seeds`` weighted k-means runs (as :func:`weighted_kmeans`)."""
-    best, best_c = math.inf, None
-    for s_ in range(seeds):
-        rng = np.random.default_rng(s_)
-        centres = np.empty((k, 2))
-        centres[0] = xy[rng.choice(len(xy), p=w / w.sum())]
-        d2 = ((xy - centres[0]) ** 2).sum(1)
-        for j in range(1, k):
-            p = w * d2
-            centres[j] = xy[rng.choice(len(xy), p=p / p.sum())]
-            d2 = np.minimum(d2, ((xy - centres[j]) ** 2).sum(1))
-        for _ in range(iters):
-            _, lab = cKDTree(centres).query(xy)
-            sw = np.bincount(lab, weights=w, minlength=k)
-            ok = sw > 0
-            centres[ok] = np.c_[np.bincount(lab, weights=w * xy[:, 0], minlength=k)[ok] / sw[ok],
-                                np.bincount(lab, weights=w * xy[:, 1], minlength=k)[ok] / sw[ok]]
-        d, _ = cKDTree(centres).query(xy)
-        cost = float((d * w).sum() / w.sum())
-        if cost < best:
-            best, best_c = cost, centres.copy()
-    return best_c
 
 
 def compact_row(label: str, name: str, plan: ge.Plan, customers: pd.DataFrame, roster: pd.DataFrame,

@@ -37,6 +37,8 @@ class DrawnGrids:
     rest_customer_grid
         The grid of each customer planned here (the locked grids' customers left out), in the
         order of the partition stage's customers.
+    rest_cell_str
+        The H3 string of each cell planned here, in the order of the cell index.
     shared
         The cell (position in ``cells``) each dedicated grid of a split compound shares.
     warnings
@@ -51,6 +53,7 @@ class DrawnGrids:
     customers: pd.DataFrame
     customer_grid: np.ndarray
     rest_customer_grid: np.ndarray
+    rest_cell_str: np.ndarray
     shared: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -107,7 +110,8 @@ def draw_grids(index: CellIndex, located: pd.DataFrame, cell_grid: pd.Series, *,
             zone_of = np.array([frozen.zone.get(g, z) for g, z in zip(grids["grid_id"], zone_of)], dtype=object)
         grids.insert(1, "zone", zone_of)
     return DrawnGrids(grids=grids, geoms=geoms, cells=t_cells, cell_str=t_cell_str, cell_grid=t_cell_grid,
-                      customers=t_located, customer_grid=t_cust_grid, rest_customer_grid=cust_grid, shared=shared,
+                      customers=t_located, customer_grid=t_cust_grid, rest_customer_grid=cust_grid,
+                      rest_cell_str=cell_str, shared=shared,
                       warnings=warnings)
 
 

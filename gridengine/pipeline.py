@@ -300,8 +300,7 @@ def _assemble(inputs: CityInputs, config: Config, city: CityTables, roster: pd.D
         "lon": t_cells["lon"].to_numpy(), "workload": t_cells["workload"].to_numpy(),
         "n_customers": t_cells["n_customers"].to_numpy(),
     })
-    cells = index.cells
-    cell_str = np.array([h3.int_to_str(int(c)) for c in cells["cell"].tolist()], dtype=object)
+    cells, cell_str = index.cells, drawn.rest_cell_str
     bridges = [(str(cell_str[b.from_unit]), str(cell_str[b.to_unit])) for b in pres.bridges]
     lock_notes = taken.notes if taken is not None else []
     warnings = design.warnings + part.warnings + lock_notes + list(pres.notes) + drawn.warnings

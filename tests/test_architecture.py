@@ -10,6 +10,14 @@ import gridengine
 ROOT = Path(gridengine.__file__).resolve().parent
 
 
+
+def _import_target(node: ast.ImportFrom, pkg: str) -> str:
+    """The module a ``from X import ...`` reads from, relative imports resolved against package ``pkg``."""
+    if node.level:
+        base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
+        return ".".join(base + ([node.module] if node.module else []))
+    return node.module or ""
+
 def _module(path: Path) -> str:
     parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -29,11 +37,7 @@ def import_graph() -> nx.DiGraph:
         g.add_node(mod)
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
             if isinstance(node, ast.ImportFrom):
-                if node.level:
-                    base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
-                    target = ".".join(base + ([node.module] if node.module else []))
-                else:
-                    target = node.module or ""
+                target = _import_target(node, pkg)
                 if not target.startswith("gridengine"):
                     continue
                 for alias in node.names:
@@ -74,11 +78,7 @@ def _private_imports_in(source: str, mod: str, pkg: str) -> list[tuple[str, str,
     for node in ast.walk(ast.parse(source)):
         if not isinstance(node, ast.ImportFrom):
             continue
-        if node.level:
-            base = pkg.split(".")[: len(pkg.split(".")) - (node.level - 1)]
-            target = ".".join(base + ([node.module] if node.module else []))
-        else:
-            target = node.module or ""
+        target = _import_target(node, pkg)
         if not target.startswith("gridengine"):
             continue
         for alias in node.names:

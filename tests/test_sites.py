@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,8 @@ from gridengine.cli import main
 from gridengine.sites import SITES_DATA_FILES, SitesConfig, read_candidates, site_service_points
 from gridengine.solvers.facility import capacitated_facility_location
 
-CAP_DIR = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "sscflp_orlib"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from sites_bench import CAP_DIR, load_cap  # noqa: E402  (the published instances' reader)
 
 
 @pytest.fixture(scope="module")
@@ -170,22 +172,10 @@ def test_water_separates(sample_plan):
     assert r.metrics["cross_area_grids"] == 0
 
 
-def _load_cap(name: str):
-    t = (CAP_DIR / name).read_text().split()
-    m, n = int(t[0]), int(t[1])
-    k = 2
-    s = np.array(t[k:k + 2 * m:2], float)
-    f = np.array(t[k + 1:k + 2 * m:2], float)
-    k += 2 * m
-    d = np.array(t[k:k + n], float)
-    k += n
-    c = np.array(t[k:k + m * n], float).reshape(m, n)
-    return s, f, d, c.T, float(t[k + m * n])
-
-
 @pytest.mark.parametrize("name", ["cap71", "cap101", "cap131"])
 def test_cflp_orlib_optimal(name):
-    s, f, d, c, opt = _load_cap(name)
+    inst = load_cap(CAP_DIR / name)
+    s, f, d, c, opt = inst["cap"], inst["fixed"], inst["demand"], inst["cost"], inst["opt"]
     r = capacitated_facility_location(c, d, s, fixed_costs=f, time_limit=60)
     assert r.feasible and r.method == "mip"
     assert r.objective == pytest.approx(opt, abs=0.1)

@@ -469,24 +469,21 @@ def _hand_over_heavy(g: Graph, labels: np.ndarray, k: int, caps: np.ndarray, ove
             token += 2
             if not connected_without(u, a, labels, indptr, indices, stamp, token, queue):
                 continue
-            if need > 0 and not rerun:  # make room in b: it passes workload to its own neighbours
-                limit = caps.copy()
+            if need > 0:  # make room in b: it passes workload to its own neighbours
+                # re-runs try it on a copy, with a margin for lumpy moves, and keep it only if it works;
+                # first plans keep the flow's moves as they went
+                limit = np.minimum(caps * 0.995, np.maximum(loads, caps * 0.98)) if rerun else caps.copy()
                 limit[b] = caps[b] - wu
                 keep = locked.copy()
                 keep[labels == a] = True
-                flow_rebalance(g, labels, k, np.full(k, -np.inf), limit, keep)
-                loads = np.bincount(labels, weights=g.w, minlength=k)
-                if loads[b] + wu > caps[b] + 1e-9 or labels[u] != a:
-                    continue
-            elif need > 0:  # re-runs: tried on a copy, with a margin for lumpy moves, and kept only if it works
-                limit = np.minimum(caps * 0.995, np.maximum(loads, caps * 0.98))
-                limit[b] = caps[b] - wu
-                keep = locked.copy()
-                keep[labels == a] = True
-                trial = labels.copy()
+                trial = labels.copy() if rerun else labels
                 flow_rebalance(g, trial, k, np.full(k, -np.inf), limit, keep)
                 tl = np.bincount(trial, weights=g.w, minlength=k)
-                if tl[b] + wu > caps[b] + 1e-9 or trial[u] != a or (tl > np.maximum(caps, loads) + 1e-9).any():
+                failed = tl[b] + wu > caps[b] + 1e-9 or trial[u] != a or (
+                    rerun and (tl > np.maximum(caps, loads) + 1e-9).any())
+                if not rerun:
+                    loads = tl
+                if failed:
                     continue
                 labels[:] = trial
                 loads = tl
